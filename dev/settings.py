@@ -1,0 +1,45 @@
+"""Create local.settings.json from the sample, or add the settings the sample gained since.
+
+Never overwrites a value a developer has set. `python -m dev.settings` (make does it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from dev.procs import ROOT
+
+SAMPLE = ROOT / "local.settings.sample.json"
+LOCAL = ROOT / "local.settings.json"
+
+
+def sync(local: Path = LOCAL, sample: Path = SAMPLE) -> list[str]:
+    """Returns the names added."""
+    wanted = json.loads(sample.read_text())
+    current = json.loads(local.read_text()) if local.exists() else {
+        k: v for k, v in wanted.items() if k != "Documentation"
+    }
+    values = current.setdefault("Values", {})
+    added = [k for k in wanted["Values"] if k not in values]
+    for name in added:
+        values[name] = wanted["Values"][name]
+    current.setdefault("Host", wanted.get("Host", {}))
+    local.write_text(json.dumps(current, indent=2) + "\n")
+    os.utime(local)  # newer than the sample: make stays quiet next time
+    return added
+
+
+def load_values(local: Path = LOCAL) -> dict[str, str]:
+    data = json.loads(local.read_text()) if local.exists() else {}
+    return {k: str(v) for k, v in data.get("Values", {}).items()}
+
+
+if __name__ == "__main__":
+    created = not LOCAL.exists()
+    names = sync()
+    if created:
+        print(f"created {LOCAL.name} from the sample")
+    elif names:
+        print(f"{LOCAL.name}: added {', '.join(names)} from the sample")

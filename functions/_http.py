@@ -1,0 +1,82 @@
+"""The one adapter between the Functions host's HTTP types and lib/web's.
+
+Every HTTP function is wrapped by `handler`: it converts the request, runs the lib/ code, turns any
+`AppError` into problem JSON (API clients) or an HTML page (people), turns storage outages into
+503, and anything unexpected into a 500 with a reference and no traceback. Security headers are
+added to every answer here, so no function can forget them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+
+import azure.functions as func
+
+from lib.storage.tables import StorageUnavailable
+from lib.web.errors import AppError
+from lib.web.http import Headers, Request, Response
+from lib.web.render import render_error, security_headers
+
+log = logging.getLogger("functions.http")
+
+Handler = Callable[[Request], Response]
+
+
+def to_request(req: func.HttpRequest) -> Request:
+    return Request(
+        method=req.method.upper(),
+        url=req.url,
+        headers=Headers(dict(req.headers)),
+        query=dict(req.params),
+        route=dict(req.route_params),
+        body=req.get_body() or b"",
+    )
+
+
+def to_http_response(resp: Response) -> func.HttpResponse:
+    headers = dict(resp.headers)
+    headers["Content-Type"] = resp.content_type
+    return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
+
+
+def handler(
+    *, pages: bool = False
+) -> Callable[[Handler], Callable[[func.HttpRequest], func.HttpResponse]]:
+    """Wrap a lib-level handler. `pages=True`: errors become HTML pages for browsers."""
+
+    def wrap(fn: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
+        def run(req: func.HttpRequest) -> func.HttpResponse:
+            request = to_request(req)
+            as_page = pages or request.wants_html()
+            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+            try:
+                response = fn(request)
+            except AppError as err:
+                log.info("request failed", extra={"error_code": err.code, "path": request.path})
+                response = render_error(
+                    err, as_page=as_page, instance=request.path, request_id=request_id
+                )
+            except StorageUnavailable:
+                log.warning("storage unavailable", extra={"path": request.path})
+                err = AppError("SRV-STORAGE-UNAVAILABLE", headers={"Retry-After": "30"})
+                response = render_error(
+                    err, as_page=as_page, instance=request.path, request_id=request_id
+                )
+            except Exception:
+                log.exception(
+                    "unhandled error", extra={"path": request.path, "request_id": request_id}
+                )
+                err = AppError("SRV-INTERNAL")
+                response = render_error(
+                    err, as_page=as_page, instance=request.path, request_id=request_id
+                )
+            return to_http_response(security_headers(response))
+
+        # Not functools.wraps: the host binds parameters by name and inspect.signature would
+        # follow __wrapped__ to `request`; the trigger's parameter must stay `req`.
+        run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+        return run
+
+    return wrap

@@ -1,0 +1,30 @@
+"""What /api/health reports: who we are and whether our storage answers."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from lib.settings import get_settings
+from lib.storage.account import storage_reachable
+
+
+def app_version() -> str:
+    try:
+        return version("ehr-virtual-visit-connector")
+    except PackageNotFoundError:
+        # Not installed as a package (the usual case for a Functions app): read pyproject.
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        for line in pyproject.read_text().splitlines() if pyproject.exists() else []:
+            if line.startswith("version"):
+                return line.split("=", 1)[1].strip().strip('"')
+        return "unknown"
+
+
+def health_report() -> dict:
+    reachable = storage_reachable(get_settings())
+    return {
+        "status": "ok" if reachable else "degraded",
+        "version": app_version(),
+        "storage": "reachable" if reachable else "unreachable",
+    }

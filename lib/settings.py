@@ -1,0 +1,126 @@
+"""The connector's settings: one typed object read from the environment.
+
+Names are the app-setting names (what `local.settings.json` Values and the Azure app settings
+hold); every one is documented in `local.settings.sample.json`. In Azure, secrets are Key Vault
+references (`@Microsoft.KeyVault(SecretUri=...)`) that the platform resolves before the value
+reaches the environment, so this module only ever sees plain values.
+
+This is the only module that reads `os.environ` (besides dev/).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+
+class SettingsError(RuntimeError):
+    """A missing or malformed setting; the message names it in one line."""
+
+
+class Settings(BaseModel):
+    # A plain model validated from the environment mapping (pydantic-settings would add ~30 ms
+    # to every cold start for features we do not use).
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # --- storage ---------------------------------------------------------------------------
+    storage_connection_string: str | None = Field(
+        default=None, validation_alias="AzureWebJobsStorage"
+    )
+    # Identity-based connection (Azure): no shared key; azure-identity supplies the token.
+    storage_account_name: str | None = Field(
+        default=None, validation_alias="AzureWebJobsStorage__accountName"
+    )
+    storage_table_uri: str | None = Field(
+        default=None, validation_alias="AzureWebJobsStorage__tableServiceUri"
+    )
+    storage_queue_uri: str | None = Field(
+        default=None, validation_alias="AzureWebJobsStorage__queueServiceUri"
+    )
+    storage_client_id: str | None = Field(
+        default=None, validation_alias="AzureWebJobsStorage__clientId"
+    )
+    table_prefix: str = Field(default="evc", validation_alias="CONNECTOR_TABLE_PREFIX")
+
+    # --- the app itself ----------------------------------------------------------------------
+    public_url: str = Field(validation_alias="CONNECTOR_PUBLIC_URL")
+    local_mode: bool = Field(default=False, validation_alias="CONNECTOR_LOCAL_MODE")
+    hash_key: SecretStr = Field(validation_alias="CONNECTOR_HASH_KEY")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="CONNECTOR_LOG_LEVEL"
+    )
+
+    # --- Entra ID (admin API tokens) -----------------------------------------------------------
+    entra_tenant_id: str = Field(validation_alias="ENTRA_TENANT_ID")
+    entra_authority_host: str = Field(
+        default="https://login.microsoftonline.com", validation_alias="ENTRA_AUTHORITY_HOST"
+    )
+    entra_api_audience: str = Field(
+        validation_alias=AliasChoices("ENTRA_API_AUDIENCE", "ENTRA_CLIENT_ID")
+    )
+
+    @field_validator("public_url", "entra_authority_host")
+    @classmethod
+    def _absolute_url_without_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("hash_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters of random text")
+        return value
+
+    @property
+    def entra_issuer(self) -> str:
+        """The `iss` of a v2 access token for our tenant."""
+        return f"{self.entra_authority_host}/{self.entra_tenant_id}/v2.0"
+
+    @property
+    def storage_configured(self) -> bool:
+        return bool(
+            self.storage_connection_string or self.storage_account_name or self.storage_table_uri
+        )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raise SettingsError naming the first bad one."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        settings = Settings.model_validate(env)
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+    if not settings.storage_configured:
+        raise SettingsError(
+            "Setting AzureWebJobsStorage is missing: give a connection string, or "
+            "AzureWebJobsStorage__accountName for an identity-based connection."
+        )
+    return settings
+
+
+def _one_line(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    name = err["loc"][0] if err["loc"] else "?"
+    if err["type"] == "missing":
+        return f"Setting {name} is missing (see local.settings.sample.json)."
+    # Never echo the value: it may be a secret.
+    return f"Setting {name} is invalid: {err['msg']}."
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

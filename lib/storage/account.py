@@ -1,0 +1,77 @@
+"""Connections to the storage account: a connection string locally, managed identity in Azure.
+
+The Functions host reads the same `AzureWebJobsStorage` / `AzureWebJobsStorage__*` settings, so the
+app and its triggers always agree on one account.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from lib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+# Short network timeouts: a request path should fail fast with a clear error, not hang.
+CLIENT_OPTIONS = {"connection_timeout": 5, "read_timeout": 20, "retry_total": 2}
+
+
+def _credential(settings: Settings) -> TokenCredential:
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if settings.storage_client_id:  # a user-assigned identity, as infra/ deploys it
+        return ManagedIdentityCredential(client_id=settings.storage_client_id)
+    return DefaultAzureCredential()
+
+
+def _service_uri(settings: Settings, explicit: str | None, kind: str) -> str:
+    if explicit:
+        return explicit
+    return f"https://{settings.storage_account_name}.{kind}.core.windows.net"
+
+
+def table_service(settings: Settings, **options) -> TableServiceClient:
+    from azure.data.tables import TableServiceClient
+
+    opts = {**CLIENT_OPTIONS, **options}
+    if settings.storage_connection_string:
+        return TableServiceClient.from_connection_string(settings.storage_connection_string, **opts)
+    uri = _service_uri(settings, settings.storage_table_uri, "table")
+    return TableServiceClient(endpoint=uri, credential=_credential(settings), **opts)
+
+
+def queue_service(settings: Settings, **options) -> QueueServiceClient:
+    from azure.storage.queue import QueueServiceClient
+
+    opts = {**CLIENT_OPTIONS, **options}
+    if settings.storage_connection_string:
+        return QueueServiceClient.from_connection_string(settings.storage_connection_string, **opts)
+    uri = _service_uri(settings, settings.storage_queue_uri, "queue")
+    return QueueServiceClient(account_url=uri, credential=_credential(settings), **opts)
+
+
+def storage_reachable(settings: Settings | None = None) -> bool:
+    """One cheap call with no retries, for the health check."""
+    from azure.core.exceptions import AzureError
+
+    settings = settings or get_settings()
+    client = table_service(settings, retry_total=0, connection_timeout=2, read_timeout=3)
+    try:
+        next(iter(client.list_tables(results_per_page=1)), None)
+        return True
+    except AzureError:
+        return False
+
+
+@functools.cache
+def default_table_service() -> TableServiceClient:
+    return table_service(get_settings())
+
+
+@functools.cache
+def default_queue_service() -> QueueServiceClient:
+    return queue_service(get_settings())

@@ -1,0 +1,55 @@
+"""Queue sender whose messages the Functions host can read (base64 bodies, as host.json says)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import TYPE_CHECKING, Any
+
+from lib.storage.tables import StorageUnavailable
+
+if TYPE_CHECKING:
+    from azure.storage.queue import QueueClient, QueueServiceClient
+
+MAX_MESSAGE_BYTES = 48 * 1024  # 64 KiB after base64; keep a margin
+
+
+class QueueSender:
+    """Sends JSON or text messages to one queue, creating it once per process."""
+
+    def __init__(self, service: QueueServiceClient, name: str) -> None:
+        self._service = service
+        self.name = name
+        self._client: QueueClient | None = None
+        self._lock = threading.Lock()
+
+    def _queue(self) -> QueueClient:
+        if self._client is None:
+            from azure.core.exceptions import ResourceExistsError
+            from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+            with self._lock:
+                if self._client is None:
+                    client = self._service.get_queue_client(
+                        self.name,
+                        message_encode_policy=TextBase64EncodePolicy(),
+                        message_decode_policy=TextBase64DecodePolicy(),
+                    )
+                    with contextlib.suppress(ResourceExistsError):
+                        client.create_queue()
+                    self._client = client
+        return self._client
+
+    def send(self, message: str | dict[str, Any], *, delay_seconds: int | None = None) -> str:
+        """Durably enqueue; returns the message id. `delay_seconds` hides it until then."""
+        from azure.core.exceptions import AzureError
+
+        text = message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))
+        if len(text.encode()) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"queue message of {len(text.encode())} bytes is too large")
+        try:
+            sent = self._queue().send_message(text, visibility_timeout=delay_seconds)
+        except AzureError as exc:
+            raise StorageUnavailable(f"queue {self.name}: {type(exc).__name__}") from exc
+        return sent.id

@@ -1,0 +1,220 @@
+"""The error catalogue: every failure a person or a client can meet, with a code.
+
+Each entry has the HTTP status, a plain sentence for the person in front of it (a clinician, a
+patient, an admin), and what the admin should fix. The README's error table is generated from this
+list (`python -m lib.web.errors`) and a test compares the two, so the docs never drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorDef:
+    code: str
+    status: int
+    title: str
+    sentence: str
+    fix: str
+
+
+_ENTRIES: list[ErrorDef] = [
+    # --- requests in general -------------------------------------------------------------------
+    ErrorDef("REQ-NOT-FOUND", 404, "Not found",
+             "There is nothing at this address.",
+             "Check the URL; integration records list the addresses to use."),
+    ErrorDef("REQ-METHOD", 405, "Method not allowed",
+             "This address does not accept that kind of request.",
+             "Use the method the API documentation gives for this route."),
+    ErrorDef("REQ-BAD-JSON", 400, "Body is not valid JSON",
+             "The request body could not be read as JSON.",
+             "Send a JSON object with Content-Type: application/json."),
+    ErrorDef("REQ-VALIDATION", 422, "Invalid request",
+             "Some fields of the request are missing or not valid.",
+             "See `errors` in the answer: each names a field and what is wrong with it."),
+    ErrorDef("REQ-TOO-LARGE", 413, "Request too large",
+             "The request body is larger than this endpoint accepts.",
+             "Send a smaller body; the limit is in the API documentation."),
+    ErrorDef("REQ-UNSUPPORTED-MEDIA", 415, "Unsupported media type",
+             "The request body has a content type this endpoint does not accept.",
+             "Send Content-Type: application/json."),
+    # --- admin API authentication ---------------------------------------------------------------
+    ErrorDef("AUTH-MISSING-TOKEN", 401, "Sign-in required",
+             "This API needs a Microsoft Entra ID access token.",
+             "Send Authorization: Bearer <token> for the connector's app registration."),
+    ErrorDef("AUTH-INVALID-TOKEN", 401, "Token not accepted",
+             "The access token is not valid for this API.",
+             "Get a new token for the connector's Application ID URI from your tenant."),
+    ErrorDef("AUTH-EXPIRED-TOKEN", 401, "Token expired",
+             "The access token has expired.",
+             "Get a new token; Entra ID tokens last about an hour."),
+    ErrorDef("AUTH-WRONG-AUDIENCE", 401, "Token for another application",
+             "The access token was issued for a different application.",
+             "Request the token for the connector's Application ID URI (ENTRA_API_AUDIENCE)."),
+    ErrorDef("AUTH-WRONG-TENANT", 403, "Wrong organization",
+             "The access token comes from a different Microsoft 365 organization.",
+             "Sign in with an account of the tenant the connector is deployed for."),
+    ErrorDef("AUTH-FORBIDDEN-ROLE", 403, "Not allowed",
+             "Your account does not have the role this action needs.",
+             "Assign the app role (Connector.Admin, Connector.Approver or Connector.Reader) "
+             "in Entra ID > Enterprise applications."),
+    ErrorDef("AUTH-KEYS-UNAVAILABLE", 503, "Sign-in keys unavailable",
+             "The connector could not fetch Microsoft Entra ID signing keys right now.",
+             "Check outbound access to the Entra ID authority host; try again shortly."),
+    # --- configuration --------------------------------------------------------------------------
+    ErrorDef("CFG-ENDPOINT-NOT-FOUND", 404, "Endpoint not found",
+             "No FHIR endpoint is registered under that name.",
+             "List the endpoints (GET /api/config/endpoints) for the right name."),
+    ErrorDef("CFG-ENDPOINT-EXISTS", 409, "Endpoint already registered",
+             "An endpoint with that name or FHIR base URL is already registered.",
+             "Choose another id, or update the existing endpoint."),
+    ErrorDef("CFG-IF-MATCH-REQUIRED", 428, "If-Match required",
+             "Changes need the version you read, so two admins cannot overwrite each other.",
+             "Send If-Match with the ETag from GET /api/config/endpoints/{id}."),
+    ErrorDef("CFG-STALE-ETAG", 412, "Changed meanwhile",
+             "The endpoint changed since you read it.",
+             "Read it again (GET), re-apply your change, and send the new ETag."),
+    ErrorDef("CFG-APPROVER-REQUIRED", 422, "Approver required",
+             "Epic endpoints need a named approver (the EHR analyst who confirms access).",
+             "Give approver.oid and approver.display_name of an Entra user."),
+    ErrorDef("CFG-SECRET-SETTING-MISSING", 422, "Client secret setting not found",
+             "The app setting named for the client secret does not exist.",
+             "Add the app setting (in Azure a Key Vault reference) and restart, then re-validate."),
+    ErrorDef("CFG-SIGNING-KEY-MISSING", 422, "No signing key",
+             "private_key_jwt needs the connector's signing key, and none is configured.",
+             "Set CONNECTOR_SIGNING_KEYS (a Key Vault reference in Azure)."),
+    ErrorDef("CFG-NOT-APPROVER", 403, "Not the named approver",
+             "Only the approver named for this endpoint can approve or reject it.",
+             "Sign in as the named approver, or have an admin change the approver."),
+    ErrorDef("CFG-NOT-APPROVABLE", 409, "Nothing to approve",
+             "This endpoint cannot be approved in its current state.",
+             "Only valid Epic endpoints awaiting approval (or rejected ones) can be approved."),
+    ErrorDef("CFG-PRODUCTION-NEEDS-TEST", 409, "Test endpoint needed first",
+             "A production endpoint can be activated only after the same organization has an "
+             "active, validated test endpoint.",
+             "Register, validate (and for Epic approve) a test endpoint for this organization."),
+    ErrorDef("CFG-NOT-ACTIVE", 409, "Endpoint not active",
+             "This endpoint is not active yet, so its integration records are not final.",
+             "Validate it, and for Epic have the approver approve it."),
+    ErrorDef("CFG-BAD-QUERY", 400, "Invalid query",
+             "A query parameter is not valid.",
+             "See `detail`; dates are ISO 8601 and pageSize is 1 to 200."),
+    # --- SMART sign-in callback (launches and approvals) -------------------------------------
+    ErrorDef("LAUNCH-STATE-MISSING", 400, "Sign-in not recognised",
+             "This sign-in was not started here, or its link is incomplete.",
+             "Start again from the EHR; if it repeats, check the redirect URI registered in the "
+             "EHR is exactly the one in the integration records."),
+    ErrorDef("LAUNCH-STATE-EXPIRED", 400, "Sign-in took too long",
+             "This sign-in expired. Please start again.",
+             "Sign-ins must complete within 10 minutes."),
+    ErrorDef("LAUNCH-STATE-REUSED", 400, "Sign-in already used",
+             "This sign-in was already completed. Please start again.",
+             "A browser back button or a replayed link reuses a finished sign-in."),
+    ErrorDef("LAUNCH-EHR-ERROR", 400, "The EHR refused the sign-in",
+             "The EHR did not complete the sign-in.",
+             "See the EHR's message shown with this code; check the app's EHR registration."),
+    ErrorDef("LAUNCH-CALLBACK-ISS", 400, "Sign-in answered by another server",
+             "The sign-in answer came from a server other than the one it was sent to.",
+             "Possible mix-up attack or misconfiguration: compare the endpoint's issuer."),
+    # --- FHIR endpoint discovery (validation at configuration time, and at launch) ------------
+    ErrorDef("DISC-UNREACHABLE", 502, "FHIR server unreachable",
+             "The EHR's FHIR server could not be reached.",
+             "Check the FHIR base URL, DNS and that the server accepts connections from Azure."),
+    ErrorDef("DISC-TLS", 502, "FHIR server certificate not trusted",
+             "The EHR's FHIR server presented a certificate that is not trusted.",
+             "The server needs a valid certificate from a public CA matching its host name."),
+    ErrorDef("DISC-ADDRESS-NOT-ALLOWED", 422, "Address not allowed",
+             "That FHIR base URL points to an address the connector may not call.",
+             "Use a public https URL; loopback, private and link-local addresses are refused."),
+    ErrorDef("DISC-REDIRECT", 502, "Discovery redirected elsewhere",
+             "The EHR's discovery document redirected to another host.",
+             "Register the FHIR base URL the EHR publishes, not one that redirects."),
+    ErrorDef("DISC-HTTP-STATUS", 502, "Discovery failed",
+             "The EHR's SMART configuration could not be fetched.",
+             "The server must answer GET {base}/.well-known/smart-configuration with 200."),
+    ErrorDef("DISC-NOT-JSON", 502, "Discovery is not JSON",
+             "The EHR's SMART configuration is not a JSON document.",
+             "Check the FHIR base URL: it may point at a web page instead of a FHIR server."),
+    ErrorDef("DISC-TOO-LARGE", 502, "Discovery too large",
+             "The EHR's SMART configuration is larger than the connector accepts.",
+             "Check the FHIR base URL; a SMART configuration is a few kilobytes."),
+    ErrorDef("DISC-MISSING-TOKEN-ENDPOINT", 422, "No token endpoint",
+             "The EHR's SMART configuration has no token endpoint.",
+             "The server must publish token_endpoint; ask the EHR team to enable SMART."),
+    ErrorDef("DISC-MISSING-AUTHORIZE-ENDPOINT", 422, "No authorization endpoint",
+             "The EHR's SMART configuration has no authorization endpoint.",
+             "The server must publish authorization_endpoint for EHR launch."),
+    ErrorDef("DISC-NO-S256", 422, "PKCE S256 not supported",
+             "The EHR does not offer PKCE with S256, which the connector requires.",
+             "code_challenge_methods_supported must contain S256."),
+    ErrorDef("DISC-PLAIN-PKCE", 422, "Insecure PKCE offered",
+             "The EHR offers the insecure 'plain' PKCE method.",
+             "SMART 2 forbids 'plain' in code_challenge_methods_supported; ask the EHR team."),
+    ErrorDef("DISC-NO-CLIENT-AUTH", 422, "No usable client authentication",
+             "The EHR does not support the client authentication this endpoint is set to use.",
+             "Pick client_secret_basic or private_key_jwt as listed in "
+             "token_endpoint_auth_methods_supported."),
+    ErrorDef("DISC-NO-OPENID", 422, "No OpenID Connect",
+             "The EHR does not publish what is needed to check who signed in.",
+             "The server must support sso-openid-connect (issuer and jwks_uri)."),
+    ErrorDef("DISC-FHIR-VERSION", 422, "FHIR version not supported",
+             "The FHIR base URL serves a FHIR version the connector does not support.",
+             "Register the R4 base URL (Epic: .../api/FHIR/R4, Cerner: .../r4/{tenant})."),
+    ErrorDef("DISC-HOSTS-MOVED", 409, "EHR sign-in moved",
+             "The EHR's sign-in addresses changed since this endpoint was approved.",
+             "An admin re-validates the endpoint (POST .../validate) to accept the new hosts."),
+    # --- OAuth token and id_token handling ----------------------------------------------------
+    ErrorDef("TOKEN-EXCHANGE-FAILED", 502, "Sign-in could not be completed",
+             "The EHR did not accept the sign-in (token exchange failed).",
+             "Check the client id, secret or key registration, and the redirect URI in the EHR."),
+    ErrorDef("TOKEN-ID-TOKEN-INVALID", 502, "Identity could not be verified",
+             "The EHR's identity token could not be verified.",
+             "Check the EHR's issuer and JWKS; the clock of both systems; the client id."),
+    # --- the service ---------------------------------------------------------------------------
+    ErrorDef("SRV-STORAGE-UNAVAILABLE", 503, "Storage unavailable",
+             "The service cannot reach its storage right now. Please try again in a minute.",
+             "Check the storage account, its network rules and the app's managed identity."),
+    ErrorDef("SRV-INTERNAL", 500, "Unexpected error",
+             "Something went wrong on our side. Please try again; if it keeps happening, "
+             "contact your IT team with the reference below.",
+             "Look up the reference (the request id) in Application Insights."),
+]  # fmt: skip
+
+CATALOGUE: dict[str, ErrorDef] = {e.code: e for e in _ENTRIES}
+assert len(CATALOGUE) == len(_ENTRIES), "an error code is defined twice"
+
+
+@dataclass
+class AppError(Exception):
+    """A failure we can describe: rendered as problem JSON or an HTML page, never a traceback."""
+
+    code: str
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.code not in CATALOGUE:
+            raise KeyError(f"unknown error code {self.code}")
+        super().__init__(self.code)
+
+    @property
+    def definition(self) -> ErrorDef:
+        return CATALOGUE[self.code]
+
+    @property
+    def status(self) -> int:
+        return self.definition.status
+
+
+def catalogue_markdown() -> str:
+    rows = ["| code | status | what the person sees | what to fix |", "|---|---|---|---|"]
+    for e in sorted(CATALOGUE.values(), key=lambda e: e.code):
+        rows.append(f"| `{e.code}` | {e.status} | {e.sentence} | {e.fix} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    print(catalogue_markdown())

@@ -1,0 +1,91 @@
+"""Plain request / response types, so lib/ never imports azure.functions.
+
+functions/_http.py converts the host's HttpRequest into a `Request` and a `Response` back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from lib.web.errors import AppError
+
+MAX_JSON_BODY = 64 * 1024  # configuration documents are small; anything larger is a mistake
+
+
+class Headers(dict):
+    """Case-insensitive header map (keys stored lower-case)."""
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__({k.lower(): v for k, v in (items or {}).items()})
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    headers: Headers = field(default_factory=Headers)
+    query: dict[str, str] = field(default_factory=dict)
+    route: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    def wants_html(self) -> bool:
+        """A browser navigating (Accept: text/html first) rather than an API client."""
+        accept = self.headers.get("accept", "")
+        return "text/html" in accept.split(",")[0]
+
+    def json(self, *, limit: int = MAX_JSON_BODY) -> Any:
+        if len(self.body) > limit:
+            raise AppError(
+                "REQ-TOO-LARGE", f"The body is {len(self.body)} bytes; the limit is {limit}."
+            )
+        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in ("application/json", "application/merge-patch+json") and not ctype.endswith(
+            "+json"
+        ):
+            raise AppError("REQ-UNSUPPORTED-MEDIA", f"Content-Type was {ctype or 'missing'}.")
+        try:
+            return json.loads(self.body or b"null")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AppError("REQ-BAD-JSON", f"Invalid JSON: {exc.__class__.__name__}.") from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    kind: str = "api"  # "api" or "page": which security headers apply
+    # Origins allowed to frame this page (an EHR) and to receive its forms (an EHR's authorize).
+    frame_ancestors: tuple[str, ...] = ()
+    form_action: tuple[str, ...] = ()
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        body = json.dumps(data, separators=(",", ":"), default=str).encode()
+        return cls(status, body, "application/json", dict(headers or {}))
+
+    @classmethod
+    def html(cls, text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return cls(status, text.encode(), "text/html; charset=utf-8", dict(headers or {}), "page")
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 302) -> Response:
+        return cls(status, b"", "text/plain; charset=utf-8", {"Location": location}, "page")

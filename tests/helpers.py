@@ -1,0 +1,22 @@
+"""Small shared helpers for tests (fixtures live in tests/plugins/)."""
+
+from __future__ import annotations
+
+TENANT = "7d3c1c5e-0b1a-4c1e-9f00-00000000e7c0"
+AUDIENCE = "api://evc-connector-local"
+
+
+def settings_env(**overrides: str) -> dict[str, str]:
+    """A complete, valid settings environment; storage defaults to an unreachable address."""
+    env = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:7071",
+        "CONNECTOR_LOCAL_MODE": "true",
+        "CONNECTOR_HASH_KEY": "test-hash-key-0123456789abcdef0123456789",
+        "CONNECTOR_LOG_LEVEL": "INFO",
+        "ENTRA_TENANT_ID": TENANT,
+        "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
+        "ENTRA_API_AUDIENCE": AUDIENCE,
+    }
+    env.update(overrides)
+    return env

@@ -1,0 +1,66 @@
+"""What function_app registers with the host: names, triggers, routes, methods, auth, queues."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from tests.helpers import settings_env
+
+# name -> what the host must see. Update this table with every function added.
+EXPECTED = {
+    "health": {
+        "trigger": "httpTrigger",
+        "route": "health",
+        "methods": ["GET"],
+        "auth": "ANONYMOUS",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def functions():
+    mp = pytest.MonkeyPatch()
+    for key, value in settings_env().items():
+        mp.setenv(key, value)
+    sys.modules.pop("function_app", None)
+    app = importlib.import_module("function_app").app
+    found = {f.get_function_name(): f for f in app.get_functions()}  # once per app object
+    yield found
+    mp.undo()
+
+
+def test_exactly_the_expected_functions(functions):
+    assert sorted(functions) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_function_shape(functions, name):
+    want, fn = EXPECTED[name], functions[name]
+    trigger = fn.get_trigger()
+    assert trigger.get_binding_name() == want["trigger"]
+    if want["trigger"] == "httpTrigger":
+        assert trigger.route == want["route"]
+        assert sorted(
+            str(m.value if hasattr(m, "value") else m) for m in trigger.methods
+        ) == sorted(want["methods"])
+        assert str(trigger.auth_level.name) == want["auth"]
+    if want["trigger"] == "queueTrigger":
+        assert trigger.queue_name == want["queue"]
+        assert trigger.connection == "AzureWebJobsStorage"
+    if want["trigger"] == "timerTrigger":
+        assert trigger.schedule == want["schedule"]
+        assert not getattr(trigger, "run_on_startup", False)  # never in production
+
+
+def test_routes_are_unique(functions):
+    seen = set()
+    for fn in functions.values():
+        t = fn.get_trigger()
+        if t.get_binding_name() == "httpTrigger":
+            for m in t.methods:
+                key = (t.route, str(m))
+                assert key not in seen
+                seen.add(key)
