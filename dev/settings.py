@@ -18,17 +18,38 @@ LOCAL = ROOT / "local.settings.json"
 def sync(local: Path = LOCAL, sample: Path = SAMPLE) -> list[str]:
     """Returns the names added."""
     wanted = json.loads(sample.read_text())
-    current = json.loads(local.read_text()) if local.exists() else {
-        k: v for k, v in wanted.items() if k != "Documentation"
-    }
+    current = (
+        json.loads(local.read_text())
+        if local.exists()
+        else {k: v for k, v in wanted.items() if k != "Documentation"}
+    )
     values = current.setdefault("Values", {})
     added = [k for k in wanted["Values"] if k not in values]
     for name in added:
         values[name] = wanted["Values"][name]
     current.setdefault("Host", wanted.get("Host", {}))
+    if not values.get("CONNECTOR_SIGNING_KEYS"):
+        values["CONNECTOR_SIGNING_KEYS"] = generate_signing_keys()
+        added.append("CONNECTOR_SIGNING_KEYS (generated)")
     local.write_text(json.dumps(current, indent=2) + "\n")
     os.utime(local)  # newer than the sample: make stays quiet next time
     return added
+
+
+def generate_signing_keys() -> str:
+    """A local RSA key (RS384) and P-384 key (ES384), PEM, for private_key_jwt."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    keys = [rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP384R1())]
+    return "".join(
+        k.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        for k in keys
+    )
 
 
 def load_values(local: Path = LOCAL) -> dict[str, str]:

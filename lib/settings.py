@@ -61,6 +61,10 @@ class Settings(BaseModel):
         default="INFO", validation_alias="CONNECTOR_LOG_LEVEL"
     )
 
+    # PEM text of our private keys (RS384 RSA and/or ES384 P-384), the first one signing; all of
+    # them are published at /api/.well-known/jwks.json. Rotate by adding, switching, removing.
+    signing_keys: SecretStr | None = Field(default=None, validation_alias="CONNECTOR_SIGNING_KEYS")
+
     # --- Entra ID (admin API tokens) -----------------------------------------------------------
     entra_tenant_id: str = Field(validation_alias="ENTRA_TENANT_ID")
     entra_authority_host: str = Field(
@@ -109,6 +113,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "AzureWebJobsStorage__accountName for an identity-based connection."
         )
     return settings
+
+
+def setting_value(name: str) -> str | None:
+    """An app setting named in configuration (e.g. an endpoint's client secret setting).
+
+    Endpoints name the setting that holds their secret, so secrets stay in app settings / Key
+    Vault and never pass through the config API or its tables.
+    """
+    return os.environ.get(name)
 
 
 def _one_line(exc: ValidationError) -> str:

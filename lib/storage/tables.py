@@ -51,7 +51,8 @@ class StorageUnavailable(StorageError):
 class Entity(BaseModel):
     """A table row. Subclasses add typed fields; dict / list / model fields are kept as JSON."""
 
-    model_config = ConfigDict(extra="ignore", use_enum_values=False)
+    # defer_build: schemas are built on first use, not on every cold start of the app.
+    model_config = ConfigDict(extra="ignore", use_enum_values=False, defer_build=True)
 
     partition_key: str
     row_key: str

@@ -10,13 +10,27 @@ import pytest
 from tests.helpers import settings_env
 
 # name -> what the host must see. Update this table with every function added.
+def _http(route: str, *methods: str) -> dict:
+    return {"trigger": "httpTrigger", "route": route, "methods": list(methods), "auth": "ANONYMOUS"}
+
+
 EXPECTED = {
-    "health": {
-        "trigger": "httpTrigger",
-        "route": "health",
-        "methods": ["GET"],
-        "auth": "ANONYMOUS",
-    },
+    "health": _http("health", "GET"),
+    "openapi": _http("openapi.json", "GET"),
+    "jwks": _http(".well-known/jwks.json", "GET"),
+    "launch_callback": _http("launch/callback", "GET"),
+    "config_endpoints": _http("config/endpoints", "GET", "POST"),
+    "config_endpoints_id": _http("config/endpoints/{id}", "GET", "PATCH", "DELETE"),
+    "config_endpoints_id_validate": _http("config/endpoints/{id}/validate", "POST"),
+    "config_endpoints_id_activate": _http("config/endpoints/{id}/activate", "POST"),
+    "config_endpoints_id_disable": _http("config/endpoints/{id}/disable", "POST"),
+    "config_endpoints_id_enable": _http("config/endpoints/{id}/enable", "POST"),
+    "config_endpoints_id_approval": _http("config/endpoints/{id}/approval", "POST"),
+    "config_endpoints_id_reject": _http("config/endpoints/{id}/reject", "POST"),
+    "config_endpoints_id_integration_records": _http(
+        "config/endpoints/{id}/integration-records", "GET"
+    ),
+    "config_audit": _http("config/audit", "GET"),
 }
 
 

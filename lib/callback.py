@@ -1,0 +1,33 @@
+"""GET /api/launch/callback: the one redirect URI for every sign-in we start.
+
+Order matters: the state is validated and consumed first (single use, whatever happens next);
+then an EHR `error` is shown; then an RFC 9207 `iss`, when the EHR sends one, must be the issuer
+we sent the user to (mix-up defence; the FHIR base is never taken from it); then the session's
+kind decides what completes it.
+"""
+
+from __future__ import annotations
+
+from lib.services import Services
+from lib.web.errors import AppError
+from lib.web.http import Request, Response
+from lib.web.render import page
+
+
+def handle(request: Request, svc: Services) -> Response:
+    q = request.query
+    session = svc.sessions.consume(q.get("state"))
+    if q.get("error"):
+        description = (q.get("error_description") or "")[:300]
+        raise AppError("LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip())
+    record = svc.endpoints.get(session.endpoint_id or "")
+    issuer = record.validation.issuer if record.validation else None
+    if q.get("iss") and issuer and q["iss"].rstrip("/") != issuer.rstrip("/"):
+        raise AppError("LAUNCH-CALLBACK-ISS")
+    code = q.get("code")
+    if not code:
+        raise AppError("LAUNCH-EHR-ERROR", "The EHR sent neither a code nor an error.")
+    if session.kind == "approval":
+        approved = svc.approvals.complete(session, code)
+        return page("approved.html", endpoint=approved, approver=session.data.get("name"))
+    raise AppError("LAUNCH-STATE-MISSING", f"Unknown sign-in kind {session.kind}.")
