@@ -50,15 +50,6 @@ def _health(url: str, timeout: float = 30.0) -> dict:
         time.sleep(0.2)
 
 
-def _seed(app_url: str, sandbox_url: str) -> list[str]:
-    """Register the sandbox EHRs in the app, once the config API exists (see dev/seed.py)."""
-    try:
-        from dev.seed import seed
-    except ImportError:
-        return []
-    return seed(app_url, sandbox_url, STATE)
-
-
 def main() -> int:
     sync()
     procs: list = []
@@ -88,8 +79,7 @@ def main() -> int:
         wait_for_port(APP_PORT, 60, host)
         app_url, sandbox_url = f"http://127.0.0.1:{APP_PORT}", f"https://127.0.0.1:{SANDBOX_PORT}"
         health = _health(f"{app_url}/api/health")
-        lines = _seed(app_url, sandbox_url)
-        print_urls(app_url, sandbox_url, health, lines)
+        print_urls(app_url, sandbox_url, health)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a process stopped; shutting down", file=sys.stderr)
@@ -104,7 +94,7 @@ def main() -> int:
         shutdown()
 
 
-def print_urls(app_url: str, sandbox_url: str, health: dict, extra: list[str]) -> None:
+def print_urls(app_url: str, sandbox_url: str, health: dict) -> None:
     ca = Path(STATE / "certs" / "sandbox-ca.pem")
     print(
         f"""
@@ -120,8 +110,11 @@ EHR virtual-visit connector is running
 """,
         flush=True,
     )
-    for line in extra:
-        print(f"  {line}")
+    print(
+        f"  Sandbox Epic FHIR base   {sandbox_url}/epic/api/FHIR/R4\n"
+        f"  Sandbox Cerner FHIR base {sandbox_url}/cerner/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d\n"
+        "  Try the config API: see 'Configuration API' in README.md"
+    )
     print("\nCtrl-C stops everything.", flush=True)
 
 

@@ -61,7 +61,7 @@ def test_message_args_extras_and_exceptions_are_redacted(capture):
     logger, stream = capture
     logger.info("token for %s is %s", "user", JWT, extra={"patient_name": "Jane Doe", "ms": 12})
     try:
-        raise ValueError(f"bad code=LEAKED123 for +14255550123")
+        raise ValueError("bad code=LEAKED123 for +14255550123")
     except ValueError:
         logger.exception("callback failed")
     logger.warning("body", extra={"body": {"given": "Jane", "nested": {"phone": "+1425"}, "n": 1}})

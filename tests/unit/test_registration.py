@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers import settings_env
 
+
 # name -> what the host must see. Update this table with every function added.
 def _http(route: str, *methods: str) -> dict:
     return {"trigger": "httpTrigger", "route": route, "methods": list(methods), "auth": "ANONYMOUS"}

@@ -1,0 +1,129 @@
+"""The launch context: which appointment, encounter, patient and user a launch is about.
+
+SMART puts context beside the access token, and each vendor adds its own fields:
+- generic SMART: `patient`, `encounter`, `fhirContext` ([{"reference": "Appointment/123"}, ...]);
+- Epic: `appointment` (FHIR id), `loginDepartment`; other fields (user id, CSN, department) are
+  configured per customer in the integration record, so they come through a per-endpoint
+  field map, e.g. {"ehr_user_id": "epicUserID", "department": "loginDepartment", "csn": "csn"};
+- Cerner: `user` (Practitioner id), `username`, `tenant`.
+
+A field map is {context name: token-response field}. The names `ehr_user_id`, `department`,
+`tenant`, `appointment`, `encounter`, `patient` fill the `LaunchContext` attributes; any other
+name lands in `extras`. The vendor's defaults (`VENDOR_FIELD_MAPS`) apply first, the endpoint's
+map overrides them.
+
+The EHR user is the id_token's `fhirUser` when present (it is signed); the vendor field otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from lib.smart.id_token import fhir_user, parse_reference
+
+if TYPE_CHECKING:
+    from lib.smart.tokens import TokenResponse
+
+Vendor = Literal["epic", "cerner", "smart"]
+
+VENDOR_FIELD_MAPS: dict[str, dict[str, str]] = {
+    "epic": {"department": "loginDepartment"},
+    "cerner": {"ehr_user_id": "user", "username": "username"},
+    "smart": {},
+}
+# context name -> LaunchContext attribute
+_ATTRIBUTES = {
+    "ehr_user_id": "user_id",
+    "department": "department",
+    "tenant": "tenant",
+    "appointment": "appointment_id",
+    "encounter": "encounter_id",
+    "patient": "patient_id",
+}
+
+
+class LaunchContext(BaseModel):
+    """What a launch is about. Ids are FHIR logical ids (no resource type prefix)."""
+
+    appointment_id: str | None = None
+    encounter_id: str | None = None
+    patient_id: str | None = None
+    user_id: str | None = None
+    user_type: str | None = None  # Practitioner / Patient / RelatedPerson; None when unknown
+    department: str | None = None
+    tenant: str | None = None
+    need_patient_banner: bool | None = None
+    extras: dict[str, str] = Field(default_factory=dict)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None
+
+
+def _id_of(value: Any, resource_type: str) -> str | None:
+    """A bare id, or the id out of a 'Type/id' / absolute reference of the right type."""
+    text = _text(value)
+    if text is None or "/" not in text:
+        return text
+    parsed = parse_reference(text)
+    return parsed[1] if parsed and parsed[0] == resource_type else None
+
+
+def context_references(fhir_context: list[dict[str, Any]]) -> dict[str, str]:
+    """{resource type: id} from `fhirContext` (first of each type wins)."""
+    found: dict[str, str] = {}
+    for item in fhir_context:
+        reference = item.get("reference")
+        parsed = parse_reference(reference) if isinstance(reference, str) else None
+        if parsed:
+            found.setdefault(parsed[0], parsed[1])
+    return found
+
+
+def _mapped_fields(token: TokenResponse, field_map: Mapping[str, str]) -> dict[str, str]:
+    available: dict[str, Any] = {
+        **token.extras,
+        "patient": token.patient,
+        "encounter": token.encounter,
+        "tenant": token.tenant,
+    }
+    values = {name: _text(available.get(source)) for name, source in field_map.items()}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def extract_context(
+    token: TokenResponse,
+    *,
+    vendor: Vendor = "smart",
+    id_claims: Mapping[str, Any] | None = None,
+    field_map: Mapping[str, str] | None = None,
+) -> LaunchContext:
+    """The launch context of a token response (+ verified id_token claims, when there are)."""
+    references = context_references(token.fhir_context)
+    mapped = _mapped_fields(token, {**VENDOR_FIELD_MAPS.get(vendor, {}), **(field_map or {})})
+    found: dict[str, Any] = {
+        "appointment_id": _id_of(token.extras.get("appointment"), "Appointment")
+        or references.get("Appointment"),
+        "encounter_id": _id_of(token.encounter, "Encounter") or references.get("Encounter"),
+        "patient_id": _id_of(token.patient, "Patient") or references.get("Patient"),
+        "tenant": token.tenant,
+        "need_patient_banner": token.need_patient_banner,
+    }
+    extras: dict[str, str] = {}
+    for name, value in mapped.items():
+        attribute = _ATTRIBUTES.get(name)
+        if attribute is None:
+            extras[name] = value
+        elif not found.get(attribute):
+            found[attribute] = value
+    user = fhir_user(id_claims or {})
+    if user:
+        found["user_type"], found["user_id"] = user
+        if user[0] == "Patient" and not found["patient_id"]:
+            found["patient_id"] = user[1]  # a patient launch: the user is the patient
+    return LaunchContext(**found, extras=extras)

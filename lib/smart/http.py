@@ -1,0 +1,457 @@
+"""Outbound HTTP to EHR servers: the one place where this library touches the network.
+
+Every URL we call comes from an admin (the FHIR base) or from a document the EHR serves
+(discovery, OpenID configuration), so every call is treated as untrusted:
+
+- SSRF guard (off in local mode): https only, and every address the host name resolves to must be
+  public. The same check runs again on the socket actually connected, so a DNS answer that changes
+  between our look-up and the connection (DNS rebinding) is caught too.
+- Redirects are never followed blindly: for GET, a redirect to the same host is followed (at most
+  `max_redirects` hops); to another host it is refused. Other methods get the 3xx back.
+- Bodies are streamed and cut off at `max_bytes`; the whole exchange has a deadline, so a server
+  trickling bytes cannot hold a worker.
+- 429 / 503 are retried honouring Retry-After (seconds or HTTP date), at most `max_retries` times
+  and only when the server asks for no longer than `max_retry_wait`.
+- Logs carry method, host, path (FHIR ids masked), status and duration; never query strings,
+  headers or bodies.
+
+Failures become `AppError` with the DISC-* transport codes of the catalogue.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from lib.web.errors import AppError
+
+log = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], list[str]]
+# A form body, or a function building it for each attempt (a retried client assertion needs a
+# fresh `jti`: servers refuse a replayed one).
+FormData = Mapping[str, str] | Callable[[], Mapping[str, str]]
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_REDIRECTS = {301, 302, 303, 307, 308}
+_RETRY_STATUSES = {429, 503}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Path segments after these resource types are ids; masked in logs (F20: no patient data).
+_FHIR_ID_IN_PATH = re.compile(
+    r"(/(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person|Appointment|Encounter|"
+    r"Location|Schedule|Slot|Observation|Condition|DocumentReference|Binary)/)[^/?#]+"
+)
+
+
+class AddressNotAllowed(Exception):
+    """Raised inside urllib3 when the connected peer is not a public address.
+
+    Deliberately not an OSError: urllib3 and requests would otherwise retry it and wrap it as a
+    connection error; this way it reaches `OutboundHttp` unchanged.
+    """
+
+
+def host_of(url: str) -> str:
+    """The host a URL talks to, lower-case, with the port when it is not the scheme's default.
+
+    This is the form used for host pinning (`allowed_hosts`) and for comparing redirects.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        return host
+    if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        return f"{host}:{port}"
+    return host
+
+
+def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (what a connection could end up using)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def address_allowed(address: str) -> bool:
+    """True only for public unicast addresses (also checks IPv4 embedded in IPv6 forms)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if not all(address_allowed(str(inner)) for inner in _embedded_ipv4(ip)):
+        return False
+    blocked = (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast  # 224.0.0.0/4 counts as "global" for the ipaddress module
+        or ip.is_unspecified
+    )
+    return ip.is_global and not blocked
+
+
+def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[Any]:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    inner: list[Any] = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
+    if ip.teredo:
+        inner.append(ip.teredo[1])
+    if ip in _NAT64:
+        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return inner
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse Retry-After: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def log_path(url: str) -> str:
+    """The path of `url` as it may appear in logs: no query, FHIR resource ids masked."""
+    return _FHIR_ID_IN_PATH.sub(r"\1{id}", urlsplit(url).path or "/")
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A fully read response (the body is already capped)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    def json(self, error_code: str = "DISC-NOT-JSON") -> Any:
+        """The body as JSON (whatever the Content-Type says: some servers mislabel it)."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            what = self.content_type or "no content type"
+            raise AppError(error_code, f"{host_of(self.url)} answered {what}, not JSON") from None
+
+
+@functools.cache
+def _guarded_adapter_class() -> type:
+    """A requests adapter whose connections refuse non-public peers (built on first use)."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _CheckPeer:
+        def _new_conn(self) -> socket.socket:  # runs before TLS and before any byte is sent
+            sock = super()._new_conn()  # type: ignore[misc]
+            peer = str(sock.getpeername()[0])
+            if not address_allowed(peer):
+                sock.close()
+                raise AddressNotAllowed(peer)
+            return sock
+
+    class _Http(_CheckPeer, HTTPConnection):
+        pass
+
+    class _Https(_CheckPeer, HTTPSConnection):
+        pass
+
+    class _HttpPool(HTTPConnectionPool):
+        ConnectionCls = _Http
+
+    class _HttpsPool(HTTPSConnectionPool):
+        ConnectionCls = _Https
+
+    class GuardedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": _HttpPool, "https": _HttpsPool}
+
+    return GuardedAdapter
+
+
+def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
+    """Catalogue code and a short detail for a failed connection (no URL, no query)."""
+    import requests
+
+    if isinstance(exc, AddressNotAllowed):
+        return "DISC-ADDRESS-NOT-ALLOWED", f"{host} connected to a non-public address"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "DISC-TLS", f"TLS handshake with {host} failed"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "DISC-UNREACHABLE", f"{host} timed out"
+    return "DISC-UNREACHABLE", f"{host} could not be reached"
+
+
+class OutboundHttp:
+    """requests.Session wrapper for every call this library makes to an EHR.
+
+    `local_mode` switches the SSRF guard off (the sandbox lives on 127.0.0.1, plain http or https
+    with a CA given through REQUESTS_CA_BUNDLE). `verify` is passed on every request because
+    requests lets REQUESTS_CA_BUNDLE override a Session-level `verify`.
+    """
+
+    def __init__(
+        self,
+        *,
+        local_mode: bool = False,
+        verify: bool | str = True,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+        total_timeout: float = 30.0,
+        max_bytes: int = 1 << 20,
+        max_retries: int = 2,
+        max_retry_wait: float = 5.0,
+        max_redirects: int = 3,
+        resolver: Resolver = resolve_addresses,
+        sleep: Callable[[float], None] = time.sleep,
+        user_agent: str = "ehr-virtual-visit-connector",
+    ) -> None:
+        import requests
+
+        self.local_mode = local_mode
+        self._verify = verify
+        self._timeout = (connect_timeout, read_timeout)
+        self._total_timeout = total_timeout
+        self._max_bytes = max_bytes
+        self._max_retries = max_retries
+        self._max_retry_wait = max_retry_wait
+        self._max_redirects = max_redirects
+        self._resolve = resolver
+        self._sleep = sleep
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = user_agent
+        if not local_mode:
+            adapter = _guarded_adapter_class()()
+            self._session.mount("https://", adapter)
+            self._session.mount("http://", adapter)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> OutboundHttp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- public calls --------------------------------------------------------------------------
+
+    def get(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allowed_hosts: Collection[str] | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpResponse:
+        return self.request(
+            "GET", url, headers=headers, allowed_hosts=allowed_hosts, max_bytes=max_bytes
+        )
+
+    def post_form(
+        self,
+        url: str,
+        form: FormData,
+        *,
+        headers: Mapping[str, str] | None = None,
+        allowed_hosts: Collection[str] | None = None,
+    ) -> HttpResponse:
+        """POST application/x-www-form-urlencoded (OAuth token requests)."""
+        return self.request("POST", url, headers=headers, data=form, allowed_hosts=allowed_hosts)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: FormData | None = None,
+        allowed_hosts: Collection[str] | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpResponse:
+        """One logical call: retries on 429/503 and same-host redirects (GET only) included.
+
+        `allowed_hosts` pins the call (and any redirect) to those hosts (`host_of` form);
+        a URL outside them raises DISC-HOSTS-MOVED before anything is sent.
+        """
+        method = method.upper()
+        current = url
+        for hop in range(self._max_redirects + 1):
+            response = self._send_with_retries(
+                method, current, headers, data, allowed_hosts, max_bytes
+            )
+            target = self._redirect_target(method, response)
+            if target is None:
+                return response
+            if host_of(target) != host_of(current):
+                raise AppError(
+                    "DISC-REDIRECT", f"{host_of(current)} redirected to {host_of(target)}"
+                )
+            if hop == self._max_redirects:
+                raise AppError("DISC-REDIRECT", f"more than {self._max_redirects} redirects")
+            current = target
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- one hop ---------------------------------------------------------------------------------
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: FormData | None,
+        allowed_hosts: Collection[str] | None,
+        max_bytes: int | None,
+    ) -> HttpResponse:
+        attempt = 0
+        while True:
+            response = self._send(method, url, headers, data, allowed_hosts, max_bytes)
+            if response.status not in _RETRY_STATUSES or attempt >= self._max_retries:
+                return response
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            wait = 1.0 if wait is None else wait
+            if wait > self._max_retry_wait:
+                return response  # the server asks for longer than a request may wait
+            self._sleep(wait)
+            attempt += 1
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: FormData | None,
+        allowed_hosts: Collection[str] | None,
+        max_bytes: int | None,
+    ) -> HttpResponse:
+        import requests
+
+        self._check_url(url, allowed_hosts)
+        started = time.monotonic()
+        host = host_of(url)
+        try:
+            raw = self._session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                data=dict(data() if callable(data) else data) if data is not None else None,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+                verify=self._verify,
+            )
+        except (AddressNotAllowed, requests.exceptions.RequestException) as exc:
+            code, detail = _classify_failure(exc, host)
+            self._log(method, url, None, started, code)
+            raise AppError(code, detail) from None
+        try:
+            body = self._read_capped(raw, max_bytes or self._max_bytes, started, host)
+        except AppError as exc:
+            self._log(method, url, raw.status_code, started, exc.code)
+            raise
+        finally:
+            raw.close()
+        self._log(method, url, raw.status_code, started)
+        return HttpResponse(raw.status_code, raw.headers, body, url)
+
+    def _read_capped(self, raw: Any, cap: int, started: float, host: str) -> bytes:
+        import requests
+
+        declared = raw.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise AppError("DISC-TOO-LARGE", f"{host} sent more than {cap} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in raw.iter_content(16384):  # decoded bytes: a gzip bomb is cut off too
+                size += len(chunk)
+                if size > cap:
+                    raise AppError("DISC-TOO-LARGE", f"{host} sent more than {cap} bytes")
+                if time.monotonic() - started > self._total_timeout:
+                    raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer")
+                chunks.append(chunk)
+        except requests.exceptions.RequestException:
+            raise AppError("DISC-UNREACHABLE", f"{host} broke off the answer") from None
+        return b"".join(chunks)
+
+    def _check_url(self, url: str, allowed_hosts: Collection[str] | None) -> None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
+            raise AppError("DISC-ADDRESS-NOT-ALLOWED", "not an absolute https URL")
+        if parts.username or parts.password:
+            raise AppError("DISC-ADDRESS-NOT-ALLOWED", "credentials in the URL")
+        host = host_of(url)
+        if allowed_hosts is not None and host not in {h.lower() for h in allowed_hosts}:
+            raise AppError("DISC-HOSTS-MOVED", f"{host} is not one of the pinned hosts")
+        if self.local_mode:
+            return
+        if parts.scheme.lower() != "https":
+            raise AppError("DISC-ADDRESS-NOT-ALLOWED", "only https URLs are allowed")
+        self._check_resolved(parts.hostname, parts.port or 443)
+
+    def _check_resolved(self, hostname: str, port: int) -> None:
+        try:
+            addresses = self._resolve(hostname, port)
+        except (OSError, UnicodeError):
+            raise AppError("DISC-UNREACHABLE", f"{hostname} could not be resolved") from None
+        if not addresses or not all(address_allowed(a) for a in addresses):
+            raise AppError("DISC-ADDRESS-NOT-ALLOWED", f"{hostname} is not a public address")
+
+    @staticmethod
+    def _redirect_target(method: str, response: HttpResponse) -> str | None:
+        location = response.headers.get("Location")
+        if response.status not in _REDIRECTS or not location or method not in ("GET", "HEAD"):
+            return None
+        return urljoin(response.url, location)
+
+    @staticmethod
+    def _log(
+        method: str, url: str, status: int | None, started: float, error: str | None = None
+    ) -> None:
+        ms = int((time.monotonic() - started) * 1000)
+        fields = {
+            "http_method": method,
+            "http_host": host_of(url),
+            "http_path": log_path(url),
+            "http_status": status,
+            "duration_ms": ms,
+            "error_code": error,
+        }
+        level = logging.WARNING if error else logging.INFO
+        outcome = status if error is None else error
+        log.log(
+            level,
+            "outbound %s %s%s -> %s in %d ms",
+            method,
+            fields["http_host"],
+            fields["http_path"],
+            outcome,
+            ms,
+            extra=fields,
+        )

@@ -1,0 +1,153 @@
+"""Config API authentication against the sandbox's Entra ID: each 401 and 403 case, precisely."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lib.admin.auth import AdminAuth, JwksCache, Role
+from lib.settings import load_settings
+from lib.web.errors import AppError
+from lib.web.http import Headers, Request
+from tests.helpers import AUDIENCE, TENANT, settings_env
+
+OTHER_TENANT = "0b9e2f4c-1111-4222-8333-444455556666"
+
+
+@pytest.fixture
+def auth(sandbox, sandbox_trust):
+    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
+    return AdminAuth(settings)
+
+
+def call(token: str | None) -> Request:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return Request("GET", "http://x/api/config/endpoints", Headers(headers))
+
+
+def claims(sandbox, **changes) -> dict:
+    now = int(time.time())
+    base = {
+        "iss": sandbox.entra.issuer,
+        "aud": AUDIENCE,
+        "tid": TENANT,
+        "oid": "00000000-0000-4000-8000-0000000000a1",
+        "roles": ["Connector.Admin"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "ver": "2.0",
+    }
+    base.update(changes)
+    return base
+
+
+def code_of(auth: AdminAuth, request: Request, role: Role = Role.READER) -> str:
+    with pytest.raises(AppError) as exc:
+        auth.require(request, role)
+    return exc.value.code
+
+
+def test_admin_token_from_sandbox_is_accepted(auth, sandbox):
+    token = sandbox.entra.mint(roles=["Connector.Admin"], user="admin")
+    principal = auth.require(call(token), Role.ADMIN)
+    assert principal.tid == TENANT and principal.has(Role.READER) and principal.oid
+
+
+def test_no_token_is_401_with_challenge(auth):
+    with pytest.raises(AppError) as exc:
+        auth.require(call(None), Role.READER)
+    assert exc.value.code == "AUTH-MISSING-TOKEN" and exc.value.status == 401
+    assert exc.value.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_not_a_jwt(auth):
+    assert code_of(auth, call("not.a.jwt")) == "AUTH-INVALID-TOKEN"
+
+
+def test_expired(auth, sandbox):
+    token = sandbox.entra.keys.sign(claims(sandbox, exp=int(time.time()) - 3600))
+    assert code_of(auth, call(token)) == "AUTH-EXPIRED-TOKEN"
+
+
+def test_not_yet_valid(auth, sandbox):
+    token = sandbox.entra.keys.sign(claims(sandbox, nbf=int(time.time()) + 3600))
+    assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"
+
+
+def test_wrong_audience(auth, sandbox):
+    token = sandbox.entra.mint(roles=["Connector.Admin"], user="admin", audience="api://other")
+    assert code_of(auth, call(token)) == "AUTH-WRONG-AUDIENCE"
+
+
+def test_wrong_tenant_is_403(auth, sandbox):
+    iss = sandbox.entra.issuer.replace(TENANT, OTHER_TENANT)
+    token = sandbox.entra.keys.sign(claims(sandbox, iss=iss, tid=OTHER_TENANT))
+    with pytest.raises(AppError) as exc:
+        auth.require(call(token), Role.READER)
+    assert exc.value.code == "AUTH-WRONG-TENANT" and exc.value.status == 403
+
+
+def test_bad_signature(auth, sandbox):
+    forger = rsa.generate_private_key(65537, 2048)
+    kid = sandbox.entra.keys.active.kid
+    token = jwt.encode(claims(sandbox), forger, algorithm="RS256", headers={"kid": kid})
+    assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"
+
+
+def test_unsigned_token_refused(auth, sandbox):
+    token = jwt.encode(claims(sandbox), None, algorithm="none")
+    assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"
+
+
+@pytest.mark.parametrize(
+    ("roles", "needed", "allowed"),
+    [
+        (["Connector.Reader"], Role.ADMIN, False),
+        (["Connector.Approver"], Role.ADMIN, False),
+        (["Connector.Reader"], Role.APPROVER, False),
+        (["Connector.Admin"], Role.APPROVER, False),
+        (["Connector.Admin"], Role.READER, True),
+        (["Connector.Approver"], Role.READER, True),
+        ([], Role.READER, False),
+        (["Something.Else"], Role.READER, False),
+    ],
+)
+def test_roles(auth, sandbox, roles, needed, allowed):
+    token = sandbox.entra.keys.sign(claims(sandbox, roles=roles))
+    if allowed:
+        auth.require(call(token), needed)
+    else:
+        with pytest.raises(AppError) as exc:
+            auth.require(call(token), needed)
+        assert exc.value.code == "AUTH-FORBIDDEN-ROLE" and exc.value.status == 403
+
+
+def test_rotated_key_is_fetched_once(auth, sandbox, clean_sandbox):
+    auth.require(call(sandbox.entra.mint(roles=["Connector.Reader"], user="reader")), Role.READER)
+    sandbox.entra.rotate_key()
+    import lib.admin.auth as auth_module
+
+    auth_module.MIN_REFRESH_INTERVAL = 0  # the rate limit is tested below; here: the refresh
+    try:
+        before = len(sandbox.journal.entries(stand_in="entra"))
+        token = sandbox.entra.mint(roles=["Connector.Reader"], user="reader")
+        auth.require(call(token), Role.READER)
+        auth.require(call(token), Role.READER)
+        fetched = len(sandbox.journal.entries(stand_in="entra")) - before
+        assert fetched == 2  # openid-configuration + keys, once
+    finally:
+        auth_module.MIN_REFRESH_INTERVAL = 30
+
+
+def test_unknown_kid_does_not_refetch_within_the_interval(sandbox, sandbox_trust):
+    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
+    cache = JwksCache(settings)
+    assert cache.key("nope") is None
+    before = len(sandbox.journal.entries(stand_in="entra"))
+    for _ in range(5):
+        assert cache.key("still-unknown") is None
+    assert len(sandbox.journal.entries(stand_in="entra")) == before
