@@ -14,17 +14,18 @@ import sys
 from dev.procs import ROOT
 from tests.helpers import settings_env
 
-PROBE = (
-    "import time; t = time.perf_counter(); import {module}; "
-    "print(time.perf_counter() - t)"
-)
+PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 
 
 def _once(module: str) -> float:
     env = {**os.environ, **settings_env(), "PYTHONDONTWRITEBYTECODE": "0"}
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(module=module)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -11,9 +11,7 @@ from dev.procs import ROOT, free_port, start_group, stop, wait_for_port
 AZURITE_BIN = ROOT / "node_modules" / ".bin" / "azurite"
 # The well-known development account key Azurite accepts (public, documented by Microsoft).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 @dataclass
@@ -45,11 +43,22 @@ def start_azurite(
     blob, queue, table = ports or (free_port(), free_port(), free_port())
     cmd = [
         str(AZURITE_BIN),
-        "--blobHost", "127.0.0.1", "--blobPort", str(blob),
-        "--queueHost", "127.0.0.1", "--queuePort", str(queue),
-        "--tableHost", "127.0.0.1", "--tablePort", str(table),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob),
+        "--queueHost",
+        "127.0.0.1",
+        "--queuePort",
+        str(queue),
+        "--tableHost",
+        "127.0.0.1",
+        "--tablePort",
+        str(table),
         # The current queue SDK sends an API version newer than Azurite 3.35 knows.
-        "--skipApiVersionCheck", "--disableTelemetry", "--loose",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--loose",
     ]
     if location is None:
         cmd.append("--inMemoryPersistence")

@@ -97,9 +97,7 @@ def _operation(route) -> dict[str, Any]:
     if route.body is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": REF.format(model=route.body)}}
-            },
+            "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body)}}},
         }
     if route.status == 204:
         op["responses"]["204"] = {"description": "Done"}

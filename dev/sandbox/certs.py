@@ -1,0 +1,71 @@
+"""The sandbox CA (kept in the state dir so a person trusts it once) and the server certificate."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import trustme
+
+CA_CERT_NAME = "sandbox-ca.pem"
+CA_KEY_NAME = "sandbox-ca-key.pem"
+SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
+# Short-lived leaf, re-issued on every start: some platforms refuse long-lived server
+# certificates even from a locally trusted root.
+SERVER_CERT_DAYS = 90
+
+
+def certs_dir(state_dir: Path) -> Path:
+    return state_dir / "certs"
+
+
+def load_or_create_ca(state_dir: Path) -> tuple[trustme.CA, Path]:
+    """The persisted CA and its PEM path; made on first use."""
+    folder = certs_dir(state_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / CA_CERT_NAME, folder / CA_KEY_NAME
+    # A lock, so two sandboxes started at once on one state dir never write mismatched halves.
+    with state_lock(folder):
+        if cert_path.exists() and key_path.exists():
+            return trustme.CA.from_pem(cert_path.read_bytes(), key_path.read_bytes()), cert_path
+        ca = trustme.CA(organization_name="EVC Connector local sandbox")
+        write_private(key_path, ca.private_key_pem.bytes())
+        cert_path.write_bytes(ca.cert_pem.bytes())
+        return ca, cert_path
+
+
+@contextlib.contextmanager
+def state_lock(folder: Path) -> Iterator[None]:
+    with open(folder / ".lock", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a key readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def server_ssl_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A TLS server context with a fresh leaf for 127.0.0.1 and localhost."""
+    now = dt.datetime.now(dt.UTC)
+    leaf = ca.issue_cert(
+        *SERVER_NAMES,
+        organization_name="EVC Connector local sandbox",
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=SERVER_CERT_DAYS),
+    )
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    leaf.configure_cert(ctx)
+    return ctx

@@ -1,0 +1,254 @@
+"""One threaded HTTPS server hosting every stand-in under its own path prefix."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from dev.procs import ROOT
+from dev.sandbox.certs import load_or_create_ca, server_ssl_context
+from dev.sandbox.control import ControlPanel, fault_response
+from dev.sandbox.standin import StandIn, json_response
+from dev.sandbox.state import Fault, Faults, Journal, JournalEntry, SandboxState
+
+log = logging.getLogger("dev.sandbox")
+
+DEFAULT_STATE_DIR = ROOT / ".local"
+SETTINGS_ENV_PREFIX = "SANDBOX_"  # SANDBOX_ENTRA_CLIENT_SECRET=... -> ENTRA_CLIENT_SECRET
+
+
+class SandboxApp:
+    """The WSGI app: control plane, or a stand-in wrapped in latency, faults and the journal."""
+
+    def __init__(self, state: SandboxState, control: ControlPanel) -> None:
+        self.state = state
+        self.control = control
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        return self.handle(request)(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        name, _, rest = request.path.lstrip("/").partition("/")
+        stand_in = self.state.stand_ins.get(name)
+        if stand_in is None:
+            return self.control.dispatch(request)
+        return self.serve(stand_in, request, "/" + rest)
+
+    def serve(self, stand_in: StandIn, request: Request, rest: str) -> Response:
+        started = time.monotonic()
+        delay = self.state.latency.for_stand_in(stand_in.name)
+        if delay > 0:
+            time.sleep(delay)
+        fault = self.state.faults.take(request.method, request.path)
+        if fault is None:
+            response = self._call(stand_in, request, rest)
+        else:
+            if fault.after:
+                self._call(stand_in, request, rest)  # side effects happen; the answer is lost
+            time.sleep(fault.delay)
+            response = fault_response(fault)
+        self._record(stand_in, request, response, started, fault is not None)
+        return response
+
+    def _call(self, stand_in: StandIn, request: Request, rest: str) -> Response:
+        try:
+            return stand_in.dispatch(request, rest)
+        except Exception:
+            # A bug in a stand-in must show up loudly in the test output, not as a hang.
+            log.exception(
+                "stand-in %s failed on %s %s", stand_in.name, request.method, request.path
+            )
+            return json_response({"error": "sandbox_bug", "stand_in": stand_in.name}, 500)
+
+    def _record(
+        self, stand_in: StandIn, request: Request, response: Response, started: float, faulted: bool
+    ) -> None:
+        elapsed_ms = (time.monotonic() - started) * 1000
+        self.state.journal.record(
+            JournalEntry(
+                stand_in=stand_in.name,
+                method=request.method,
+                path=request.path,
+                query_keys=tuple(sorted(request.args.keys())),
+                time=time.time(),
+                status=response.status_code,
+                duration_ms=round(elapsed_ms, 3),
+                faulted=faulted,
+            )
+        )
+        # Path only: query strings and bodies can carry codes and tokens.
+        log.info(
+            "%s %s %s -> %d (%.0f ms)%s",
+            stand_in.name,
+            request.method,
+            request.path,
+            response.status_code,
+            elapsed_ms,
+            " [fault]" if faulted else "",
+        )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    # Idle keep-alive connections must not hold a thread forever.
+    timeout = 120
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """SandboxApp logs requests itself, without query strings."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        # TLS failures from clients that do not trust the CA are expected in tests.
+        log.debug("http: " + message, *args)
+
+
+def discover_stand_ins() -> list[type[StandIn]]:
+    """Every StandIn subclass with a name, in any module under dev/sandbox/."""
+    package = importlib.import_module("dev.sandbox")
+    for module in pkgutil.walk_packages(package.__path__, prefix="dev.sandbox."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found: dict[str, type[StandIn]] = {}
+    for cls in _subclasses(StandIn):
+        if cls.name and found.setdefault(cls.name, cls) is not cls:
+            raise RuntimeError(f"two stand-ins claim /{cls.name}: {found[cls.name]} and {cls}")
+    return [found[name] for name in sorted(found)]
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+class Sandbox:
+    """A running sandbox. Stand-ins are reachable as attributes: ``sandbox.entra``."""
+
+    def __init__(self, state: SandboxState, server: BaseWSGIServer, ca_file: Path) -> None:
+        self.state = state
+        self.server = server
+        self.ca_file = ca_file
+        self.port: int = server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"sandbox:{self.port}",
+            daemon=True,
+        )
+
+    @property
+    def journal(self) -> Journal:
+        return self.state.journal
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    @property
+    def stand_ins(self) -> dict[str, StandIn]:
+        return self.state.stand_ins
+
+    @property
+    def entra(self) -> Any:  # EntraStandIn; Any keeps this module free of stand-in imports
+        return self.state.stand_ins["entra"]
+
+    def __getattr__(self, name: str) -> StandIn:
+        # Only called for names not found normally; guard against use before __init__ ran.
+        state = self.__dict__.get("state")
+        if state is not None and name in state.stand_ins:
+            return state.stand_ins[name]
+        raise AttributeError(name)
+
+    def inject(self, path: str, **kwargs: Any) -> Fault:
+        """``faults.add``: ``sandbox.inject('/graph/*', status=429, retry_after=2)``."""
+        return self.state.faults.add(path, **kwargs)
+
+    def set_latency(self, seconds: float, per_stand_in: Mapping[str, float] | None = None) -> None:
+        self.state.set_latency(seconds, per_stand_in)
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def env(self) -> dict[str, str]:
+        """Environment a client process needs to trust the sandbox."""
+        return {"REQUESTS_CA_BUNDLE": str(self.ca_file)}
+
+    def start(self) -> None:
+        self._thread.start()
+        for stand_in in self.state.stand_ins.values():
+            stand_in.start()
+
+    def stop(self) -> None:
+        for stand_in in self.state.stand_ins.values():
+            stand_in.stop()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    port: int = 0,
+    state_dir: Path | str | None = None,
+    latency: float = 0.0,
+    settings: Mapping[str, str] | None = None,
+    stand_ins: Iterable[str] | None = None,
+) -> Sandbox:
+    """Start the HTTPS sandbox on 127.0.0.1 in a background thread; returns once listening.
+
+    ``settings`` (merged over ``SANDBOX_*`` environment variables) configure stand-ins, e.g.
+    ``{"ENTRA_CLIENT_SECRET": "..."}``. ``stand_ins`` limits which are mounted (default: all).
+    """
+    state_dir = Path(state_dir) if state_dir else DEFAULT_STATE_DIR
+    state = SandboxState(state_dir=state_dir, settings=_settings(settings), initial_latency=latency)
+    state.set_latency(latency)
+    wanted = set(stand_ins) if stand_ins is not None else None
+    for cls in discover_stand_ins():
+        if wanted is None or cls.name in wanted:
+            state.stand_ins[cls.name] = cls(state)
+    ca, ca_file = load_or_create_ca(state_dir)
+    server = make_server(
+        "127.0.0.1",
+        port,
+        SandboxApp(state, ControlPanel(state, ca_file)),
+        threaded=True,
+        request_handler=_QuietHandler,
+    )
+    _enable_tls(server, server_ssl_context(ca))
+    sandbox = Sandbox(state, server, ca_file)
+    state.base_url = sandbox.url
+    sandbox.start()
+    return sandbox
+
+
+def _enable_tls(server: BaseWSGIServer, ctx: ssl.SSLContext) -> None:
+    # Handshake lazily in the per-connection thread: werkzeug's own wrapping shakes hands in
+    # accept(), so one silent client (a browser preconnect) would stall every other request.
+    server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    server.ssl_context = ctx
+
+
+def _settings(explicit: Mapping[str, str] | None) -> dict[str, str]:
+    merged = {
+        k.removeprefix(SETTINGS_ENV_PREFIX): v
+        for k, v in os.environ.items()
+        if k.startswith(SETTINGS_ENV_PREFIX)
+    }
+    merged.update(explicit or {})
+    return merged
