@@ -62,6 +62,8 @@ def main() -> int:
             azurite.stop()
 
     signal.signal(signal.SIGTERM, lambda *_: (shutdown(), sys.exit(0)))
+    # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print("starting Azurite, the sandbox and the app ...", flush=True)
         azurite = start_azurite(ROOT / ".azurite", AZURITE_PORTS, quiet=True)
