@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
-.PHONY: run test bench lint setup clean e2e
+.PHONY: run test bench lint setup clean docs
 
 setup: $(VENV)/.installed node_modules/.installed local.settings.json
 
@@ -34,6 +34,9 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+docs: setup
+	$(PY) -m dev.docs
 
 clean:
 	rm -rf $(VENV) node_modules .azurite .local .pytest_cache

@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.azurite",
     "tests.plugins.sandbox",
     "tests.plugins.host",
+    "tests.plugins.app",
 ]

@@ -4,6 +4,7 @@
     sandbox = start_sandbox()            # background thread, returns once listening
     sandbox.url, sandbox.ca_file         # https://127.0.0.1:PORT, CA PEM for REQUESTS_CA_BUNDLE
     sandbox.entra.authority              # each stand-in is an attribute
+    sandbox.epic.fhir_base, sandbox.cerner.mint_launch()   # EHRs: see dev/sandbox/ehr/README.md
     sandbox.journal / .faults / .set_latency() / .reset() / .stop()
 
 Command line: ``python -m dev.sandbox [--port 7443] [--state-dir .local]``.

@@ -9,6 +9,9 @@ POST   /_sandbox/config               same shape; keys given are changed
 GET    /_sandbox/faults               pending faults
 POST   /_sandbox/faults               add one: {"path": glob, "status": 503, "count": 2, ...}
 DELETE /_sandbox/faults               drop all
+POST   /_sandbox/connector            where our app runs: {"redirect_uri", "jwks_url",
+                                      "launch_base", "epic_secret", "cerner_secret"}; kept
+                                      across resets (``Sandbox.configure_connector``)
 *      /_sandbox/{stand-in}/...       that stand-in's own controls (``StandIn.control_routes``)
 """
 
@@ -46,6 +49,7 @@ class ControlPanel:
                 Rule("/_sandbox/faults", endpoint=self.list_faults, methods=["GET"]),
                 Rule("/_sandbox/faults", endpoint=self.add_fault, methods=["POST"]),
                 Rule("/_sandbox/faults", endpoint=self.clear_faults, methods=["DELETE"]),
+                Rule("/_sandbox/connector", endpoint=self.connector, methods=["POST"]),
             ],
             strict_slashes=False,
         )
@@ -121,6 +125,16 @@ class ControlPanel:
 
     def clear_faults(self, request: Request) -> Response:
         self.state.faults.reset()
+        return json_response({"ok": True})
+
+    def connector(self, request: Request) -> Response:
+        body = read_json(request)
+        if not body or not all(isinstance(v, str | list) for v in body.values()):
+            return json_response({"error": "give where the connector runs, e.g. redirect_uri"}, 400)
+        try:
+            self.state.configure_connector(**body)
+        except (TypeError, ValueError) as exc:
+            return json_response({"error": str(exc)}, 400)
         return json_response({"ok": True})
 
     def index(self, request: Request) -> Response:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -173,6 +174,31 @@ class Sandbox:
     def inject(self, path: str, **kwargs: Any) -> Fault:
         """``faults.add``: ``sandbox.inject('/graph/*', status=429, retry_after=2)``."""
         return self.state.faults.add(path, **kwargs)
+
+    def configure_connector(self, **where: Any) -> None:
+        """Point the stand-ins at a running connector (tests run it on a random port), e.g.
+        ``redirect_uri=``, ``jwks_url=``, ``launch_base=``, ``epic_secret=``; kept across resets.
+        Same as ``POST /_sandbox/connector``."""
+        self.state.configure_connector(**where)
+
+    # EHR conveniences for the app's tests (the stand-ins live in dev/sandbox/ehr/).
+    def ehr_base(self, vendor: str, dstu2: bool = False) -> str:
+        """The FHIR R4 base of ``epic`` or ``cerner`` (Epic's DSTU2 base with ``dstu2``)."""
+        ehr = self.state.stand_ins[vendor]
+        base = ehr.dstu2_base if dstu2 else ehr.fhir_base  # type: ignore[attr-defined]
+        if not base:
+            raise ValueError(f"{vendor} has no DSTU2 base")
+        return base
+
+    def variant_base(self, kind: str, vendor: str = "epic") -> str:
+        """A misbehaving FHIR base (dev/sandbox/ehr/variants.py), e.g. ``no-s256``."""
+        return self.state.stand_ins[vendor].variant_base(kind)  # type: ignore[attr-defined]
+
+    def ehr_standalone_sign_in(self, authorize_url: str, user: str | None = None) -> Any:
+        """Sign in at the EHR whose authorize URL this is and follow the redirects back to the
+        app; returns the app's final ``requests.Response``."""
+        name = urlsplit(authorize_url).path.strip("/").split("/")[0]
+        return self.state.stand_ins[name].standalone_sign_in(authorize_url, user)  # type: ignore[attr-defined]
 
     def set_latency(self, seconds: float, per_stand_in: Mapping[str, float] | None = None) -> None:
         self.state.set_latency(seconds, per_stand_in)

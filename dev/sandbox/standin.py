@@ -45,6 +45,11 @@ class StandIn:
         """Sandbox-only controls, mounted at ``/_sandbox/{name}/...`` (none by default)."""
         return []
 
+    def configure_connector(self, **where: Any) -> None:
+        """Where our app runs (``redirect_uri``, ``jwks_url``, ``launch_base``, secrets...), for
+        stand-ins that redirect to or call it; each takes what it needs and ignores the rest.
+        Unlike per-test tweaks this survives ``on_reset``. Default: nothing to do."""
+
     def describe(self) -> dict[str, str]:
         """Label -> URL lines printed by the CLI (and listed on the index page)."""
         return {self.name: self.url()}

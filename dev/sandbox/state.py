@@ -207,6 +207,10 @@ class SandboxState:
         if per_stand_in is not None:
             self.latency.per_stand_in = {k: float(v) for k, v in per_stand_in.items()}
 
+    def configure_connector(self, **where: Any) -> None:
+        for stand_in in self.stand_ins.values():
+            stand_in.configure_connector(**where)
+
     def reset(self, names: Iterable[str] | None = None) -> None:
         """Clear journal and faults, restore latency, and let stand-ins drop per-test state."""
         self.journal.reset()

@@ -84,7 +84,7 @@ def test_headers_are_case_insensitive():
 def test_every_code_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [code for code in CATALOGUE if f"`{code}`" not in readme]
-    assert not missing, "README error table is stale; paste `python -m lib.web.errors`"
+    assert not missing, "README error table is stale: run `make docs`"
     assert catalogue_markdown().count("\n") == len(CATALOGUE) + 1
 
 
