@@ -20,6 +20,10 @@ def handle(request: Request, svc: Services) -> Response:
     if q.get("error"):
         description = (q.get("error_description") or "")[:300]
         raise AppError("LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip())
+    if session.kind == "entra":  # Microsoft's answer: msal checks it against its flow
+        from lib.launch import signin
+
+        return signin.complete(svc, session, q)
     record = svc.endpoints.get(session.endpoint_id or "")
     issuer = record.validation.issuer if record.validation else None
     if q.get("iss") and issuer and q["iss"].rstrip("/") != issuer.rstrip("/"):
@@ -30,4 +34,6 @@ def handle(request: Request, svc: Services) -> Response:
     if session.kind == "approval":
         approved = svc.approvals.complete(session, code)
         return page("approved.html", endpoint=approved, approver=session.data.get("name"))
-    raise AppError("LAUNCH-STATE-MISSING", f"Unknown sign-in kind {session.kind}.")
+    from lib.launch import complete
+
+    return complete.complete(svc, session, code)

@@ -50,11 +50,13 @@ class SessionStore:
         endpoint_id: str | None = None,
         data: dict[str, Any] | None = None,
         now: datetime | None = None,
+        state: str | None = None,
     ) -> SignInSession:
+        """`state`: when a library (msal) must know it before the session exists."""
         from lib.smart.pkce import new_nonce, new_pkce, new_state
 
         now = now or datetime.now(UTC)
-        state = new_state()
+        state = state or new_state()
         verifier = new_pkce().verifier
         pk, rk = _keys(state)
         session = SignInSession(

@@ -74,7 +74,27 @@ class Settings(BaseModel):
         validation_alias=AliasChoices("ENTRA_API_AUDIENCE", "ENTRA_CLIENT_ID")
     )
 
-    @field_validator("public_url", "entra_authority_host")
+    # The connector's own app registration: app-only Graph calls (meetings) and the clinicians'
+    # one-time sign-in. In Azure the secret is a Key Vault reference.
+    entra_client_id: str | None = Field(default=None, validation_alias="ENTRA_CLIENT_ID")
+    entra_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="ENTRA_CLIENT_SECRET"
+    )
+
+    # --- Microsoft Graph / Teams -----------------------------------------------------------------
+    graph_base_url: str = Field(
+        default="https://graph.microsoft.com", validation_alias="GRAPH_BASE_URL"
+    )
+    # Hosts we may redirect a browser to as a meeting join URL (comma-separated host[:port]).
+    teams_join_hosts: str = Field(
+        default="teams.microsoft.com", validation_alias="TEAMS_JOIN_HOSTS"
+    )
+
+    @property
+    def join_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.teams_join_hosts.split(",") if h.strip())
+
+    @field_validator("public_url", "entra_authority_host", "graph_base_url")
     @classmethod
     def _absolute_url_without_trailing_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

@@ -17,6 +17,8 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "ENTRA_TENANT_ID": TENANT,
         "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
         "ENTRA_API_AUDIENCE": AUDIENCE,
+        "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
+        "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
     }
     env.update(overrides)
     return env

@@ -32,12 +32,13 @@ class ApprovalService:
         sessions: SessionStore,
         http: OutboundHttp,
         keys: KeySet | None,
+        id_tokens: IdTokenVerifier,
     ) -> None:
         self._endpoints = endpoints
         self._sessions = sessions
         self._http = http
         self._keys = keys
-        self._id_tokens = IdTokenVerifier(http)
+        self._id_tokens = id_tokens
 
     def start(self, endpoint_id: str, approver: Principal) -> str:
         record = self._endpoints.get(endpoint_id)

@@ -20,6 +20,7 @@ class App:
     url: str
     host: object
     sandbox: object
+    storage: str  # the app's storage connection string (Azurite)
 
     def api(self, path: str) -> str:
         return f"{self.url}/api/{path.lstrip('/')}"
@@ -53,10 +54,11 @@ def app(start_host, azurite, sandbox, tmp_path_factory) -> App:
         EPIC_CLIENT_SECRET=EPIC_SECRET,
         CERNER_CLIENT_SECRET=CERNER_SECRET,
         CONNECTOR_TABLE_PREFIX="e2e",
+        GRAPH_BASE_URL=f"{sandbox.url}/graph",
     )
     sandbox_point_ehrs_at(sandbox, url)
     host = start_host(".", env=env, settings=empty, port=port)
-    return App(url, host, sandbox)
+    return App(url, host, sandbox, azurite.connection_string)
 
 
 def sandbox_point_ehrs_at(sandbox, app_url: str) -> None:

@@ -1,0 +1,9 @@
+"""Microsoft Graph stand-in: onlineMeetings (createOrGet, GET, PATCH), users, a meeting page.
+
+See ``standin.py`` for the routes and ``meetings.py`` for rosters and the listener hook.
+"""
+
+from dev.sandbox.graph.meetings import MeetingStore, OnlineMeeting, Participant, RosterChange
+from dev.sandbox.graph.standin import GraphStandIn
+
+__all__ = ["GraphStandIn", "MeetingStore", "OnlineMeeting", "Participant", "RosterChange"]

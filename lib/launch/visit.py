@@ -1,0 +1,92 @@
+"""One meeting per appointment, and where each person goes next.
+
+Graph's createOrGet is idempotent per organizer, so the visit is claimed in storage first
+(create-if-absent): whoever arrives first fixes the organizer, and every later launch, however
+concurrent, asks Graph for the meeting under that same organizer and external id, so all of them
+get the same meeting without waiting for each other.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lib.admin.models import EndpointRecord
+from lib.privacy import sign, verify
+from lib.services import Services
+from lib.visits.store import Role, Visit
+from lib.web.errors import AppError
+from lib.web.http import Response
+from lib.web.render import page
+
+SUBJECT = "Virtual visit"  # never patient data: the subject is visible to every participant
+PAGE_PURPOSE = "visit-page"
+PAGE_TTL = 12 * 3600
+DEFAULT_LENGTH = timedelta(hours=1)
+
+
+def open_visit(
+    svc: Services, record: EndpointRecord, role: Role, pending: dict[str, Any], organizer: str
+) -> Response:
+    visit = _visit_with_meeting(svc, record, role, pending, organizer)
+    svc.visits.record(visit.key, f"{role}.connected", role, "launch")
+    if role == "patient" or record.launch.open_teams_directly:
+        return Response.redirect(visit.join_url)
+    token = sign({"v": visit.key, "e": record.id}, purpose=PAGE_PURPOSE, ttl_seconds=PAGE_TTL)
+    return Response.redirect(f"{svc.settings.public_url}/api/visit/{token}")
+
+
+def _visit_with_meeting(
+    svc: Services, record: EndpointRecord, role: Role, pending: dict[str, Any], organizer: str
+) -> Visit:
+    claimed = svc.visits.claim(
+        Visit(
+            partition_key=pending["visit_key"],
+            row_key="visit",
+            endpoint_id=record.id,
+            organizer_oid=organizer,
+            start=pending.get("start"),
+            end=pending.get("end"),
+            department=pending.get("department") or record.organization,
+            created_at=datetime.now(UTC),
+            created_by_role=role,
+        )
+    )
+    visit = claimed.entity
+    if visit.join_url is None:
+        # Graph needs times; an encounter launch (or a failed appointment read) has none.
+        start = visit.start or datetime.now(UTC)
+        end = visit.end or start + DEFAULT_LENGTH
+        meeting = svc.meetings.create_or_get(visit.organizer_oid, visit.key, SUBJECT, start, end)
+        visit = svc.visits.attach_meeting(visit, meeting.id, meeting.join_url)
+    if not visit.join_url or not svc.meetings.join_url_allowed(visit.join_url):
+        # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
+        raise AppError("LAUNCH-REDIRECT-REFUSED")
+    return visit
+
+
+def _visit_from(svc: Services, token: str) -> tuple[Visit, EndpointRecord]:
+    claims = verify(token, purpose=PAGE_PURPOSE)
+    visit = svc.visits.get(claims["v"]) if claims else None
+    record = svc.endpoints.find(claims["e"]) if claims else None
+    if visit is None or record is None:
+        raise AppError("VISIT-LINK-INVALID")
+    return visit, record
+
+
+def visit_page(svc: Services, token: str) -> Response:
+    visit, record = _visit_from(svc, token)
+    resp = page(
+        "visit.html",
+        visit=visit,
+        presence=svc.visits.presence(visit.key),
+        status_url=f"{svc.settings.public_url}/api/visit/{token}/status",
+        organization=record.organization,
+    )
+    resp.frame_ancestors = tuple(record.launch.ehr_origins)
+    return resp
+
+
+def visit_status(svc: Services, token: str) -> Response:
+    visit, _ = _visit_from(svc, token)
+    return Response.json({"presence": svc.visits.presence(visit.key)})

@@ -1,0 +1,438 @@
+"""SMART EHR launch into a Teams visit, end to end over real HTTP.
+
+Local host + sandbox (Epic-like and Cerner-like EHRs, Entra ID, Graph) + Azurite, with the real
+requests, msal and our SMART client. A small "browser" follows redirects and auto-POST forms.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+
+import pytest
+import requests
+
+from tests.plugins.sandbox import entra_sign_in
+
+FORM_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+FORM_ACTION = re.compile(r'<form id="authorize" method="post" action="([^"]+)">')
+CODE = re.compile(r"data-error-code>([A-Z0-9-]+)<")
+
+
+@dataclass
+class Outcome:
+    response: requests.Response
+    signed_in: bool  # whether the Microsoft sign-in page was on the way
+
+    @property
+    def url(self) -> str:
+        return self.response.url
+
+    @property
+    def error_code(self) -> str | None:
+        found = CODE.search(self.response.text)
+        return found.group(1) if found else None
+
+
+class Browser:
+    """Follows redirects and our auto-submitting form, signs in to Entra when asked."""
+
+    def __init__(self, sandbox, entra_user: str = "reyes") -> None:
+        self.s = requests.Session()
+        self.s.trust_env = False
+        self.s.verify = str(sandbox.ca_file)
+        self.s.headers["Accept"] = "text/html"
+        self.entra_user = entra_user
+        self.entra_prefix = f"{sandbox.url}/entra/"
+        self.graph_prefix = f"{sandbox.url}/graph/meet/"
+        self.visited: list[str] = []
+
+    def _get(self, url: str) -> requests.Response:
+        self.visited.append(url)
+        return self.s.get(url, allow_redirects=False)
+
+    def to_callback(self, launch: str) -> str:
+        """Run a launch up to the EHR's answer and return the callback URL, without opening it."""
+        resp = self._get(launch)
+        if resp.is_redirect:
+            resp = self._get(resp.headers["Location"])
+        else:
+            action = html.unescape(FORM_ACTION.search(resp.text).group(1))
+            fields = {html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(resp.text)}
+            resp = self.s.post(action, data=fields, allow_redirects=False)
+        assert resp.is_redirect, resp.text[:300]
+        return resp.headers["Location"]
+
+    def go(self, url: str, max_steps: int = 15) -> Outcome:
+        signed_in = False
+        resp = self._get(url)
+        for _ in range(max_steps):
+            if resp.is_redirect:
+                nxt = urljoin(resp.url, resp.headers["Location"])
+                if nxt.startswith(self.entra_prefix):
+                    signed_in = True
+                    done = entra_sign_in(self.s, nxt, self.entra_user)
+                    nxt = f"{done.target}?{urlencode(done.params)}"
+                if nxt.startswith(self.graph_prefix):  # the meeting: we are where we should be
+                    return Outcome(self._get(nxt), signed_in)
+                resp = self._get(nxt)
+            elif resp.status_code == 200 and FORM_ACTION.search(resp.text):
+                action = html.unescape(FORM_ACTION.search(resp.text).group(1))
+                fields = {
+                    html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(resp.text)
+                }
+                resp = self.s.post(action, data=fields, allow_redirects=False)
+            else:
+                return Outcome(resp, signed_in)
+        raise AssertionError(f"too many steps, last {resp.status_code} {resp.url}")
+
+
+def register(app, body: dict, approve: bool) -> dict:
+    """Register (and for Epic approve) an endpoint, replacing any on the same base URL."""
+    admin = app.session("admin")
+    for item in admin.get(app.api("config/endpoints")).json()["items"]:
+        if item["fhir_base_url"] == body["fhir_base_url"] or item["id"] == body["id"]:
+            etag = admin.get(app.api(f"config/endpoints/{item['id']}")).headers["ETag"]
+            admin.delete(app.api(f"config/endpoints/{item['id']}"), headers={"If-Match": etag})
+    made = admin.post(app.api("config/endpoints"), json=body)
+    assert made.status_code == 201, made.text
+    if approve:
+        start = app.session("approver").post(app.api(f"config/endpoints/{body['id']}/approval"))
+        page = app.sandbox.ehr_standalone_sign_in(start.json()["authorize_url"])
+        assert page.status_code == 200, page.text
+    got = admin.get(app.api(f"config/endpoints/{body['id']}")).json()
+    assert got["status"] == "active", got
+    return got
+
+
+APPROVER = {"oid": "1c1a00a9-0000-4000-8000-00000000a901", "display_name": "Priya Analyst"}
+
+
+@pytest.fixture(scope="module")
+def endpoints(app):
+    epic = register(
+        app,
+        {
+            "id": "epic-launch-test",
+            "fhir_base_url": app.sandbox.ehr_base("epic"),
+            "vendor": "epic",
+            "environment": "test",
+            "organization": "Launch Test Org",
+            "client_id": "evc-epic-test",
+            "client_auth": {
+                "method": "client_secret_basic",
+                "secret_setting": "EPIC_CLIENT_SECRET",
+            },
+            "approver": APPROVER,
+        },
+        approve=True,
+    )
+    cerner = register(
+        app,
+        {
+            "id": "cerner-launch-test",
+            "fhir_base_url": app.sandbox.ehr_base("cerner"),
+            "vendor": "cerner",
+            "environment": "test",
+            "organization": "Launch Test Org",
+            "client_id": "evc-cerner-jwt",
+            "client_auth": {"method": "private_key_jwt", "alg": "ES384"},
+        },
+        approve=False,
+    )
+    return {"epic": epic, "cerner": cerner}
+
+
+@pytest.fixture
+def quiet_sandbox(app):
+    """Quirks and faults back to normal around each test (the connector settings survive)."""
+    app.sandbox.reset()
+    yield app.sandbox
+    app.sandbox.reset()
+
+
+def launch_url(app, endpoint_id: str, kind: str, vendor: str, **mint) -> str:
+    ehr = getattr(app.sandbox, vendor)
+    minted = ehr.mint_launch(kind, **mint)
+    return (
+        app.api(f"launch/{endpoint_id}/{kind}")
+        + "?"
+        + urlencode({"iss": minted.iss, "launch": minted.token})
+    )
+
+
+def visit_status(app, outcome: Outcome) -> dict:
+    return requests.get(outcome.url + "/status", timeout=10).json()["presence"]
+
+
+# --- the journeys --------------------------------------------------------------------------------
+@pytest.mark.parametrize("vendor", ["epic", "cerner"])
+def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
+    endpoint = endpoints[vendor]["id"]
+    user, slot = ("okafor", "okafor-1000") if vendor == "epic" else ("lindqvist", "lindqvist-1400")
+    mint = {"appointment": slot}
+    clinician = {"clinician": user}
+    browser = Browser(app.sandbox, entra_user=user)
+
+    first = browser.go(launch_url(app, endpoint, "provider", vendor, **clinician, **mint))
+    assert first.response.status_code == 200, first.response.text[:500]
+    assert "/api/visit/" in first.url and "Join in Teams" in first.response.text
+    assert visit_status(app, first)["patient"] == "not connected"
+    headers = first.response.headers
+    assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+
+    again = browser.go(launch_url(app, endpoint, "provider", vendor, **clinician, **mint))
+    assert again.response.status_code == 200 and not again.signed_in  # mapping remembered
+    assert again.url.split("/api/visit/")[0] == first.url.split("/api/visit/")[0]
+    join = re.search(r'id="join" href="([^"]+)"', first.response.text).group(1)
+    assert join == re.search(r'id="join" href="([^"]+)"', again.response.text).group(1)
+
+    patient = Browser(app.sandbox).go(launch_url(app, endpoint, "patient", vendor, **mint))
+    assert patient.response.url.split("?")[0] == html.unescape(join).split("?")[0]
+    assert not patient.signed_in
+    assert visit_status(app, first)["patient"] == "connected"
+
+
+def test_first_launch_needs_microsoft_sign_in_exactly_once(app, endpoints, quiet_sandbox):
+    browser = Browser(app.sandbox, entra_user="reyes")
+    first = browser.go(launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes"))
+    second = browser.go(launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes"))
+    assert first.response.status_code == 200 and second.response.status_code == 200
+    assert second.signed_in is False
+    # a new browser (another workstation): still no sign-in, the mapping lives server-side
+    third = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert third.response.status_code == 200 and third.signed_in is False
+
+
+def test_concurrent_launches_share_one_meeting(app, endpoints, quiet_sandbox):
+    warm = Browser(app.sandbox, entra_user="reyes")
+    first = warm.go(launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes"))
+    assert first.response.status_code == 200
+    appointment = "reyes-0930"  # launched by nobody before: the meeting is created here
+    results: list[Outcome] = []
+
+    def one() -> None:
+        url = launch_url(
+            app, "epic-launch-test", "provider", "epic", clinician="reyes", appointment=appointment
+        )
+        results.append(Browser(app.sandbox, entra_user="reyes").go(url))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    joins = {re.search(r'id="join" href="([^"]+)"', r.response.text).group(1) for r in results}
+    assert all(r.response.status_code == 200 for r in results)
+    assert len(joins) == 1
+
+
+# --- refusals before anything leaves the server -----------------------------------------------
+def nothing_sent(app, before: int) -> bool:
+    return len(app.sandbox.journal.entries()) == before
+
+
+def test_unknown_endpoint(app, endpoints, quiet_sandbox):
+    before = len(app.sandbox.journal.entries())
+    out = Browser(app.sandbox).go(
+        app.api("launch/no-such-endpoint/provider")
+        + f"?iss={app.sandbox.ehr_base('epic')}&launch=x"
+    )
+    assert out.response.status_code == 404 and out.error_code == "LAUNCH-UNKNOWN-ENDPOINT"
+    assert nothing_sent(app, before)
+
+
+@pytest.mark.parametrize(
+    "iss",
+    ["https://evil.example/fhir", "{epic}/", "{epic}x", "{cerner}"],
+)
+def test_iss_must_be_the_endpoints_base(app, endpoints, quiet_sandbox, iss):
+    iss = iss.format(epic=app.sandbox.ehr_base("epic"), cerner=app.sandbox.ehr_base("cerner"))
+    before = len(app.sandbox.journal.entries())
+    query = urlencode({"iss": iss, "launch": "abc"})
+    out = Browser(app.sandbox).go(app.api("launch/epic-launch-test/provider") + "?" + query)
+    if iss.endswith("/") and iss.rstrip("/") == app.sandbox.ehr_base("epic"):
+        return  # a trailing slash is the same base (aud is sent exactly as received)
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-ISS-MISMATCH"
+    assert nothing_sent(app, before)
+
+
+def test_missing_parameters(app, endpoints, quiet_sandbox):
+    before = len(app.sandbox.journal.entries())
+    base = app.sandbox.ehr_base("epic")
+    no_launch = Browser(app.sandbox).go(
+        app.api("launch/epic-launch-test/provider") + f"?iss={base}"
+    )
+    no_iss = Browser(app.sandbox).go(app.api("launch/epic-launch-test/provider") + "?launch=x")
+    assert no_launch.error_code == no_iss.error_code == "LAUNCH-MISSING-PARAM"
+    assert nothing_sent(app, before)
+
+
+def test_test_ehr_on_a_production_launch_url(app, endpoints, quiet_sandbox):
+    register(
+        app,
+        {
+            "id": "cerner-launch-prod",
+            "fhir_base_url": app.sandbox.variant_base("moved-hosts", vendor="cerner"),
+            "vendor": "cerner",
+            "environment": "production",
+            "organization": "Launch Test Org",
+            "client_id": "evc-cerner-test",
+            "client_auth": {
+                "method": "client_secret_basic",
+                "secret_setting": "CERNER_CLIENT_SECRET",
+            },
+        },
+        approve=False,
+    )
+    before = len(app.sandbox.journal.entries())
+    query = urlencode({"iss": app.sandbox.ehr_base("cerner"), "launch": "abc"})
+    out = Browser(app.sandbox).go(app.api("launch/cerner-launch-prod/provider") + "?" + query)
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-ENV-MISMATCH"
+    assert nothing_sent(app, before)
+
+
+# --- the callback -----------------------------------------------------------------------------
+def test_callback_state_missing_forged_reused(app, endpoints, quiet_sandbox):
+    b = Browser(app.sandbox)
+    assert b.go(app.api("launch/callback?code=x")).error_code == "LAUNCH-STATE-MISSING"
+    forged = app.api("launch/callback?code=x&state=" + uuid.uuid4().hex + uuid.uuid4().hex)
+    assert b.go(forged).error_code == "LAUNCH-STATE-MISSING"
+    # complete one launch, then replay its callback
+    b2 = Browser(app.sandbox, entra_user="reyes")
+    b2.go(launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes"))
+    callback = next(u for u in reversed(b2.visited) if "/api/launch/callback" in u)
+    replay = Browser(app.sandbox).go(callback)
+    assert replay.response.status_code == 400 and replay.error_code == "LAUNCH-STATE-REUSED"
+
+
+def test_expired_state(app, endpoints, quiet_sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    from azure.data.tables import TableServiceClient
+
+    from lib.sessions import SessionStore
+    from lib.storage import TableStore
+
+    store = TableStore(TableServiceClient.from_connection_string(app.storage), "e2e")  # app's
+    old = SessionStore(store).start(
+        "provider",
+        redirect_uri=app.api("launch/callback"),
+        endpoint_id="epic-launch-test",
+        now=datetime.now(UTC) - timedelta(minutes=30),
+    )
+    out = Browser(app.sandbox).go(app.api(f"launch/callback?code=x&state={old.row_key}"))
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-STATE-EXPIRED"
+
+
+def test_ehr_error_callback(app, endpoints, quiet_sandbox):
+    app.sandbox.epic.set_quirks(authorize_error="access_denied")
+    out = Browser(app.sandbox).go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-EHR-ERROR"
+    assert "access_denied" in out.response.text
+
+
+def test_callback_iss_must_be_the_issuer(app, endpoints, quiet_sandbox):
+    """A mix-up attack: the callback claims another issuer. Refused before the code is used."""
+    app.sandbox.cerner.set_quirks(rfc9207_iss=True)
+    b = Browser(app.sandbox)
+    back = b.to_callback(launch_url(app, "cerner-launch-test", "provider", "cerner"))
+    parts = urlsplit(back)
+    params = dict(parse_qsl(parts.query))
+    assert params["iss"] and params["code"]  # the EHR sent RFC 9207 iss
+    params["iss"] = "https://evil.example/"
+    before = len(app.sandbox.journal.entries(stand_in="cerner", path="*/token"))
+    out = b.go(app.api("launch/callback") + "?" + urlencode(params))
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-CALLBACK-ISS"
+    assert len(app.sandbox.journal.entries(stand_in="cerner", path="*/token")) == before
+
+
+def test_callback_with_the_right_iss_is_accepted(app, endpoints, quiet_sandbox):
+    app.sandbox.cerner.set_quirks(rfc9207_iss=True)
+    out = Browser(app.sandbox, entra_user="lindqvist").go(
+        launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="lindqvist")
+    )
+    assert out.response.status_code == 200 and "/api/visit/" in out.url
+
+
+@pytest.mark.parametrize(
+    "bad", ["wrong_aud", "expired", "bad_signature", "wrong_nonce", "wrong_iss"]
+)
+def test_bad_id_tokens(app, endpoints, quiet_sandbox, bad):
+    app.sandbox.epic.set_quirks(bad_id_token=bad)
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert out.response.status_code == 502 and out.error_code == "TOKEN-ID-TOKEN-INVALID"
+
+
+def test_id_token_without_kid_is_accepted(app, endpoints, quiet_sandbox):
+    app.sandbox.epic.set_quirks(bad_id_token="missing_kid")
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert out.response.status_code == 200 and "/api/visit/" in out.url
+
+
+def test_no_appointment_context(app, endpoints, quiet_sandbox):
+    app.sandbox.epic.set_quirks(omit_context=["appointment", "encounter", "fhirContext"])
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert out.response.status_code == 422 and out.error_code == "LAUNCH-NO-APPOINTMENT"
+
+
+def test_scope_not_granted(app, endpoints, quiet_sandbox):
+    app.sandbox.epic.update_client("evc-epic-test", grant_less=["user/Appointment.read"])
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert out.response.status_code == 403 and out.error_code == "LAUNCH-SCOPE-NOT-GRANTED"
+    assert "user/Appointment.read" in out.response.text
+
+
+def test_graph_throttling_is_retried(app, endpoints, quiet_sandbox):
+    Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )  # mapping in place
+    target = "lindqvist-1400"  # no visit yet on the Epic endpoint: Graph will be asked
+    app.sandbox.inject(
+        "/graph/v1.0/users/*/onlineMeetings/createOrGet", status=429, retry_after=1, count=1
+    )
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(
+            app, "epic-launch-test", "provider", "epic", clinician="reyes", appointment=target
+        )
+    )
+    assert out.response.status_code == 200, out.response.text[:300]
+    calls = app.sandbox.journal.entries(stand_in="graph", path="*/createOrGet")
+    assert len(calls) >= 2 and calls[0].faulted
+
+
+def test_join_url_not_from_teams_is_refused(app, endpoints, quiet_sandbox):
+    body = {"id": "m-evil", "joinWebUrl": "https://evil.example/meet", "externalId": "x"}
+    app.sandbox.inject(
+        "/graph/v1.0/users/*/onlineMeetings/createOrGet", status=200, body=body, count=5
+    )
+    # the Cerner endpoint has no visit for this slot yet: Graph is asked and answers "evil"
+    out = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(
+            app,
+            "cerner-launch-test",
+            "provider",
+            "cerner",
+            clinician="reyes",
+            appointment="okafor-1000",
+        )
+    )
+    assert out.response.status_code == 502 and out.error_code == "LAUNCH-REDIRECT-REFUSED"
+    assert "evil.example" not in out.response.headers.get("Location", "")
