@@ -50,6 +50,17 @@ def _health(url: str, timeout: float = 30.0) -> dict:
         time.sleep(0.2)
 
 
+def _seed(app_url: str, sandbox_url: str) -> list[str]:
+    """Register (and approve) the sandbox EHRs through the app's config API."""
+    from dev.seed import seed
+    from dev.token import mint_token
+
+    ca = str(STATE / "certs" / "sandbox-ca.pem")
+    return seed(
+        app_url, sandbox_url, ca, lambda role: mint_token(role, url=sandbox_url, state_dir=STATE)
+    )
+
+
 def main() -> int:
     sync()
     procs: list = []
@@ -81,7 +92,8 @@ def main() -> int:
         wait_for_port(APP_PORT, 60, host)
         app_url, sandbox_url = f"http://127.0.0.1:{APP_PORT}", f"https://127.0.0.1:{SANDBOX_PORT}"
         health = _health(f"{app_url}/api/health")
-        print_urls(app_url, sandbox_url, health)
+        seeded = _seed(app_url, sandbox_url)
+        print_urls(app_url, sandbox_url, health, seeded)
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a process stopped; shutting down", file=sys.stderr)
@@ -96,7 +108,7 @@ def main() -> int:
         shutdown()
 
 
-def print_urls(app_url: str, sandbox_url: str, health: dict) -> None:
+def print_urls(app_url: str, sandbox_url: str, health: dict, seeded: list[str]) -> None:
     ca = Path(STATE / "certs" / "sandbox-ca.pem")
     print(
         f"""
@@ -113,10 +125,16 @@ EHR virtual-visit connector is running
         flush=True,
     )
     print(
-        f"  Sandbox Epic FHIR base   {sandbox_url}/epic/api/FHIR/R4\n"
-        f"  Sandbox Cerner FHIR base {sandbox_url}/cerner/r4/ec2458f2-1e24-41c8-b71b-0e701af7583d\n"
-        "  Try the config API: see 'Configuration API' in README.md"
+        "  Clinician journeys ('Begin virtual visit' in the EHR):\n"
+        f"    Epic-like schedule      {sandbox_url}/epic/schedule\n"
+        f"    Cerner-like schedule    {sandbox_url}/cerner/schedule\n"
+        "  Patient journeys (portal 'Begin virtual visit'):\n"
+        f"    Epic-like MyChart       {sandbox_url}/epic/mychart\n"
+        f"    Cerner-like portal      {sandbox_url}/cerner/portal\n"
+        "  Endpoints registered in the app (config API, see README):"
     )
+    for line in seeded:
+        print(f"    {line}")
     print("\nCtrl-C stops everything.", flush=True)
 
 

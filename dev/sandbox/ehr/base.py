@@ -1168,21 +1168,9 @@ class EhrStandIn(StandIn):
 
     # -- a browser for tests ----------------------------------------------------------------------
     def standalone_sign_in(self, authorize_url: str, user: str | None = None) -> requests.Response:
-        """Play the person at a standalone sign-in: open ``authorize_url``, pick ``user`` (a demo
-        clinician or patient key; default the first one listed) and follow the redirects back to
-        the app. Returns the app's final answer (``.url`` is its callback URL)."""
-        with requests.Session() as browser:
-            browser.trust_env = False
-            browser.verify = str(certs.certs_dir(self.state.state_dir) / certs.CA_CERT_NAME)
-            page = browser.get(authorize_url, timeout=30)
-            found = _SIGN_IN_FORM.search(page.text) if page.status_code == 200 else None
-            if found is None:
-                return page  # an error page, or already back at the app
-            choice = user or _FIRST_USER.search(page.text).group(1)  # type: ignore[union-attr]
-            action = urljoin(page.url, html_lib.unescape(found.group(1)))
-            return browser.post(
-                action, data={"request_id": found.group(2), "user": choice}, timeout=30
-            )
+        """Play the person at a standalone sign-in (see `play_standalone_sign_in`)."""
+        ca = certs.certs_dir(self.state.state_dir) / certs.CA_CERT_NAME
+        return play_standalone_sign_in(authorize_url, str(ca), user)
 
     # -- controls (/_sandbox/{name}/...) ----------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -1444,3 +1432,21 @@ def _outcome(status: int, code: str, text: str) -> Response:
 
 def _bad_control(message: str) -> Response:
     return json_response({"error": message}, 400)
+
+
+def play_standalone_sign_in(
+    authorize_url: str, ca_file: str, user: str | None = None
+) -> requests.Response:
+    """Open an EHR stand-in's ``authorize_url``, pick ``user`` (a demo clinician or patient key;
+    default the first one listed) and follow the redirects back to the app. Returns the app's
+    final answer. Used in-process by tests and over HTTPS by ``make run``'s seeding."""
+    with requests.Session() as browser:
+        browser.trust_env = False
+        browser.verify = ca_file
+        page = browser.get(authorize_url, timeout=30)
+        found = _SIGN_IN_FORM.search(page.text) if page.status_code == 200 else None
+        if found is None:
+            return page  # an error page, or already back at the app
+        choice = user or _FIRST_USER.search(page.text).group(1)  # type: ignore[union-attr]
+        action = urljoin(page.url, html_lib.unescape(found.group(1)))
+        return browser.post(action, data={"request_id": found.group(2), "user": choice}, timeout=30)

@@ -1,0 +1,81 @@
+"""Register the sandbox's EHRs in the app through its own config API, so `make run` is clickable.
+
+Idempotent: an endpoint already active is left alone. The Epic-like endpoint is approved by the
+sandbox's approver through the same EHR sign-in a person would do (scripted here); every step is
+in the audit trail like any admin's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import requests
+
+from dev.sandbox.ehr.base import play_standalone_sign_in
+
+CERNER_TENANT = "ec2458f2-1e24-41c8-b71b-0e701af7583d"
+APPROVER = {"oid": "1c1a00a9-0000-4000-8000-00000000a901", "display_name": "Priya Analyst"}
+
+
+def sandbox_endpoints(sandbox_url: str) -> list[dict]:
+    return [
+        {
+            "id": "epic-sandbox-test",
+            "fhir_base_url": f"{sandbox_url}/epic/api/FHIR/R4",
+            "vendor": "epic",
+            "environment": "test",
+            "organization": "Sandbox Health",
+            "client_id": "evc-epic-jwt",
+            "client_auth": {"method": "private_key_jwt", "alg": "RS384"},
+            "approver": APPROVER,
+        },
+        {
+            "id": "cerner-sandbox-test",
+            "fhir_base_url": f"{sandbox_url}/cerner/r4/{CERNER_TENANT}",
+            "vendor": "cerner",
+            "environment": "test",
+            "organization": "Sandbox Health",
+            "client_id": "evc-cerner-test",
+            "client_auth": {
+                "method": "client_secret_basic",
+                "secret_setting": "CERNER_CLIENT_SECRET",
+            },
+        },
+    ]
+
+
+def seed(app_url: str, sandbox_url: str, ca_file: str, token: Callable[[str], str]) -> list[str]:
+    """Make both sandbox endpoints active; returns one line per endpoint saying what was done."""
+    api = f"{app_url}/api/config/endpoints"
+    admin = _session(token("admin"))
+    lines = []
+    registered = {e["id"]: e for e in admin.get(api, timeout=30).json()["items"]}
+    taken = {e["fhir_base_url"]: e["id"] for e in registered.values()}
+    for body in sandbox_endpoints(sandbox_url):
+        eid = body["id"]
+        current = registered.get(eid)
+        if current is None and body["fhir_base_url"] in taken:
+            lines.append(f"{eid}: base URL already registered as {taken[body['fhir_base_url']]}")
+            continue
+        if current is None:
+            current = admin.post(api, json=body, timeout=60).json()
+        elif current["status"] != "active":
+            current = admin.post(f"{api}/{eid}/validate", timeout=60).json()
+        if current.get("status") == "awaiting_approval":
+            current = _approve(api, eid, ca_file, token)
+        lines.append(f"{eid}: {current.get('status', current.get('code'))}")
+    return lines
+
+
+def _approve(api: str, eid: str, ca_file: str, token: Callable[[str], str]) -> dict:
+    approver = _session(token("approver"))
+    started = approver.post(f"{api}/{eid}/approval", timeout=30).json()
+    play_standalone_sign_in(started["authorize_url"], ca_file)
+    return approver.get(f"{api}/{eid}", timeout=30).json()
+
+
+def _session(bearer: str) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Authorization"] = f"Bearer {bearer}"
+    return s
