@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import imports
+from bench import imports, launch
 
-BENCHES = {"imports": imports.run}
+BENCHES = {"imports": imports.run, "launch": launch.run}
 
 
 def main(names: list[str]) -> None:

@@ -784,6 +784,8 @@ def http_answer(fn: FunctionInfo, invocation: Invocation) -> Any:
 class QuietRequestHandler(WSGIRequestHandler):
     """Werkzeug's own request line includes the query string; HttpApp logs a safer one."""
 
+    disable_nagle_algorithm = True  # small answers leave at once, as from the real host
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
 

@@ -35,18 +35,18 @@ def launch_callback(request: Request) -> Response:
 
 
 @bp.function_name("visit_page")
-@bp.route(route="visit/{token}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="visit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(pages=True)
 def visit_page(request: Request) -> Response:
     from lib.launch.visit import visit_page
 
-    return visit_page(_services(), request.route["token"])
+    return visit_page(_services())
 
 
 @bp.function_name("visit_status")
-@bp.route(route="visit/{token}/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="visit/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def visit_status(request: Request) -> Response:
     from lib.launch.visit import visit_status
 
-    return visit_status(_services(), request.route["token"])
+    return visit_status(_services(), request.headers.get("x-visit-token"))

@@ -36,4 +36,4 @@ def handle(request: Request, svc: Services) -> Response:
         return page("approved.html", endpoint=approved, approver=session.data.get("name"))
     from lib.launch import complete
 
-    return complete.complete(svc, session, code)
+    return complete.complete(svc, record, session, code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from lib.admin.auth import Principal
-from lib.admin.credentials import client_auth_for
+from lib.admin.credentials import client_auth_for, redeem_code
 from lib.admin.endpoints import EndpointService
 from lib.admin.models import EndpointRecord
 from lib.admin.records import callback_url
@@ -21,8 +21,6 @@ from lib.smart.id_token import IdTokenVerifier, fhir_user
 from lib.smart.keys import KeySet
 from lib.smart.pkce import challenge_s256
 from lib.smart.scopes import approval_scopes, join
-from lib.smart.tokens import exchange_code
-from lib.web.errors import AppError
 
 
 class ApprovalService:
@@ -60,24 +58,8 @@ class ApprovalService:
         self._endpoints.check_approvable(record, approver)  # may have changed meanwhile
         validation = record.validation
         hosts = validation.pinned_hosts.all() if validation and validation.pinned_hosts else None
-        token = exchange_code(
-            self._http,
-            validation.token_endpoint,
-            code,
-            session.redirect_uri,
-            session.code_verifier,
-            client_auth_for(record, self._keys),
-            allowed_hosts=hosts,
-        )
-        if not token.id_token:
-            raise AppError("TOKEN-ID-TOKEN-INVALID", "The EHR returned no id_token.")
-        claims = self._id_tokens.verify(
-            token.id_token,
-            client_id=record.client_id,
-            nonce=session.nonce,
-            issuer=validation.issuer,
-            jwks_uri=validation.jwks_uri,
-            pinned_hosts=hosts,
+        _, claims = redeem_code(
+            self._http, self._id_tokens, self._keys, record, validation, hosts, session, code
         )
         user = fhir_user(claims)
         ehr_user = f"{user[0]}/{user[1]}" if user else claims.get("sub")

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from lib.admin.credentials import client_auth_for
+from lib.admin.credentials import redeem_code
 from lib.admin.models import EndpointRecord
 from lib.launch.start import pinned_discovery, requested_scopes
 from lib.launch.visit import open_visit
@@ -20,16 +20,20 @@ from lib.services import Services
 from lib.sessions import SignInSession
 from lib.smart.context import LaunchContext, extract_context
 from lib.smart.scopes import missing
-from lib.smart.tokens import TokenResponse, exchange_code
+from lib.smart.tokens import TokenResponse
+from lib.visits.store import Visit
 from lib.web.errors import AppError
 from lib.web.http import Response
 
 log = logging.getLogger(__name__)
 
 
-def complete(svc: Services, session: SignInSession, code: str) -> Response:
-    record = svc.endpoints.get(session.endpoint_id or "")
-    token, claims = _tokens(svc, record, session, code)
+def complete(svc: Services, record: EndpointRecord, session: SignInSession, code: str) -> Response:
+    found = pinned_discovery(svc, record)
+    hosts = found.hosts.all()
+    token, claims = redeem_code(
+        svc.http, svc.id_tokens, svc.keys, record, found.config, hosts, session, code
+    )
     absent = missing(
         requested_scopes(record, session.kind), token.granted_scopes, has_id_token=True
     )
@@ -38,52 +42,38 @@ def complete(svc: Services, session: SignInSession, code: str) -> Response:
     context = extract_context(
         token, vendor=record.vendor.value, id_claims=claims, field_map=record.launch.field_map
     )
-    pending = _pending_visit(svc, record, token, context)
+    subject = _subject(context)
+    visit_key = keyed_hash(record.id, *subject)
+    existing = svc.visits.get(visit_key)
     if session.kind == "provider":
-        return _provider(svc, record, context, pending)
-    return _patient(svc, record, token, context, pending)
+        return _provider(svc, record, token, context, subject, visit_key, existing)
+    return _patient(svc, record, token, context, subject, visit_key, existing)
 
 
-def _tokens(
-    svc: Services, record: EndpointRecord, session: SignInSession, code: str
-) -> tuple[TokenResponse, dict[str, Any]]:
-    found = pinned_discovery(svc, record)
-    hosts = found.hosts.all()
-    token = exchange_code(
-        svc.http,
-        found.config.token_endpoint,
-        code,
-        session.redirect_uri,
-        session.code_verifier,
-        client_auth_for(record, svc.keys),
-        allowed_hosts=hosts,
-    )
-    if not token.id_token:
-        raise AppError("TOKEN-ID-TOKEN-INVALID", "The EHR returned no id_token.")
-    claims = svc.id_tokens.verify(
-        token.id_token,
-        client_id=record.client_id,
-        nonce=session.nonce,
-        issuer=found.config.issuer,
-        jwks_uri=found.config.jwks_uri,
-        pinned_hosts=hosts,
-    )
-    return token, claims
+def _subject(context: LaunchContext) -> tuple[str, str]:
+    if context.appointment_id:
+        return ("Appointment", context.appointment_id)
+    if context.encounter_id:
+        return ("Encounter", context.encounter_id)
+    raise AppError("LAUNCH-NO-APPOINTMENT")
 
 
 def _pending_visit(
-    svc: Services, record: EndpointRecord, token: TokenResponse, context: LaunchContext
+    svc: Services,
+    record: EndpointRecord,
+    token: TokenResponse,
+    context: LaunchContext,
+    subject: tuple[str, str],
+    visit_key: str,
 ) -> dict[str, Any]:
-    """What the visit needs, without identifiers in clear: the visit key, times, department."""
-    if context.appointment_id:
-        subject = ("Appointment", context.appointment_id)
-    elif context.encounter_id:
-        subject = ("Encounter", context.encounter_id)
-    else:
-        raise AppError("LAUNCH-NO-APPOINTMENT")
+    """What a new visit needs (no identifiers in clear): its key, times, department.
+
+    Only a new visit reads the appointment (for its times and clinicians): a launch into an
+    existing visit skips that EHR call.
+    """
     appointment = _read(svc, record, token, *subject) if subject[0] == "Appointment" else {}
     return {
-        "visit_key": keyed_hash(record.id, *subject),
+        "visit_key": visit_key,
         "start": appointment.get("start"),
         "end": appointment.get("end"),
         "department": context.department,
@@ -119,7 +109,13 @@ def user_hash(record: EndpointRecord, ehr_user_id: str) -> str:
 
 
 def _provider(
-    svc: Services, record: EndpointRecord, context: LaunchContext, pending: dict[str, Any]
+    svc: Services,
+    record: EndpointRecord,
+    token: TokenResponse,
+    context: LaunchContext,
+    subject: tuple[str, str],
+    visit_key: str,
+    existing: Visit | None,
 ) -> Response:
     from lib.launch import signin
 
@@ -127,6 +123,9 @@ def _provider(
         raise AppError("LAUNCH-NO-USER")
     hashed = user_hash(record, context.user_id)
     organizer = svc.visits.mapping(record.id, hashed)
+    if existing is not None and organizer is not None:
+        return open_visit(svc, record, "provider", {"visit_key": visit_key}, organizer, existing)
+    pending = _pending_visit(svc, record, token, context, subject, visit_key)
     if organizer is None:  # first launch of this clinician: one Microsoft sign-in, once
         return signin.begin(svc, record, {**_jsonable(pending), "user_hash": hashed})
     return open_visit(svc, record, "provider", pending, organizer)
@@ -137,11 +136,14 @@ def _patient(
     record: EndpointRecord,
     token: TokenResponse,
     context: LaunchContext,
-    pending: dict[str, Any],
+    subject: tuple[str, str],
+    visit_key: str,
+    existing: Visit | None,
 ) -> Response:
-    visit = svc.visits.get(pending["visit_key"])
-    if visit is not None:
-        return open_visit(svc, record, "patient", pending, visit.organizer_oid)
+    if existing is not None:
+        pending = {"visit_key": visit_key}
+        return open_visit(svc, record, "patient", pending, existing.organizer_oid, existing)
+    pending = _pending_visit(svc, record, token, context, subject, visit_key)
     # The patient is first: the appointment's clinician organizes if we know their account.
     for practitioner in pending["practitioners"]:
         organizer = svc.visits.mapping(record.id, user_hash(record, practitioner))

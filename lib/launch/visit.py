@@ -26,14 +26,27 @@ DEFAULT_LENGTH = timedelta(hours=1)
 
 
 def open_visit(
-    svc: Services, record: EndpointRecord, role: Role, pending: dict[str, Any], organizer: str
+    svc: Services,
+    record: EndpointRecord,
+    role: Role,
+    pending: dict[str, Any],
+    organizer: str,
+    existing: Visit | None = None,
 ) -> Response:
-    visit = _visit_with_meeting(svc, record, role, pending, organizer)
+    """`existing`: the visit already read; with its meeting attached, nothing is claimed."""
+    if existing is not None and existing.join_url:
+        visit = existing
+        if not svc.meetings.join_url_allowed(visit.join_url):
+            raise AppError("LAUNCH-REDIRECT-REFUSED")
+    else:
+        visit = _visit_with_meeting(svc, record, role, pending, organizer)
     svc.visits.record(visit.key, f"{role}.connected", role, "launch")
     if role == "patient" or record.launch.open_teams_directly:
         return Response.redirect(visit.join_url)
     token = sign({"v": visit.key, "e": record.id}, purpose=PAGE_PURPOSE, ttl_seconds=PAGE_TTL)
-    return Response.redirect(f"{svc.settings.public_url}/api/visit/{token}")
+    # In the fragment: browsers never send it to a server, so no request log, proxy or
+    # telemetry ever records it; the page hands it to the status call in a header.
+    return Response.redirect(f"{svc.settings.public_url}/api/visit#{token}")
 
 
 def _visit_with_meeting(
@@ -65,8 +78,8 @@ def _visit_with_meeting(
     return visit
 
 
-def _visit_from(svc: Services, token: str) -> tuple[Visit, EndpointRecord]:
-    claims = verify(token, purpose=PAGE_PURPOSE)
+def _visit_from(svc: Services, token: str | None) -> tuple[Visit, EndpointRecord]:
+    claims = verify(token, purpose=PAGE_PURPOSE) if token else None
     visit = svc.visits.get(claims["v"]) if claims else None
     record = svc.endpoints.find(claims["e"]) if claims else None
     if visit is None or record is None:
@@ -74,19 +87,26 @@ def _visit_from(svc: Services, token: str) -> tuple[Visit, EndpointRecord]:
     return visit, record
 
 
-def visit_page(svc: Services, token: str) -> Response:
-    visit, record = _visit_from(svc, token)
-    resp = page(
-        "visit.html",
-        visit=visit,
-        presence=svc.visits.presence(visit.key),
-        status_url=f"{svc.settings.public_url}/api/visit/{token}/status",
-        organization=record.organization,
-    )
-    resp.frame_ancestors = tuple(record.launch.ehr_origins)
+def visit_page(svc: Services) -> Response:
+    """The page shell: its script reads the token from the fragment and asks `visit_status`.
+
+    It may be framed by any EHR: it shows nothing until the token (which only the launch hands
+    out, in the fragment) is presented, and what it then shows comes from `visit_status`.
+    """
+    ehr_origins = {o for e in svc.endpoints.list() for o in e.launch.ehr_origins}
+    resp = page("visit.html", status_url=f"{svc.settings.public_url}/api/visit/status")
+    resp.frame_ancestors = tuple(sorted(ehr_origins))
     return resp
 
 
-def visit_status(svc: Services, token: str) -> Response:
-    visit, _ = _visit_from(svc, token)
-    return Response.json({"presence": svc.visits.presence(visit.key)})
+def visit_status(svc: Services, token: str | None) -> Response:
+    visit, record = _visit_from(svc, token)
+    return Response.json(
+        {
+            "start": visit.start.isoformat() if visit.start else None,
+            "end": visit.end.isoformat() if visit.end else None,
+            "organization": record.organization,
+            "join_url": visit.join_url,
+            "presence": svc.visits.presence(visit.key),
+        }
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dev.procs import ROOT
-from dev.seed import seed, sandbox_endpoints
+from dev.seed import sandbox_endpoints, seed
 
 ARTIFACTS = ROOT / "test-artifacts"
 HAVE_CHROMIUM = bool(shutil.which("chromium") and shutil.which("chromedriver"))
@@ -96,13 +96,13 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     # The clinician, in the EHR: Begin virtual visit -> (first time) Microsoft sign-in -> visit
     chrome.get(f"{app.sandbox.url}/{vendor}/schedule?clinician={clinician}")
     click(chrome, f"begin-{appointment}")
-    wait_for(chrome, lambda d: "/entra/" in d.current_url or "/api/visit/" in d.current_url)
+    wait_for(chrome, lambda d: "/entra/" in d.current_url or "/api/visit#" in d.current_url)
     if "/entra/" in chrome.current_url:
         click(chrome, f"signin-{clinician}")
-    wait_for(chrome, lambda d: "/api/visit/" in d.current_url)
-    status = chrome.find_element(By.ID, "patient-status")
-    assert status.text == "not connected"
-    assert chrome.find_element(By.ID, "join").get_attribute("href").startswith(app.sandbox.url)
+    wait_for(chrome, lambda d: "/api/visit#" in d.current_url)
+    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "not connected")
+    join = chrome.find_element(By.ID, "join").get_attribute("href")
+    assert join.startswith(f"{app.sandbox.url}/graph/meet/")
     visit_tab = chrome.current_window_handle
     shot(chrome, f"{vendor}-visit-page-waiting")
 

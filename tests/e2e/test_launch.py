@@ -7,88 +7,14 @@ requests, msal and our SMART client. A small "browser" follows redirects and aut
 from __future__ import annotations
 
 import html
-import re
 import threading
 import uuid
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
 
-from tests.plugins.sandbox import entra_sign_in
-
-FORM_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
-FORM_ACTION = re.compile(r'<form id="authorize" method="post" action="([^"]+)">')
-CODE = re.compile(r"data-error-code>([A-Z0-9-]+)<")
-
-
-@dataclass
-class Outcome:
-    response: requests.Response
-    signed_in: bool  # whether the Microsoft sign-in page was on the way
-
-    @property
-    def url(self) -> str:
-        return self.response.url
-
-    @property
-    def error_code(self) -> str | None:
-        found = CODE.search(self.response.text)
-        return found.group(1) if found else None
-
-
-class Browser:
-    """Follows redirects and our auto-submitting form, signs in to Entra when asked."""
-
-    def __init__(self, sandbox, entra_user: str = "reyes") -> None:
-        self.s = requests.Session()
-        self.s.trust_env = False
-        self.s.verify = str(sandbox.ca_file)
-        self.s.headers["Accept"] = "text/html"
-        self.entra_user = entra_user
-        self.entra_prefix = f"{sandbox.url}/entra/"
-        self.graph_prefix = f"{sandbox.url}/graph/meet/"
-        self.visited: list[str] = []
-
-    def _get(self, url: str) -> requests.Response:
-        self.visited.append(url)
-        return self.s.get(url, allow_redirects=False)
-
-    def to_callback(self, launch: str) -> str:
-        """Run a launch up to the EHR's answer and return the callback URL, without opening it."""
-        resp = self._get(launch)
-        if resp.is_redirect:
-            resp = self._get(resp.headers["Location"])
-        else:
-            action = html.unescape(FORM_ACTION.search(resp.text).group(1))
-            fields = {html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(resp.text)}
-            resp = self.s.post(action, data=fields, allow_redirects=False)
-        assert resp.is_redirect, resp.text[:300]
-        return resp.headers["Location"]
-
-    def go(self, url: str, max_steps: int = 15) -> Outcome:
-        signed_in = False
-        resp = self._get(url)
-        for _ in range(max_steps):
-            if resp.is_redirect:
-                nxt = urljoin(resp.url, resp.headers["Location"])
-                if nxt.startswith(self.entra_prefix):
-                    signed_in = True
-                    done = entra_sign_in(self.s, nxt, self.entra_user)
-                    nxt = f"{done.target}?{urlencode(done.params)}"
-                if nxt.startswith(self.graph_prefix):  # the meeting: we are where we should be
-                    return Outcome(self._get(nxt), signed_in)
-                resp = self._get(nxt)
-            elif resp.status_code == 200 and FORM_ACTION.search(resp.text):
-                action = html.unescape(FORM_ACTION.search(resp.text).group(1))
-                fields = {
-                    html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(resp.text)
-                }
-                resp = self.s.post(action, data=fields, allow_redirects=False)
-            else:
-                return Outcome(resp, signed_in)
-        raise AssertionError(f"too many steps, last {resp.status_code} {resp.url}")
+from dev.browser import Browser, Outcome
 
 
 def register(app, body: dict, approve: bool) -> dict:
@@ -165,8 +91,16 @@ def launch_url(app, endpoint_id: str, kind: str, vendor: str, **mint) -> str:
     )
 
 
+def visit_data(app, outcome: Outcome) -> dict:
+    """What the visit page shows, fetched as its script does (token from the URL fragment)."""
+    token = urlsplit(outcome.url).fragment
+    resp = requests.get(app.api("visit/status"), headers={"X-Visit-Token": token}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
 def visit_status(app, outcome: Outcome) -> dict:
-    return requests.get(outcome.url + "/status", timeout=10).json()["presence"]
+    return visit_data(app, outcome)["presence"]
 
 
 # --- the journeys --------------------------------------------------------------------------------
@@ -180,7 +114,8 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
 
     first = browser.go(launch_url(app, endpoint, "provider", vendor, **clinician, **mint))
     assert first.response.status_code == 200, first.response.text[:500]
-    assert "/api/visit/" in first.url and "Join in Teams" in first.response.text
+    assert "/api/visit#" in first.url and "Join in Teams" in first.response.text
+    assert urlsplit(first.url).fragment not in first.response.text  # the page never holds it
     assert visit_status(app, first)["patient"] == "not connected"
     headers = first.response.headers
     assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
@@ -188,9 +123,8 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
 
     again = browser.go(launch_url(app, endpoint, "provider", vendor, **clinician, **mint))
     assert again.response.status_code == 200 and not again.signed_in  # mapping remembered
-    assert again.url.split("/api/visit/")[0] == first.url.split("/api/visit/")[0]
-    join = re.search(r'id="join" href="([^"]+)"', first.response.text).group(1)
-    assert join == re.search(r'id="join" href="([^"]+)"', again.response.text).group(1)
+    join = visit_data(app, first)["join_url"]
+    assert join == visit_data(app, again)["join_url"]
 
     patient = Browser(app.sandbox).go(launch_url(app, endpoint, "patient", vendor, **mint))
     assert patient.response.url.split("?")[0] == html.unescape(join).split("?")[0]
@@ -229,7 +163,7 @@ def test_concurrent_launches_share_one_meeting(app, endpoints, quiet_sandbox):
         t.start()
     for t in threads:
         t.join()
-    joins = {re.search(r'id="join" href="([^"]+)"', r.response.text).group(1) for r in results}
+    joins = {visit_data(app, r)["join_url"] for r in results}
     assert all(r.response.status_code == 200 for r in results)
     assert len(joins) == 1
 
@@ -361,7 +295,7 @@ def test_callback_with_the_right_iss_is_accepted(app, endpoints, quiet_sandbox):
     out = Browser(app.sandbox, entra_user="lindqvist").go(
         launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="lindqvist")
     )
-    assert out.response.status_code == 200 and "/api/visit/" in out.url
+    assert out.response.status_code == 200 and "/api/visit#" in out.url
 
 
 @pytest.mark.parametrize(
@@ -380,7 +314,7 @@ def test_id_token_without_kid_is_accepted(app, endpoints, quiet_sandbox):
     out = Browser(app.sandbox, entra_user="reyes").go(
         launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
     )
-    assert out.response.status_code == 200 and "/api/visit/" in out.url
+    assert out.response.status_code == 200 and "/api/visit#" in out.url
 
 
 def test_no_appointment_context(app, endpoints, quiet_sandbox):

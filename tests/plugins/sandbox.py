@@ -6,7 +6,8 @@
 - ``sandbox_trust``: sets REQUESTS_CA_BUNDLE to the sandbox CA for the test, so SDKs that read
   the environment (msal, requests) trust it unchanged.
 - ``sandbox_http``: a requests.Session that trusts the sandbox CA and ignores proxy/CA env.
-- ``entra_sign_in(session, authorize_url, user)``: the demo-user picker without a browser.
+- ``entra_sign_in(session, authorize_url, user)``: the demo-user picker without a browser
+  (from dev/browser.py, with ``ehr_sign_in`` and the launch ``Browser``).
 - ``ehr_sign_in(session, authorize_url, user)``: the same for an EHR's standalone sign-in page
   (``user`` is a demo clinician or patient key, e.g. ``reyes`` or ``rivera``).
 - ``jwks_server``: a plain-http JWKS on 127.0.0.1 (like our app's ``/api/.well-known/jwks.json``)
@@ -15,21 +16,21 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import pytest
 import requests
 
+from dev.browser import SignInResult, ehr_sign_in, entra_sign_in
 from dev.sandbox import Sandbox, start_sandbox
+
+__all__ = ["SignInResult", "ehr_sign_in", "entra_sign_in"]  # they live in dev/browser.py
 
 
 @pytest.fixture(scope="session")
@@ -62,62 +63,6 @@ def sandbox_http(sandbox: Sandbox) -> Iterator[requests.Session]:
     session.verify = str(sandbox.ca_file)
     yield session
     session.close()
-
-
-_REQUEST_ID = re.compile(r"name='request_id' value='([^']+)'")
-_HIDDEN = re.compile(r"<input type='hidden' name='([^']+)' value='([^']*)'>")
-_ACTION = re.compile(r"<form method='post' action='([^']+)'>")
-
-
-@dataclass(frozen=True)
-class SignInResult:
-    """Where Entra sent the browser and with what (code and state, or error)."""
-
-    target: str
-    params: dict[str, str]
-
-
-def entra_sign_in(session: requests.Session, authorize_url: str, user: str) -> SignInResult:
-    """Open the Entra sign-in page and pick ``user``, as a person would in a browser.
-
-    Handles every response_mode: a 302 with query or fragment, or the form_post page.
-    """
-    page = session.get(authorize_url, allow_redirects=False)
-    if page.status_code != 200:
-        raise AssertionError(f"authorize answered {page.status_code}: {page.text[:300]}")
-    match = _REQUEST_ID.search(page.text)
-    assert match, "no sign-in form on the authorize page"
-    done = session.post(
-        authorize_url.split("?", 1)[0],
-        data={"request_id": match.group(1), "user": user},
-        allow_redirects=False,
-    )
-    if done.status_code == 302:
-        parts = urlsplit(done.headers["Location"])
-        target = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return SignInResult(target, dict(parse_qsl(parts.fragment or parts.query)))
-    action = _ACTION.search(done.text)
-    assert done.status_code == 200 and action, f"sign-in answered {done.status_code}"
-    params = {html.unescape(k): html.unescape(v) for k, v in _HIDDEN.findall(done.text)}
-    return SignInResult(html.unescape(action.group(1)), params)
-
-
-def ehr_sign_in(session: requests.Session, authorize_url: str, user: str) -> SignInResult:
-    """Open an EHR stand-in's standalone sign-in page and pick ``user``; returns the redirect."""
-    page = session.get(authorize_url, allow_redirects=False)
-    if page.status_code != 200:
-        raise AssertionError(f"authorize answered {page.status_code}: {page.text[:300]}")
-    request_id, action = _REQUEST_ID.search(page.text), _ACTION.search(page.text)
-    assert request_id and action, "no sign-in form on the authorize page"
-    target = urlunsplit((*urlsplit(authorize_url)[:2], html.unescape(action.group(1)), "", ""))
-    done = session.post(
-        target, data={"request_id": request_id.group(1), "user": user}, allow_redirects=False
-    )
-    assert done.status_code == 302, f"sign-in answered {done.status_code}: {done.text[:300]}"
-    parts = urlsplit(done.headers["Location"])
-    return SignInResult(
-        urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), dict(parse_qsl(parts.query))
-    )
 
 
 @dataclass
