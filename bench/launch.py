@@ -47,9 +47,7 @@ from dev.procs import ROOT, free_port
 from dev.sandbox import Sandbox, start_sandbox
 from dev.sandbox.directory import ROLE_VALUES
 from dev.seed import seed
-from dev.settings import generate_signing_keys
-from tests.helpers import settings_env
-from tests.plugins.app import CERNER_SECRET, EPIC_SECRET, sandbox_point_ehrs_at
+from tests.plugins.app import app_env, sandbox_point_ehrs_at
 from tests.plugins.host import launch_host
 
 LATENCY = 0.050
@@ -116,17 +114,7 @@ def running() -> Iterator[Stack]:
         url = f"http://127.0.0.1:{port}"
         empty = Path(tmp) / "local.settings.json"
         empty.write_text('{"Values": {}}')
-        env = settings_env(
-            AzureWebJobsStorage=azurite.connection_string,
-            CONNECTOR_PUBLIC_URL=url,
-            ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra",
-            REQUESTS_CA_BUNDLE=str(sandbox.ca_file),
-            CONNECTOR_SIGNING_KEYS=generate_signing_keys(),
-            EPIC_CLIENT_SECRET=EPIC_SECRET,
-            CERNER_CLIENT_SECRET=CERNER_SECRET,
-            CONNECTOR_TABLE_PREFIX=PREFIX,
-            GRAPH_BASE_URL=f"{sandbox.url}/graph",
-        )
+        env = app_env(azurite.connection_string, sandbox, url, PREFIX)
         sandbox_point_ehrs_at(sandbox, url)
         host = launch_host(ROOT, Path(tmp) / "host.log", env=env, settings=empty, port=port)
         on.callback(host.stop)

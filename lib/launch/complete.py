@@ -8,6 +8,7 @@ request only (one FHIR read of the appointment for its times) and never stored.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,10 +45,20 @@ def complete(svc: Services, record: EndpointRecord, session: SignInSession, code
     )
     subject = _subject(context)
     visit_key = keyed_hash(record.id, *subject)
-    existing = svc.visits.get(visit_key)
-    if session.kind == "provider":
-        return _provider(svc, record, token, context, subject, visit_key, existing)
-    return _patient(svc, record, token, context, subject, visit_key, existing)
+    landed = Landed(record, token, context, subject, visit_key, svc.visits.get(visit_key))
+    return (_provider if session.kind == "provider" else _patient)(svc, landed)
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What a completed EHR sign-in says: the tokens, the context, and the visit it is about."""
+
+    record: EndpointRecord
+    token: TokenResponse
+    context: LaunchContext
+    subject: tuple[str, str]  # ("Appointment" | "Encounter", FHIR id)
+    visit_key: str
+    existing: Visit | None
 
 
 def _subject(context: LaunchContext) -> tuple[str, str]:
@@ -58,25 +69,21 @@ def _subject(context: LaunchContext) -> tuple[str, str]:
     raise AppError("LAUNCH-NO-APPOINTMENT")
 
 
-def _pending_visit(
-    svc: Services,
-    record: EndpointRecord,
-    token: TokenResponse,
-    context: LaunchContext,
-    subject: tuple[str, str],
-    visit_key: str,
-) -> dict[str, Any]:
+def _pending_visit(svc: Services, landed: Landed) -> dict[str, Any]:
     """What a new visit needs (no identifiers in clear): its key, times, department.
 
     Only a new visit reads the appointment (for its times and clinicians): a launch into an
     existing visit skips that EHR call.
     """
-    appointment = _read(svc, record, token, *subject) if subject[0] == "Appointment" else {}
+    kind, rid = landed.subject
+    appointment = (
+        _read(svc, landed.record, landed.token, kind, rid) if kind == "Appointment" else {}
+    )
     return {
-        "visit_key": visit_key,
+        "visit_key": landed.visit_key,
         "start": appointment.get("start"),
         "end": appointment.get("end"),
-        "department": context.department,
+        "department": landed.context.department,
         "practitioners": _practitioners(appointment),
     }
 
@@ -108,42 +115,29 @@ def user_hash(record: EndpointRecord, ehr_user_id: str) -> str:
     return keyed_hash(record.id, ehr_user_id, purpose="ehr-user")
 
 
-def _provider(
-    svc: Services,
-    record: EndpointRecord,
-    token: TokenResponse,
-    context: LaunchContext,
-    subject: tuple[str, str],
-    visit_key: str,
-    existing: Visit | None,
-) -> Response:
+def _provider(svc: Services, landed: Landed) -> Response:
     from lib.launch import signin
 
-    if not context.user_id:
+    record = landed.record
+    if not landed.context.user_id:
         raise AppError("LAUNCH-NO-USER")
-    hashed = user_hash(record, context.user_id)
+    hashed = user_hash(record, landed.context.user_id)
     organizer = svc.visits.mapping(record.id, hashed)
-    if existing is not None and organizer is not None:
-        return open_visit(svc, record, "provider", {"visit_key": visit_key}, organizer, existing)
-    pending = _pending_visit(svc, record, token, context, subject, visit_key)
+    if landed.existing is not None and organizer is not None:
+        pending = {"visit_key": landed.visit_key}
+        return open_visit(svc, record, "provider", pending, organizer, landed.existing)
+    pending = _pending_visit(svc, landed)
     if organizer is None:  # first launch of this clinician: one Microsoft sign-in, once
         return signin.begin(svc, record, {**_jsonable(pending), "user_hash": hashed})
     return open_visit(svc, record, "provider", pending, organizer)
 
 
-def _patient(
-    svc: Services,
-    record: EndpointRecord,
-    token: TokenResponse,
-    context: LaunchContext,
-    subject: tuple[str, str],
-    visit_key: str,
-    existing: Visit | None,
-) -> Response:
+def _patient(svc: Services, landed: Landed) -> Response:
+    record, existing = landed.record, landed.existing
     if existing is not None:
-        pending = {"visit_key": visit_key}
+        pending = {"visit_key": landed.visit_key}
         return open_visit(svc, record, "patient", pending, existing.organizer_oid, existing)
-    pending = _pending_visit(svc, record, token, context, subject, visit_key)
+    pending = _pending_visit(svc, landed)
     # The patient is first: the appointment's clinician organizes if we know their account.
     for practitioner in pending["practitioners"]:
         organizer = svc.visits.mapping(record.id, user_hash(record, practitioner))

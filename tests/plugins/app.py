@@ -39,23 +39,28 @@ class App:
         return s
 
 
-@pytest.fixture(scope="session")
-def app(start_host, azurite, sandbox, tmp_path_factory) -> App:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    empty = tmp_path_factory.mktemp("app") / "local.settings.json"
-    empty.write_text('{"Values": {}}')
-    env = settings_env(
-        AzureWebJobsStorage=azurite.connection_string,
+def app_env(storage: str, sandbox, url: str, prefix: str) -> dict[str, str]:
+    """The app's settings against this Azurite and sandbox (also used by bench/launch.py)."""
+    return settings_env(
+        AzureWebJobsStorage=storage,
         CONNECTOR_PUBLIC_URL=url,
         ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra",
         REQUESTS_CA_BUNDLE=str(sandbox.ca_file),
         CONNECTOR_SIGNING_KEYS=generate_signing_keys(),
         EPIC_CLIENT_SECRET=EPIC_SECRET,
         CERNER_CLIENT_SECRET=CERNER_SECRET,
-        CONNECTOR_TABLE_PREFIX="e2e",
+        CONNECTOR_TABLE_PREFIX=prefix,
         GRAPH_BASE_URL=f"{sandbox.url}/graph",
     )
+
+
+@pytest.fixture(scope="session")
+def app(start_host, azurite, sandbox, tmp_path_factory) -> App:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    empty = tmp_path_factory.mktemp("app") / "local.settings.json"
+    empty.write_text('{"Values": {}}')
+    env = app_env(azurite.connection_string, sandbox, url, "e2e")
     sandbox_point_ehrs_at(sandbox, url)
     host = start_host(".", env=env, settings=empty, port=port)
     return App(url, host, sandbox, azurite.connection_string)
