@@ -41,10 +41,21 @@ def to_http_response(resp: Response) -> func.HttpResponse:
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
 
 
+def _safe_origins(framing: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+    try:
+        return framing()
+    except Exception:  # storage down: the page still renders, just not framable
+        return ()
+
+
 def handler(
-    *, pages: bool = False
+    *, pages: bool = False, framing: Callable[[], tuple[str, ...]] | None = None
 ) -> Callable[[Handler], Callable[[func.HttpRequest], func.HttpResponse]]:
-    """Wrap a lib-level handler. `pages=True`: errors become HTML pages for browsers."""
+    """Wrap a lib-level handler. `pages=True`: errors become HTML pages for browsers.
+
+    `framing`: origins that may frame this function's error pages (an EHR showing the launch in
+    an iframe must see our error page, not "refused to connect").
+    """
 
     def wrap(fn: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
         def run(req: func.HttpRequest) -> func.HttpResponse:
@@ -72,6 +83,8 @@ def handler(
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )
+            if framing is not None and response.status >= 400 and response.kind == "page":
+                response.frame_ancestors = _safe_origins(framing)
             return to_http_response(security_headers(response))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would

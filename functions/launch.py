@@ -16,9 +16,13 @@ def _services():
     return services()
 
 
+def _ehr_origins() -> tuple[str, ...]:
+    return _services().endpoints.ehr_origins()
+
+
 @bp.function_name("launch")
 @bp.route(route="launch/{endpoint}/{role}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handler(pages=True)
+@handler(pages=True, framing=_ehr_origins)
 def launch(request: Request) -> Response:
     from lib.launch.start import start
 
@@ -27,7 +31,7 @@ def launch(request: Request) -> Response:
 
 @bp.function_name("launch_callback")
 @bp.route(route="launch/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handler(pages=True)
+@handler(pages=True, framing=_ehr_origins)
 def launch_callback(request: Request) -> Response:
     from lib.callback import handle
 
@@ -36,7 +40,7 @@ def launch_callback(request: Request) -> Response:
 
 @bp.function_name("visit_page")
 @bp.route(route="visit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handler(pages=True)
+@handler(pages=True, framing=_ehr_origins)
 def visit_page(request: Request) -> Response:
     from lib.launch.visit import visit_page
 

@@ -137,6 +137,10 @@ class AdminAuth:
             ) from None
         except jwt.PyJWTError:
             raise _invalid("signature or times") from None
+        if "nonce" in claims or claims.get("idtyp") == "id":
+            # An id_token of the same app registration (the clinicians' sign-in) is no access
+            # token: it carries `aud` = client id and may carry roles, so refuse it explicitly.
+            raise _invalid("an id_token is not an access token")
         # Tenant before audience: a token from another tenant is a 403, not a 401.
         if claims.get("iss") != self._settings.entra_issuer or "tid" not in claims:
             if claims.get("tid") and claims.get("tid") != self._settings.entra_tenant_id:

@@ -55,6 +55,10 @@ class EndpointService:
         rows = self._table.query("RowKey eq @row", {"row": ROW})
         return sorted(rows, key=lambda r: r.id)
 
+    def ehr_origins(self) -> tuple[str, ...]:
+        """Every EHR origin allowed to frame our pages (for pages not tied to one endpoint)."""
+        return tuple(sorted({o for e in self.list() for o in e.launch.ehr_origins}))
+
     def find(self, endpoint_id: str) -> EndpointRecord | None:
         try:
             return self._table.get(partition(endpoint_id), ROW)

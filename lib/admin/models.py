@@ -105,6 +105,11 @@ class LaunchOptions(_Strict):
     default_organizer: Annotated[str, Field(pattern=GUID)] | None = Field(
         default=None, description="Entra object id that organizes meetings a patient opens first."
     )
+    allowed_presenters: Literal["organizer", "organization"] = Field(
+        default="organizer",
+        description="Who presents (and so may admit the patient from the lobby). Meetings the "
+        "default organizer (a service account) organizes always use 'organization'.",
+    )
 
     @field_validator("ehr_origins")
     @classmethod

@@ -44,7 +44,7 @@ def complete(svc: Services, record: EndpointRecord, session: SignInSession, code
         token, vendor=record.vendor.value, id_claims=claims, field_map=record.launch.field_map
     )
     subject = _subject(context)
-    visit_key = keyed_hash(record.id, *subject)
+    visit_key = visit_key_for(record, *subject)
     landed = Landed(record, token, context, subject, visit_key, svc.visits.get(visit_key))
     return (_provider if session.kind == "provider" else _patient)(svc, landed)
 
@@ -107,12 +107,27 @@ def _read(
 
 
 def _practitioners(appointment: dict[str, Any]) -> list[str]:
-    refs = [p.get("actor", {}).get("reference", "") for p in appointment.get("participant", [])]
-    return [r.split("/", 1)[1] for r in refs if r.startswith("Practitioner/")]
+    """Practitioner ids of the participants (relative, absolute or versioned references)."""
+    found = []
+    for participant in appointment.get("participant") or []:
+        actor = (participant or {}).get("actor") or {}
+        ref = str(actor.get("reference") or "").split("/_history/")[0]
+        parts = ref.rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == "Practitioner" and parts[-1]:
+            found.append(parts[-1])
+    return found
 
 
-def user_hash(record: EndpointRecord, ehr_user_id: str) -> str:
-    return keyed_hash(record.id, ehr_user_id, purpose="ehr-user")
+def visit_key_for(record: EndpointRecord, kind: str, fhir_id: str) -> str:
+    # The FHIR base is part of the key: re-pointing an endpoint (or re-using its name) at another
+    # server must never open another server's Appointment/123 meeting.
+    return keyed_hash(record.id, record.fhir_base_url, kind, fhir_id)
+
+
+def user_hash(record: EndpointRecord, practitioner_id: str) -> str:
+    return keyed_hash(
+        record.id, record.fhir_base_url, "Practitioner", practitioner_id, purpose="ehr-user"
+    )
 
 
 def _provider(svc: Services, landed: Landed) -> Response:
@@ -121,6 +136,9 @@ def _provider(svc: Services, landed: Landed) -> Response:
     record = landed.record
     if not landed.context.user_id:
         raise AppError("LAUNCH-NO-USER")
+    if landed.context.user_type not in (None, "Practitioner", "PractitionerRole"):
+        # A portal user on a provider launch URL: never let them act as a clinician.
+        raise AppError("LAUNCH-NO-USER", f"The signed-in user is a {landed.context.user_type}.")
     hashed = user_hash(record, landed.context.user_id)
     organizer = svc.visits.mapping(record.id, hashed)
     if landed.existing is not None and organizer is not None:

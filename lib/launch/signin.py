@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lib.admin.models import EndpointRecord
 from lib.admin.records import callback_url
+from lib.launch import binding
 from lib.services import Services
 from lib.sessions import SignInSession
 from lib.smart.pkce import new_state
@@ -46,7 +47,7 @@ def begin(svc: Services, record: EndpointRecord, pending: dict) -> Response:
         data={"flow": flow, "pending": pending},
         state=state,
     )
-    return Response.redirect(flow["auth_uri"])
+    return binding.bind(Response.redirect(flow["auth_uri"]), state, svc.settings)
 
 
 def complete(svc: Services, session: SignInSession, query: dict[str, str]) -> Response:

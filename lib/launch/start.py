@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 from lib.admin.models import EndpointRecord, EndpointStatus, Vendor
 from lib.admin.records import callback_url
+from lib.launch import binding
 from lib.services import Services
 from lib.smart.discovery import Discovery, discover
 from lib.smart.pkce import challenge_s256
@@ -45,11 +46,15 @@ def launchable(svc: Services, endpoint_id: str, iss: str | None) -> EndpointReco
                 f"A {other.environment.value} EHR opened a {record.environment.value} launch URL.",
             )
         raise AppError("LAUNCH-ISS-MISMATCH")
+    check_usable(record)
+    return record
+
+
+def check_usable(record: EndpointRecord) -> None:
     if not record.enabled:
         raise AppError("LAUNCH-ENDPOINT-DISABLED")
     if record.status != EndpointStatus.ACTIVE:
         raise AppError("LAUNCH-ENDPOINT-NOT-ACTIVE", f"Status is {record.status.value}.")
-    return record
 
 
 def pinned_discovery(svc: Services, record: EndpointRecord) -> Discovery:
@@ -86,8 +91,10 @@ def start(svc: Services, endpoint_id: str, role: str, query: dict[str, str]) -> 
         "nonce": session.nonce,
     }
     if record.vendor == Vendor.EPIC or "authorize-post" in found.capabilities:
-        return _auto_post(record, authorize, params)
-    return Response.redirect(f"{authorize}?{urlencode(params)}")
+        resp = _auto_post(record, authorize, params)
+    else:
+        resp = Response.redirect(f"{authorize}?{urlencode(params)}")
+    return binding.bind(resp, session.row_key, svc.settings)
 
 
 def _origin(url: str) -> str:
@@ -97,6 +104,13 @@ def _origin(url: str) -> str:
 
 def _auto_post(record: EndpointRecord, authorize: str, params: dict[str, str]) -> Response:
     resp = page("launch_post.html", action=authorize, fields=params)
-    resp.form_action = (_origin(authorize),)
+    # form-action also governs the redirects after the POST: allow every host the EHR's sign-in
+    # was pinned to, not only the authorize URL's.
+    pinned = (
+        record.validation.pinned_hosts.all()
+        if record.validation and record.validation.pinned_hosts
+        else set()
+    )
+    resp.form_action = tuple(sorted({_origin(authorize), *(f"https://{h}" for h in pinned)}))
     resp.frame_ancestors = tuple(record.launch.ehr_origins)
     return resp

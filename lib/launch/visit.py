@@ -70,12 +70,22 @@ def _visit_with_meeting(
         # Graph needs times; an encounter launch (or a failed appointment read) has none.
         start = visit.start or datetime.now(UTC)
         end = visit.end or start + DEFAULT_LENGTH
-        meeting = svc.meetings.create_or_get(visit.organizer_oid, visit.key, SUBJECT, start, end)
+        meeting = svc.meetings.create_or_get(
+            visit.organizer_oid, visit.key, SUBJECT, start, end,
+            allowed_presenters=presenters_for(record, visit.organizer_oid),
+        )  # fmt: skip
         visit = svc.visits.attach_meeting(visit, meeting.id, meeting.join_url)
     if not visit.join_url or not svc.meetings.join_url_allowed(visit.join_url):
         # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
         raise AppError("LAUNCH-REDIRECT-REFUSED")
     return visit
+
+
+def presenters_for(record: EndpointRecord, organizer: str) -> str:
+    """A service-account organizer never joins to admit the patient: the clinicians must."""
+    if organizer == record.launch.default_organizer:
+        return "organization"
+    return record.launch.allowed_presenters
 
 
 def _visit_from(svc: Services, token: str | None) -> tuple[Visit, EndpointRecord]:
@@ -93,9 +103,8 @@ def visit_page(svc: Services) -> Response:
     It may be framed by any EHR: it shows nothing until the token (which only the launch hands
     out, in the fragment) is presented, and what it then shows comes from `visit_status`.
     """
-    ehr_origins = {o for e in svc.endpoints.list() for o in e.launch.ehr_origins}
     resp = page("visit.html", status_url=f"{svc.settings.public_url}/api/visit/status")
-    resp.frame_ancestors = tuple(sorted(ehr_origins))
+    resp.frame_ancestors = svc.endpoints.ehr_origins()
     return resp
 
 

@@ -86,8 +86,13 @@ class MeetingService:
         subject: str,
         start: dt.datetime,
         end: dt.datetime,
+        *,
+        allowed_presenters: str | None = None,
     ) -> Meeting:
         """The organizer's meeting for `external_id`, made on first call, lobby settings applied.
+
+        `allowed_presenters` overrides the service's default for this meeting (who may admit
+        people from the lobby: organizer, or everyone in the organization).
 
         GRAPH-ORGANIZER-UNKNOWN when Graph does not know the organizer; GRAPH-THROTTLED /
         GRAPH-FAILED otherwise.
@@ -107,7 +112,10 @@ class MeetingService:
             raise AppError("GRAPH-ORGANIZER-UNKNOWN", response.error_code)
         resource = response.raise_for_error().json()
         self._check_join_url(resource)  # before anything else is done with this meeting
-        patch = self._settings_patch(resource)
+        presenters = allowed_presenters or self.allowed_presenters
+        if presenters not in PRESENTERS:
+            raise ValueError(f"allowed presenters must be one of {sorted(PRESENTERS)}")
+        patch = self._settings_patch(resource, presenters)
         if patch:
             meeting_id = _require_str(resource, "id")
             resource = self.graph.request(
@@ -137,7 +145,7 @@ class MeetingService:
         if not self.join_url_allowed(url):
             raise AppError("LAUNCH-REDIRECT-REFUSED", f"join URL on {host_of(url)[:100]}")
 
-    def _settings_patch(self, resource: dict[str, Any]) -> dict[str, Any]:
+    def _settings_patch(self, resource: dict[str, Any], presenters: str) -> dict[str, Any]:
         """What to PATCH so the meeting has our settings; empty when it already has them."""
         patch: dict[str, Any] = {}
         lobby = resource.get("lobbyBypassSettings")
@@ -150,8 +158,8 @@ class MeetingService:
                 "scope": self.lobby_scope,
                 "isDialInBypassEnabled": self.dial_in_bypass,
             }
-        if resource.get("allowedPresenters") != self.allowed_presenters:
-            patch["allowedPresenters"] = self.allowed_presenters
+        if resource.get("allowedPresenters") != presenters:
+            patch["allowedPresenters"] = presenters
         return patch
 
 

@@ -112,6 +112,11 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("LAUNCH-STATE-REUSED", 400, "Sign-in already used",
              "This sign-in was already completed. Please start again.",
              "A browser back button or a replayed link reuses a finished sign-in."),
+    ErrorDef("LAUNCH-BROWSER-MISMATCH", 400, "Sign-in from another browser",
+             "This sign-in was started in another browser. Please start again from the EHR.",
+             "Sign-ins must finish in the browser that started them: sign-in links must not be "
+             "shared, and the browser must accept the connector's cookie (in an EHR iframe: "
+             "partitioned third-party cookies)."),
     ErrorDef("LAUNCH-EHR-ERROR", 400, "The EHR refused the sign-in",
              "The EHR did not complete the sign-in.",
              "See the EHR's message shown with this code; check the app's EHR registration."),

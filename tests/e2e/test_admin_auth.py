@@ -151,3 +151,8 @@ def test_unknown_kid_does_not_refetch_within_the_interval(sandbox, sandbox_trust
     for _ in range(5):
         assert cache.key("still-unknown") is None
     assert len(sandbox.journal.entries(stand_in="entra")) == before
+
+
+def test_an_id_token_is_not_an_access_token(auth, sandbox):
+    token = sandbox.entra.keys.sign(claims(sandbox, nonce="abc", aud=AUDIENCE))
+    assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"

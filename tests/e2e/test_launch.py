@@ -370,3 +370,79 @@ def test_join_url_not_from_teams_is_refused(app, endpoints, quiet_sandbox):
     )
     assert out.response.status_code == 502 and out.error_code == "LAUNCH-REDIRECT-REFUSED"
     assert "evil.example" not in out.response.headers.get("Location", "")
+
+
+# --- the browser that started a sign-in is the one that finishes it ------------------------------
+def test_ehr_callback_in_another_browser_is_refused(app, endpoints, quiet_sandbox):
+    starter = Browser(app.sandbox, entra_user="reyes")
+    callback = starter.to_callback(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    stranger = Browser(app.sandbox, entra_user="okafor").go(callback)
+    assert stranger.response.status_code == 400
+    assert stranger.error_code == "LAUNCH-BROWSER-MISMATCH"
+
+
+def test_microsoft_sign_in_link_in_another_browser_maps_nobody(app, endpoints, quiet_sandbox):
+    """A first launch's Microsoft sign-in page, sent to a colleague: refused, nothing mapped."""
+    from dev.browser import entra_sign_in
+
+    starter = Browser(app.sandbox)
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    to_microsoft = starter._get(starter.to_callback(url))  # the EHR's answer, in its browser
+    assert to_microsoft.is_redirect and "/entra/" in to_microsoft.headers["Location"]
+    colleague = Browser(app.sandbox, entra_user="lindqvist")
+    done = entra_sign_in(colleague.s, to_microsoft.headers["Location"], "lindqvist")
+    refused = colleague.go(f"{done.target}?{urlencode(done.params)}")
+    assert refused.error_code == "LAUNCH-BROWSER-MISMATCH"
+    # okafor is still unmapped on this endpoint: the next launch asks for the sign-in again
+    again = Browser(app.sandbox, entra_user="okafor").go(
+        launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    )
+    assert again.signed_in and again.response.status_code == 200
+
+
+def test_a_patient_on_the_provider_url_is_not_a_clinician(app, endpoints, quiet_sandbox):
+    minted = app.sandbox.cerner.mint_launch("patient", appointment="reyes-0900")
+    url = (
+        app.api("launch/cerner-launch-test/provider")
+        + "?"
+        + urlencode({"iss": minted.iss, "launch": minted.token})
+    )
+    out = Browser(app.sandbox).go(url)
+    assert out.response.status_code == 422 and out.error_code == "LAUNCH-NO-USER"
+    assert "Patient" in out.response.text  # the page says what kind of user it was
+
+
+def test_endpoint_disabled_during_sign_in(app, endpoints, quiet_sandbox):
+    b = Browser(app.sandbox, entra_user="reyes")
+    callback = b.to_callback(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    admin = app.session("admin")
+    admin.post(app.api("config/endpoints/epic-launch-test/disable"))
+    try:
+        out = b.go(callback)
+        assert out.response.status_code == 403 and out.error_code == "LAUNCH-ENDPOINT-DISABLED"
+        token_calls = app.sandbox.journal.entries(stand_in="epic", path="*/token")
+        assert token_calls == []  # the code was never redeemed
+    finally:
+        admin.post(app.api("config/endpoints/epic-launch-test/enable"))
+
+
+def test_launch_error_pages_may_be_framed_by_the_ehr(app, endpoints, quiet_sandbox):
+    admin = app.session("admin")
+    url = app.api("config/endpoints/cerner-launch-test")
+    etag = admin.get(url).headers["ETag"]
+    origins = {"ehr_origins": ["https://powerchart.example.org"]}
+    patched = admin.patch(url, json={"launch": origins}, headers={"If-Match": etag})
+    assert patched.status_code == 200, patched.text
+    try:
+        out = Browser(app.sandbox).go(app.api("launch/cerner-launch-test/provider?launch=x"))
+        assert out.error_code == "LAUNCH-MISSING-PARAM"
+        csp = out.response.headers["Content-Security-Policy"]
+        assert "frame-ancestors https://powerchart.example.org" in csp
+        assert "X-Frame-Options" not in out.response.headers
+    finally:
+        etag = admin.get(url).headers["ETag"]
+        admin.patch(url, json={"launch": {"ehr_origins": []}}, headers={"If-Match": etag})

@@ -1,0 +1,44 @@
+"""Small launch rules that need no servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from lib.admin.models import EndpointRecord, LaunchOptions
+from lib.launch.complete import _practitioners
+from lib.launch.visit import presenters_for
+
+ORG = "11111111-2222-4333-8444-555555555555"
+OTHER = "99999999-2222-4333-8444-555555555555"
+
+
+def record(**launch) -> EndpointRecord:
+    now = datetime.now(UTC)
+    return EndpointRecord(
+        partition_key="ep-x", row_key="endpoint", id="x", fhir_base_url="https://ehr/fhir",
+        vendor="cerner", environment="test", organization="Org", client_id="c",
+        client_auth={"method": "private_key_jwt", "alg": "RS384"},
+        launch=LaunchOptions(**launch), created_at=now, created_by="a", updated_at=now,
+        updated_by="a",
+    )  # fmt: skip
+
+
+def test_a_service_account_organizer_lets_the_clinicians_present():
+    assert presenters_for(record(default_organizer=ORG), ORG) == "organization"
+    assert presenters_for(record(default_organizer=ORG), OTHER) == "organizer"
+    assert presenters_for(record(allowed_presenters="organization"), OTHER) == "organization"
+
+
+@pytest.mark.parametrize(
+    ("participants", "expected"),
+    [
+        ([{"actor": {"reference": "Practitioner/5"}}], ["5"]),
+        ([{"actor": {"reference": "https://ehr/fhir/Practitioner/7/_history/2"}}], ["7"]),
+        ([{"actor": None}, {"actor": {"reference": "Patient/1"}}, {}], []),
+        (None, []),
+    ],
+)
+def test_practitioners_of_an_appointment(participants, expected):
+    assert _practitioners({"participant": participants}) == expected
