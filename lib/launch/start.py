@@ -76,7 +76,7 @@ def start(svc: Services, endpoint_id: str, role: str, query: dict[str, str]) -> 
     if not launch or len(launch) > MAX_LAUNCH_LENGTH:
         raise AppError("LAUNCH-MISSING-PARAM", "The launch parameter is missing or too long.")
     found = pinned_discovery(svc, record)
-    authorize = found.config.authorization_endpoint
+    authorize = _authorize_url(record, role, found.config.authorization_endpoint)
     session = svc.sessions.start(role, redirect_uri=callback_url(), endpoint_id=record.id)
     params = {
         "response_type": "code",
@@ -95,6 +95,14 @@ def start(svc: Services, endpoint_id: str, role: str, query: dict[str, str]) -> 
     else:
         resp = Response.redirect(f"{authorize}?{urlencode(params)}")
     return binding.bind(resp, session.row_key, svc.settings)
+
+
+def _authorize_url(record: EndpointRecord, role: str, advertised: str) -> str:
+    """Oracle Health publishes the provider persona's authorize URL; patients sign in at the
+    patient persona's (same tenant, same host, so the pinned hosts still hold)."""
+    if record.vendor == Vendor.CERNER and role == "patient":
+        return advertised.replace("/personas/provider/", "/personas/patient/")
+    return advertised
 
 
 def _origin(url: str) -> str:

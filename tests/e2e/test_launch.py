@@ -446,3 +446,12 @@ def test_launch_error_pages_may_be_framed_by_the_ehr(app, endpoints, quiet_sandb
     finally:
         etag = admin.get(url).headers["ETag"]
         admin.patch(url, json={"launch": {"ehr_origins": []}}, headers={"If-Match": etag})
+
+
+def test_cerner_patients_sign_in_at_the_patient_persona(app, endpoints, quiet_sandbox):
+    out = Browser(app.sandbox).go(
+        launch_url(app, "cerner-launch-test", "patient", "cerner", appointment="lindqvist-1400")
+    )
+    assert "/graph/meet/" in out.response.url
+    calls = app.sandbox.journal.entries(stand_in="cerner", path="*/authorize")
+    assert {e.path.split("/personas/")[1].split("/")[0] for e in calls} == {"patient"}
