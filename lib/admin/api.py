@@ -128,6 +128,38 @@ def integration_records(call: Call) -> Response:
     return Response.json(records)
 
 
+def list_mappings(call: Call) -> Response:
+    svc = _services()
+    record = svc.endpoints.get(call.param("id"))
+    found = svc.visits.mappings(record.id, call.request.query.get("entra_oid"))
+    items = [
+        {"mapping": m.row_key, "entra_oid": m.entra_oid, "created_at": m.created_at.isoformat()}
+        for m in found
+    ]
+    return Response.json({"items": items, "count": len(items)})
+
+
+def delete_mapping(call: Call) -> Response:
+    from lib.admin import audit
+
+    svc = _services()
+    record = svc.endpoints.get(call.param("id"))
+    removed = svc.visits.forget(record.id, call.param("mapping"))
+    if removed is None:
+        raise AppError("CFG-MAPPING-NOT-FOUND")
+    before = {"mapping": removed.row_key, "entra_oid": removed.entra_oid}
+    entry = audit.entry(
+        record.partition_key,
+        call.principal,
+        "mapping.delete",
+        f"endpoint:{record.id}",
+        before,
+        None,
+    )
+    svc.store.table(audit.CONFIG_TABLE, audit.AuditEntry).create(entry)
+    return Response(204)
+
+
 def list_audit(call: Call) -> Response:
     from lib.admin import audit
     from lib.admin.endpoints import partition
@@ -194,6 +226,12 @@ ROUTES: list[Route] = [
     Route("GET", E + "/{id}/integration-records", Role.READER, integration_records,
           "Records for the EHR build team (JSON, or text with ?format=text)",
           answer="IntegrationRecords"),
+    Route("GET", E + "/{id}/mappings", Role.READER, list_mappings,
+          "Clinicians' EHR-to-Microsoft mappings (keyed hashes; filter: entra_oid)",
+          answer="MappingList"),
+    Route("DELETE", E + "/{id}/mappings/{mapping}", Role.ADMIN, delete_mapping,
+          "Remove a mapping: that clinician signs in to Microsoft again on the next launch",
+          status=204),
     Route("GET", "config/audit", Role.READER, list_audit,
           "Audit trail, newest first (filters: endpoint, actor, action, since, until)",
           answer="AuditPage"),

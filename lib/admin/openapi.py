@@ -68,6 +68,24 @@ def _extra_schemas() -> dict[str, Any]:
             "properties": {"authorize_url": link, "expires_in": {"type": "integer"}},
         },
         "IntegrationRecords": {"type": "object", "additionalProperties": True},
+        "MappingList": {
+            "type": "object",
+            "required": ["items", "count"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "mapping": {"type": "string"},
+                            "entra_oid": {"type": "string"},
+                            "created_at": {"type": "string"},
+                        },
+                    },
+                },
+                "count": {"type": "integer"},
+            },
+        },
         "AuditPage": {
             "type": "object",
             "required": ["items", "continuation"],

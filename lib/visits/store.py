@@ -114,6 +114,21 @@ class VisitStore:
         found = self._mappings.get(endpoint_id, user_hash)
         return found.entra_oid if found else None
 
+    def mappings(self, endpoint_id: str, entra_oid: str | None = None) -> list[UserMapping]:
+        if entra_oid:
+            return list(self._mappings.partition(endpoint_id, "entra_oid eq @oid", oid=entra_oid))
+        return list(self._mappings.partition(endpoint_id))
+
+    def forget(self, endpoint_id: str, user_hash: str) -> UserMapping | None:
+        """Remove a mapping (the clinician signs in to Microsoft again on their next launch)."""
+        try:
+            found = self._mappings.get(endpoint_id, user_hash)
+        except ValueError:
+            return None
+        if found is not None:
+            self._mappings.delete(endpoint_id, user_hash)
+        return found
+
     def remember(self, endpoint_id: str, user_hash: str, entra_oid: str) -> None:
         self._mappings.upsert(
             UserMapping(

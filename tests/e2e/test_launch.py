@@ -455,3 +455,34 @@ def test_cerner_patients_sign_in_at_the_patient_persona(app, endpoints, quiet_sa
     assert "/graph/meet/" in out.response.url
     calls = app.sandbox.journal.entries(stand_in="cerner", path="*/authorize")
     assert {e.path.split("/personas/")[1].split("/")[0] for e in calls} == {"patient"}
+
+
+def test_admins_can_see_and_remove_a_clinicians_mapping(app, endpoints, quiet_sandbox):
+    from dev.sandbox import directory
+
+    reyes = next(u for u in directory.USERS if u.key == "reyes").object_id
+    Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    base = app.api("config/endpoints/epic-launch-test/mappings")
+    listed = app.session("reader").get(base, params={"entra_oid": reyes}).json()
+    assert listed["count"] == 1 and listed["items"][0]["entra_oid"] == reyes
+    key = listed["items"][0]["mapping"]
+    assert "reyes" not in key.lower()  # a keyed hash, never the EHR user id
+    assert app.session("reader").delete(f"{base}/{key}").status_code == 403
+    assert app.session("admin").delete(f"{base}/{key}").status_code == 204
+    again = app.session("admin").delete(f"{base}/{key}")
+    assert again.status_code == 404 and again.json()["code"] == "CFG-MAPPING-NOT-FOUND"
+    trail = (
+        app.session("reader")
+        .get(
+            app.api("config/audit"),
+            params={"endpoint": "epic-launch-test", "action": "mapping.delete"},
+        )
+        .json()["items"]
+    )
+    assert trail and trail[0]["before"]["entra_oid"] == reyes
+    relaunch = Browser(app.sandbox, entra_user="reyes").go(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    assert relaunch.signed_in and relaunch.response.status_code == 200

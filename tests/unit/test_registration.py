@@ -34,6 +34,10 @@ EXPECTED = {
     "config_endpoints_id_integration_records": _http(
         "config/endpoints/{id}/integration-records", "GET"
     ),
+    "config_endpoints_id_mappings": _http("config/endpoints/{id}/mappings", "GET"),
+    "config_endpoints_id_mappings_mapping": _http(
+        "config/endpoints/{id}/mappings/{mapping}", "DELETE"
+    ),
     "config_audit": _http("config/audit", "GET"),
 }
 
