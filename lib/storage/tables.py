@@ -40,10 +40,6 @@ class KeyExists(StorageError):
     """A transaction tried to create a key that is already there."""
 
 
-class NotFound(StorageError):
-    """No entity with that key."""
-
-
 class StorageUnavailable(StorageError):
     """Storage could not be reached or answered with a server error."""
 

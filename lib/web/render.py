@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from lib.web.errors import CATALOGUE, AppError
+from lib.web.errors import AppError
 from lib.web.http import Response
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -109,7 +109,3 @@ def security_headers(response: Response) -> Response:
     else:
         h.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
     return response
-
-
-def known_codes() -> set[str]:
-    return set(CATALOGUE)

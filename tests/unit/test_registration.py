@@ -39,6 +39,7 @@ EXPECTED = {
         "config/endpoints/{id}/mappings/{mapping}", "DELETE"
     ),
     "config_audit": _http("config/audit", "GET"),
+    "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
 }
 
 

@@ -1,0 +1,19 @@
+"""Timer: remove what must not outlive its use (expired sign-in sessions, for now)."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("cleanup")
+@bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
+def cleanup(timer: func.TimerRequest) -> None:
+    from lib.services import services
+
+    removed = services().sessions.purge_expired()
+    log.info("cleanup", extra={"sessions_removed": removed, "past_due": timer.past_due})
