@@ -320,3 +320,16 @@ def test_openapi_and_jwks_are_public(app):
     keys = jwks.json()["keys"]
     assert {k["alg"] for k in keys} == {"RS384", "ES384"}
     assert all("d" not in k and "p" not in k for k in keys)
+
+
+def test_401_and_403_over_http(app):
+    url = app.api("config/endpoints")
+    anonymous = requests.get(url)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "AUTH-MISSING-TOKEN"
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anonymous.headers["Content-Type"] == "application/problem+json"
+    expired = app.sandbox.entra.mint(roles=["Connector.Reader"], user="reader", expires_in=-3600)
+    late = requests.get(url, headers={"Authorization": f"Bearer {expired}"})
+    assert late.status_code == 401 and late.json()["code"] == "AUTH-EXPIRED-TOKEN"
+    reader = app.session("reader").post(url, json={})
+    assert reader.status_code == 403 and reader.json()["code"] == "AUTH-FORBIDDEN-ROLE"
