@@ -67,18 +67,41 @@ def _visit_with_meeting(
     )
     visit = claimed.entity
     if visit.join_url is None:
-        # Graph needs times; an encounter launch (or a failed appointment read) has none.
-        start = visit.start or datetime.now(UTC)
-        end = visit.end or start + DEFAULT_LENGTH
-        meeting = svc.meetings.create_or_get(
-            visit.organizer_oid, visit.key, SUBJECT, start, end,
-            allowed_presenters=presenters_for(record, visit.organizer_oid),
-        )  # fmt: skip
-        visit = svc.visits.attach_meeting(visit, meeting.id, meeting.join_url)
+        visit = _with_meeting(svc, record, visit, organizer)
     if not visit.join_url or not svc.meetings.join_url_allowed(visit.join_url):
         # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
         raise AppError("LAUNCH-REDIRECT-REFUSED")
     return visit
+
+
+def _create_meeting(svc: Services, record: EndpointRecord, visit: Visit) -> Visit:
+    # Graph needs times; an encounter launch (or a failed appointment read) has none.
+    start = visit.start or datetime.now(UTC)
+    end = visit.end or start + DEFAULT_LENGTH
+    meeting = svc.meetings.create_or_get(
+        visit.organizer_oid, visit.key, SUBJECT, start, end,
+        allowed_presenters=presenters_for(record, visit.organizer_oid),
+    )  # fmt: skip
+    return svc.visits.attach_meeting(visit, meeting.id, meeting.join_url)
+
+
+def _with_meeting(svc: Services, record: EndpointRecord, visit: Visit, organizer: str) -> Visit:
+    """The visit's meeting; a claim whose organizer Microsoft does not know is taken over.
+
+    Without this, a visit claimed under an organizer that cannot organize (a default organizer
+    without a licence, a clinician who has left) would fail for every later launch too. The
+    launcher, whose account is known, takes it over under the visit's ETag: one takeover wins,
+    and everyone then gets that organizer's meeting.
+    """
+    try:
+        return _create_meeting(svc, record, visit)
+    except AppError as err:
+        if err.code != "GRAPH-ORGANIZER-UNKNOWN" or organizer == visit.organizer_oid:
+            raise
+    taken = svc.visits.reassign(visit, organizer)
+    if taken.join_url:  # another launch took it over and finished first
+        return taken
+    return _create_meeting(svc, record, taken)
 
 
 def presenters_for(record: EndpointRecord, organizer: str) -> str:

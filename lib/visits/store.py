@@ -81,6 +81,13 @@ class VisitStore:
         except ConcurrencyConflict:
             return self.get(visit.key) or visit
 
+    def reassign(self, visit: Visit, organizer_oid: str) -> Visit:
+        """Give a visit without a meeting to another organizer (ETag: one concurrent takeover)."""
+        try:
+            return self._visits.update(visit.model_copy(update={"organizer_oid": organizer_oid}))
+        except ConcurrencyConflict:
+            return self.get(visit.key) or visit
+
     # --- events ---------------------------------------------------------------------------------
     def record(self, visit_key: str, kind: str, role: Role, source: str) -> VisitEvent:
         now = datetime.now(UTC)

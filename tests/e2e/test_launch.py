@@ -486,3 +486,85 @@ def test_admins_can_see_and_remove_a_clinicians_mapping(app, endpoints, quiet_sa
         launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
     )
     assert relaunch.signed_in and relaunch.response.status_code == 200
+
+
+# --- the patient arrives first ---------------------------------------------------------
+UNKNOWN_ORGANIZER = "00000000-0000-4000-8000-00000000dead"
+
+
+@pytest.fixture(scope="module")
+def fresh_endpoint(app, endpoints):
+    """An endpoint no other test launched on (its own FHIR base, so its own visit keys), whose
+    default organizer is an account Microsoft does not know."""
+    return register(
+        app,
+        {
+            "id": "epic-patient-first",
+            "fhir_base_url": app.sandbox.variant_base("moved-hosts", vendor="epic"),
+            "vendor": "epic",
+            "environment": "test",
+            "organization": "Patient First Org",
+            "client_id": "evc-epic-test",
+            "client_auth": {
+                "method": "client_secret_basic",
+                "secret_setting": "EPIC_CLIENT_SECRET",
+            },
+            "approver": APPROVER,
+            "launch": {"default_organizer": UNKNOWN_ORGANIZER},
+        },
+        approve=True,
+    )["id"]
+
+
+def fresh_launch(app, endpoint: str, kind: str, **mint) -> str:
+    minted = app.sandbox.epic.mint_launch(
+        kind, iss=app.sandbox.variant_base("moved-hosts", vendor="epic"), **mint
+    )
+    return (
+        app.api(f"launch/{endpoint}/{kind}")
+        + "?"
+        + urlencode({"iss": minted.iss, "launch": minted.token})
+    )
+
+
+def test_patient_first_then_the_clinician_takes_over_an_unusable_organizer(
+    app, fresh_endpoint, quiet_sandbox
+):
+    # 1. the patient is first; the clinician has no mapping here, so the default organizer is
+    #    tried, and Microsoft does not know that account
+    early = Browser(app.sandbox).go(
+        fresh_launch(app, fresh_endpoint, "patient", appointment="reyes-0930")
+    )
+    assert early.response.status_code == 409 and early.error_code == "GRAPH-ORGANIZER-UNKNOWN"
+    # 2. the clinician launches (first time: Microsoft sign-in) and takes the visit over
+    clinician = Browser(app.sandbox, entra_user="reyes").go(
+        fresh_launch(app, fresh_endpoint, "provider", clinician="reyes", appointment="reyes-0930")
+    )
+    assert clinician.signed_in and clinician.response.status_code == 200
+    join = visit_data(app, clinician)["join_url"]
+    # 3. the patient tries again and lands in that meeting's lobby
+    later = Browser(app.sandbox).go(
+        fresh_launch(app, fresh_endpoint, "patient", appointment="reyes-0930")
+    )
+    assert later.response.url.split("?")[0] == join.split("?")[0]
+    assert visit_status(app, clinician)["patient"] == "connected"
+
+
+def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
+    app, fresh_endpoint, quiet_sandbox
+):
+    # reyes is mapped on this endpoint by now (previous test); the patient of reyes-0900 is first
+    patient = Browser(app.sandbox).go(
+        fresh_launch(app, fresh_endpoint, "patient", appointment="reyes-0900")
+    )
+    assert "/graph/meet/" in patient.response.url
+    meeting_id = patient.response.url.split("/graph/meet/")[1].split("?")[0]
+    assert app.sandbox.graph.meetings[meeting_id].organizer_oid != UNKNOWN_ORGANIZER
+    clinician = Browser(app.sandbox, entra_user="reyes").go(
+        fresh_launch(app, fresh_endpoint, "provider", clinician="reyes", appointment="reyes-0900")
+    )
+    assert not clinician.signed_in
+    assert (
+        visit_data(app, clinician)["join_url"].split("?")[0] == patient.response.url.split("?")[0]
+    )
+    assert visit_status(app, clinician)["patient"] == "connected"
