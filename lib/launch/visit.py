@@ -33,13 +33,13 @@ def open_visit(
     organizer: str,
     existing: Visit | None = None,
 ) -> Response:
-    """`existing`: the visit already read; with its meeting attached, nothing is claimed."""
-    if existing is not None and existing.join_url:
-        visit = existing
-        if not svc.meetings.join_url_allowed(visit.join_url):
-            raise AppError("LAUNCH-REDIRECT-REFUSED")
-    else:
-        visit = _visit_with_meeting(svc, record, role, pending, organizer)
+    """`existing`: the visit already read (nothing is claimed again)."""
+    visit = existing if existing is not None else _claim(svc, record, role, pending, organizer)
+    if visit.join_url is None:
+        visit = _with_meeting(svc, record, visit, organizer)
+    if not visit.join_url or not svc.meetings.join_url_allowed(visit.join_url):
+        # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
+        raise AppError("LAUNCH-REDIRECT-REFUSED")
     svc.visits.record(visit.key, f"{role}.connected", role, "launch")
     if role == "patient" or record.launch.open_teams_directly:
         return Response.redirect(visit.join_url)
@@ -49,10 +49,11 @@ def open_visit(
     return Response.redirect(f"{svc.settings.public_url}/api/visit#{token}")
 
 
-def _visit_with_meeting(
+def _claim(
     svc: Services, record: EndpointRecord, role: Role, pending: dict[str, Any], organizer: str
 ) -> Visit:
-    claimed = svc.visits.claim(
+    """Create-if-absent: the first launch fixes the organizer; later ones get that visit."""
+    return svc.visits.claim(
         Visit(
             partition_key=pending["visit_key"],
             row_key="visit",
@@ -64,14 +65,7 @@ def _visit_with_meeting(
             created_at=datetime.now(UTC),
             created_by_role=role,
         )
-    )
-    visit = claimed.entity
-    if visit.join_url is None:
-        visit = _with_meeting(svc, record, visit, organizer)
-    if not visit.join_url or not svc.meetings.join_url_allowed(visit.join_url):
-        # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
-        raise AppError("LAUNCH-REDIRECT-REFUSED")
-    return visit
+    ).entity
 
 
 def _create_meeting(svc: Services, record: EndpointRecord, visit: Visit) -> Visit:

@@ -137,6 +137,28 @@ def log_path(url: str) -> str:
     return _FHIR_ID_IN_PATH.sub(r"\1{id}", urlsplit(url).path or "/")
 
 
+def outbound_fields(
+    method: str,
+    url: str,
+    status: int | None,
+    started: float,
+    error: str | None = None,
+    path: str | None = None,
+) -> dict[str, object]:
+    """The structured fields of one outbound call's log line (EHRs here, Graph in lib/teams).
+
+    `path`: the already-masked path, for callers whose URLs carry other ids than FHIR's.
+    """
+    return {
+        "http_method": method,
+        "http_host": host_of(url),
+        "http_path": log_path(url) if path is None else path,
+        "http_status": status,
+        "duration_ms": int((time.monotonic() - started) * 1000),
+        "error_code": error,
+    }
+
+
 @dataclass(frozen=True)
 class HttpResponse:
     """A fully read response (the body is already capped)."""
@@ -434,15 +456,8 @@ class OutboundHttp:
     def _log(
         method: str, url: str, status: int | None, started: float, error: str | None = None
     ) -> None:
-        ms = int((time.monotonic() - started) * 1000)
-        fields = {
-            "http_method": method,
-            "http_host": host_of(url),
-            "http_path": log_path(url),
-            "http_status": status,
-            "duration_ms": ms,
-            "error_code": error,
-        }
+        fields = outbound_fields(method, url, status, started, error)
+        ms = fields["duration_ms"]
         level = logging.WARNING if error else logging.INFO
         outcome = status if error is None else error
         log.log(

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from lib.smart.http import host_of, retry_after_seconds
+from lib.smart.http import outbound_fields, retry_after_seconds
 from lib.web.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -342,17 +342,12 @@ class GraphClient:
         request_id: str | None,
         error: str | None = None,
     ) -> None:
-        ms = int((time.monotonic() - started) * 1000)
         fields = {
-            "http_method": method,
-            "http_host": host_of(url),
-            "http_path": log_path(url),
-            "http_status": status,
-            "duration_ms": ms,
+            **outbound_fields(method, url, status, started, error, path=log_path(url)),
             "attempt": attempt,
             "graph_request_id": request_id,
-            "error_code": error,
         }
+        ms = fields["duration_ms"]
         failed = error is not None or (status is not None and status >= 400)
         log.log(
             logging.WARNING if failed else logging.INFO,
