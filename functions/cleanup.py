@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 @bp.function_name("cleanup")
 @bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
 def cleanup(timer: func.TimerRequest) -> None:
-    from lib.services import services
+    from lib.bootstrap import services
 
     removed = services().sessions.purge_expired()
     log.info("cleanup", extra={"sessions_removed": removed, "past_due": timer.past_due})

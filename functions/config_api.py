@@ -24,7 +24,9 @@ def _register(path: str, methods: list[str]) -> None:
     @bp.route(route=path, methods=methods, auth_level=func.AuthLevel.ANONYMOUS)
     @handler()
     def run(request: Request) -> Response:
-        return dispatch(request, path)
+        from lib.bootstrap import services  # on first use: keeps the cold import cheap
+
+        return dispatch(services(), request, path)
 
 
 for _path in dict.fromkeys(r.path for r in ROUTES):
@@ -36,7 +38,8 @@ for _path in dict.fromkeys(r.path for r in ROUTES):
 @handler()
 def openapi(request: Request) -> Response:
     from lib.admin.openapi import document
+    from lib.health import app_version
 
-    resp = Response.json(document())
+    resp = Response.json(document(app_version()))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp

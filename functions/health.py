@@ -6,6 +6,7 @@ import azure.functions as func
 
 from functions._http import handler
 from lib.health import health_report
+from lib.settings import get_settings
 from lib.web.http import Request, Response
 
 bp = func.Blueprint()
@@ -15,5 +16,5 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def health(request: Request) -> Response:
-    report = health_report()
+    report = health_report(get_settings())
     return Response.json(report, 200 if report["status"] == "ok" else 503)

@@ -11,7 +11,7 @@ bp = func.Blueprint()
 
 
 def _services():
-    from lib.services import services
+    from lib.bootstrap import services  # on first use: keeps the cold import cheap
 
     return services()
 
@@ -21,36 +21,30 @@ def _ehr_origins() -> tuple[str, ...]:
 
 
 @bp.function_name("launch")
-@bp.route(route="launch/{endpoint}/{role}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="launch/{endpoint}/{persona}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(pages=True, framing=_ehr_origins)
 def launch(request: Request) -> Response:
-    from lib.launch.start import start
-
-    return start(_services(), request.route["endpoint"], request.route["role"], request.query)
+    return _services().launch.start(
+        request.route["endpoint"], request.route["persona"], request.query
+    )
 
 
 @bp.function_name("launch_callback")
 @bp.route(route="launch/callback", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(pages=True, framing=_ehr_origins)
 def launch_callback(request: Request) -> Response:
-    from lib.callback import handle
-
-    return handle(request, _services())
+    return _services().callback.handle(request)
 
 
 @bp.function_name("visit_page")
 @bp.route(route="visit", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(pages=True, framing=_ehr_origins)
 def visit_page(request: Request) -> Response:
-    from lib.launch.visit import visit_page
-
-    return visit_page(_services())
+    return _services().visit_pages.page()
 
 
 @bp.function_name("visit_status")
 @bp.route(route="visit/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def visit_status(request: Request) -> Response:
-    from lib.launch.visit import visit_status
-
-    return visit_status(_services(), request.headers.get("x-visit-token"))
+    return _services().visit_pages.status(request.headers.get("x-visit-token"))

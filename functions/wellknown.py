@@ -14,7 +14,7 @@ bp = func.Blueprint()
 @bp.route(route=".well-known/jwks.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def jwks(request: Request) -> Response:
-    from lib.services import services
+    from lib.bootstrap import services
 
     resp = Response.json(services().keys.public_jwks())
     # EHRs cache it; an hour lets a rotation (add, wait, switch) propagate predictably.

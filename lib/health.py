@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from lib.settings import get_settings
+from lib.settings import Settings
 from lib.storage.account import storage_reachable
 
 
@@ -21,8 +21,8 @@ def app_version() -> str:
         return "unknown"
 
 
-def health_report() -> dict:
-    reachable = storage_reachable(get_settings())
+def health_report(settings: Settings) -> dict:
+    reachable = storage_reachable(settings)
     return {
         "status": "ok" if reachable else "degraded",
         "version": app_version(),

@@ -1,30 +1,50 @@
 """The config API: one table of routes that both dispatches requests and writes the OpenAPI file.
 
-Each route names its method, path, the role it needs, its request model (validated, unknown fields
-refused) and its answer model. functions/config_api.py registers one HTTP function per path and
-hands every request to `dispatch`.
+Each route names its method, path, the app role it needs, its request model (validated, unknown
+fields refused) and its answer model. functions/config_api.py registers one HTTP function per
+path and hands every request, with the services, to `dispatch`.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-    from lib.admin.models import EndpointRecord
+    from lib.endpoints.approval import ApprovalService
+    from lib.endpoints.models import Endpoint
+    from lib.endpoints.service import EndpointService
+    from lib.storage import TableStore
+    from lib.visits.mappings import ClinicianMappings
+    from lib.web.urls import Urls
 
-from lib.admin.auth import AdminAuth, Principal, Role
+from lib.admin.auth import AdminAuth, AppRole, Principal
+from lib.endpoints import audit
+from lib.endpoints.records import as_text
+from lib.endpoints.records import integration_records as build_records
+from lib.endpoints.service import partition
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
 
+class ConfigServices(Protocol):
+    """What the config API needs (the composition root's `Services` has it all)."""
+
+    store: TableStore
+    urls: Urls
+    auth: AdminAuth
+    endpoints: EndpointService
+    approvals: ApprovalService
+    mappings: ClinicianMappings
+
+
 @dataclass
 class Call:
+    svc: ConfigServices
     request: Request
     principal: Principal
     body: Any = None
@@ -37,101 +57,92 @@ class Call:
 class Route:
     method: str
     path: str  # relative to /api, with {name} parameters
-    role: Role | None  # None: no token (browser redirects, public documents)
+    role: AppRole | None  # None: no token (browser redirects, public documents)
     handler: Callable[[Call], Response]
     summary: str
-    # Models by name (in lib/admin/models.py), resolved on first use: the function app imports
+    # Models by name (in lib/endpoints/models.py), resolved on first use: the function app imports
     # this table at every cold start, and building the models there would cost ~15 ms.
     body: str | None = None
     answer: str | None = None
     status: int = 200
 
 
-def _services():
-    from lib.services import services
-
-    return services()
-
-
-def _endpoint_answer(record: EndpointRecord, status: int = 200) -> Response:
-    resp = Response.json(record.public(), status, {"ETag": record.etag or ""})
+def _endpoint_answer(endpoint: Endpoint, status: int = 200) -> Response:
+    resp = Response.json(endpoint.public(), status, {"ETag": endpoint.etag or ""})
     if status == 201:
-        resp.headers["Location"] = f"/api/config/endpoints/{record.id}"
+        resp.headers["Location"] = f"/api/config/endpoints/{endpoint.id}"
     return resp
 
 
 # --- handlers ----------------------------------------------------------------------------------
 def list_endpoints(call: Call) -> Response:
-    items = [r.public() for r in _services().endpoints.list()]
+    items = [e.public() for e in call.svc.endpoints.list()]
     return Response.json({"items": items, "count": len(items)})
 
 
 def create_endpoint(call: Call) -> Response:
-    record = _services().endpoints.create(call.body, call.principal)
-    return _endpoint_answer(record, 201)
+    endpoint = call.svc.endpoints.create(call.body, call.principal.actor)
+    return _endpoint_answer(endpoint, 201)
 
 
 def get_endpoint(call: Call) -> Response:
-    return _endpoint_answer(_services().endpoints.get(call.param("id")))
+    return _endpoint_answer(call.svc.endpoints.get(call.param("id")))
 
 
 def update_endpoint(call: Call) -> Response:
     etag = call.request.headers.get("if-match")
-    record = _services().endpoints.update(call.param("id"), call.body, etag, call.principal)
-    return _endpoint_answer(record)
+    endpoint = call.svc.endpoints.update(call.param("id"), call.body, etag, call.principal.actor)
+    return _endpoint_answer(endpoint)
 
 
 def delete_endpoint(call: Call) -> Response:
     etag = call.request.headers.get("if-match")
-    _services().endpoints.delete(call.param("id"), etag, call.principal)
+    call.svc.endpoints.delete(call.param("id"), etag, call.principal.actor)
     return Response(204)
 
 
 def validate_endpoint(call: Call) -> Response:
-    return _endpoint_answer(_services().endpoints.revalidate(call.param("id"), call.principal))
+    return _endpoint_answer(call.svc.endpoints.revalidate(call.param("id"), call.principal.actor))
 
 
 def activate_endpoint(call: Call) -> Response:
-    return _endpoint_answer(_services().endpoints.activate(call.param("id"), call.principal))
+    return _endpoint_answer(call.svc.endpoints.activate(call.param("id"), call.principal.actor))
 
 
 def disable_endpoint(call: Call) -> Response:
-    record = _services().endpoints.set_enabled(call.param("id"), False, call.principal)
-    return _endpoint_answer(record)
+    return _endpoint_answer(
+        call.svc.endpoints.set_enabled(call.param("id"), False, call.principal.actor)
+    )
 
 
 def enable_endpoint(call: Call) -> Response:
-    record = _services().endpoints.set_enabled(call.param("id"), True, call.principal)
-    return _endpoint_answer(record)
+    return _endpoint_answer(
+        call.svc.endpoints.set_enabled(call.param("id"), True, call.principal.actor)
+    )
 
 
 def start_approval(call: Call) -> Response:
-    url = _services().approvals.start(call.param("id"), call.principal)
+    url = call.svc.approvals.start(call.param("id"), call.principal.actor)
     return Response.json({"authorize_url": url, "expires_in": 600}, 201)
 
 
 def reject_endpoint(call: Call) -> Response:
-    record = _services().endpoints.reject(call.param("id"), call.body.reason, call.principal)
-    return _endpoint_answer(record)
+    endpoint = call.svc.endpoints.reject(call.param("id"), call.body.reason, call.principal.actor)
+    return _endpoint_answer(endpoint)
 
 
 def integration_records(call: Call) -> Response:
-    from lib.admin.records import as_text
-    from lib.admin.records import integration_records as build
-
-    record = _services().endpoints.get(call.param("id"))
-    records = build(record)
-    if call.request.query.get("format") == "text" or "text/plain" in call.request.headers.get(
-        "accept", ""
-    ):
-        return Response(200, as_text(record, records).encode(), "text/plain; charset=utf-8")
+    endpoint = call.svc.endpoints.get(call.param("id"))
+    records = build_records(endpoint, call.svc.urls)
+    accept = call.request.headers.get("accept", "")
+    if call.request.query.get("format") == "text" or "text/plain" in accept:
+        return Response(200, as_text(endpoint, records).encode(), "text/plain; charset=utf-8")
     return Response.json(records)
 
 
 def list_mappings(call: Call) -> Response:
-    svc = _services()
-    record = svc.endpoints.get(call.param("id"))
-    found = svc.visits.mappings(record.id, call.request.query.get("entra_oid"))
+    endpoint = call.svc.endpoints.get(call.param("id"))
+    found = call.svc.mappings.list(endpoint.id, call.request.query.get("entra_oid"))
     items = [
         {"mapping": m.row_key, "entra_oid": m.entra_oid, "created_at": m.created_at.isoformat()}
         for m in found
@@ -140,36 +151,31 @@ def list_mappings(call: Call) -> Response:
 
 
 def delete_mapping(call: Call) -> Response:
-    from lib.admin import audit
-
-    svc = _services()
-    record = svc.endpoints.get(call.param("id"))
-    removed = svc.visits.forget(record.id, call.param("mapping"))
+    svc = call.svc
+    endpoint = svc.endpoints.get(call.param("id"))
+    removed = svc.mappings.remove(endpoint.id, call.param("mapping"))
     if removed is None:
         raise AppError("CFG-MAPPING-NOT-FOUND")
     before = {"mapping": removed.row_key, "entra_oid": removed.entra_oid}
     entry = audit.entry(
-        record.partition_key,
-        call.principal,
+        endpoint.partition_key,
+        call.principal.actor,
         "mapping.delete",
-        f"endpoint:{record.id}",
+        f"endpoint:{endpoint.id}",
         before,
         None,
     )
-    svc.store.table(audit.CONFIG_TABLE, audit.AuditEntry).create(entry)
+    audit.add(svc.store, entry)
     return Response(204)
 
 
 def list_audit(call: Call) -> Response:
-    from lib.admin import audit
-    from lib.admin.endpoints import partition
-
     q = call.request.query
     size = _int(q.get("pageSize", "50"), "pageSize", 1, 200)
     since = _date(q.get("since"), "since") or datetime.now(UTC) - timedelta(days=90)
     until = _date(q.get("until"), "until")
     items, cursor = audit.query(
-        _services().store,
+        call.svc.store,
         partition_key=partition(q["endpoint"]) if q.get("endpoint") else None,
         actor=q.get("actor"),
         action=q.get("action"),
@@ -198,41 +204,42 @@ def _date(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-E = "config/endpoints"
+ENDPOINTS = "config/endpoints"
 ROUTES: list[Route] = [
-    Route("GET", E, Role.READER, list_endpoints, "List FHIR endpoints", answer="EndpointList"),
-    Route("POST", E, Role.ADMIN, create_endpoint, "Register and validate a FHIR endpoint",
-          "EndpointCreate", "Endpoint", 201),
-    Route("GET", E + "/{id}", Role.READER, get_endpoint, "Read one endpoint (with ETag)",
-          answer="Endpoint"),
-    Route("PATCH", E + "/{id}", Role.ADMIN, update_endpoint,
+    Route("GET", ENDPOINTS, AppRole.READER, list_endpoints, "List FHIR endpoints",
+          answer="EndpointList"),
+    Route("POST", ENDPOINTS, AppRole.ADMIN, create_endpoint,
+          "Register and validate a FHIR endpoint", "EndpointCreate", "Endpoint", 201),
+    Route("GET", ENDPOINTS + "/{id}", AppRole.READER, get_endpoint,
+          "Read one endpoint (with ETag)", answer="Endpoint"),
+    Route("PATCH", ENDPOINTS + "/{id}", AppRole.ADMIN, update_endpoint,
           "Change an endpoint (JSON merge patch, If-Match required)", "EndpointUpdate", "Endpoint"),
-    Route("DELETE", E + "/{id}", Role.ADMIN, delete_endpoint,
+    Route("DELETE", ENDPOINTS + "/{id}", AppRole.ADMIN, delete_endpoint,
           "Delete an endpoint (If-Match required; its audit trail stays)", status=204),
-    Route("POST", E + "/{id}/validate", Role.ADMIN, validate_endpoint,
+    Route("POST", ENDPOINTS + "/{id}/validate", AppRole.ADMIN, validate_endpoint,
           "Fetch discovery again and re-check the endpoint", answer="Endpoint"),
-    Route("POST", E + "/{id}/activate", Role.ADMIN, activate_endpoint,
+    Route("POST", ENDPOINTS + "/{id}/activate", AppRole.ADMIN, activate_endpoint,
           "Re-apply the activation rules (production needs an active test endpoint)",
           answer="Endpoint"),
-    Route("POST", E + "/{id}/disable", Role.ADMIN, disable_endpoint, "Stop accepting launches",
-          answer="Endpoint"),
-    Route("POST", E + "/{id}/enable", Role.ADMIN, enable_endpoint, "Accept launches again",
-          answer="Endpoint"),
-    Route("POST", E + "/{id}/approval", Role.APPROVER, start_approval,
+    Route("POST", ENDPOINTS + "/{id}/disable", AppRole.ADMIN, disable_endpoint,
+          "Stop accepting launches", answer="Endpoint"),
+    Route("POST", ENDPOINTS + "/{id}/enable", AppRole.ADMIN, enable_endpoint,
+          "Accept launches again", answer="Endpoint"),
+    Route("POST", ENDPOINTS + "/{id}/approval", AppRole.APPROVER, start_approval,
           "Start the approver's EHR sign-in (Epic); open the returned URL in a browser",
           answer="ApprovalStart", status=201),
-    Route("POST", E + "/{id}/reject", Role.APPROVER, reject_endpoint,
+    Route("POST", ENDPOINTS + "/{id}/reject", AppRole.APPROVER, reject_endpoint,
           "Reject the endpoint with a reason (Epic)", "RejectRequest", "Endpoint"),
-    Route("GET", E + "/{id}/integration-records", Role.READER, integration_records,
+    Route("GET", ENDPOINTS + "/{id}/integration-records", AppRole.READER, integration_records,
           "Records for the EHR build team (JSON, or text with ?format=text)",
           answer="IntegrationRecords"),
-    Route("GET", E + "/{id}/mappings", Role.READER, list_mappings,
+    Route("GET", ENDPOINTS + "/{id}/mappings", AppRole.READER, list_mappings,
           "Clinicians' EHR-to-Microsoft mappings (keyed hashes; filter: entra_oid)",
           answer="MappingList"),
-    Route("DELETE", E + "/{id}/mappings/{mapping}", Role.ADMIN, delete_mapping,
+    Route("DELETE", ENDPOINTS + "/{id}/mappings/{mapping}", AppRole.ADMIN, delete_mapping,
           "Remove a mapping: that clinician signs in to Microsoft again on the next launch",
           status=204),
-    Route("GET", "config/audit", Role.READER, list_audit,
+    Route("GET", "config/audit", AppRole.READER, list_audit,
           "Audit trail, newest first (filters: endpoint, actor, action, since, until)",
           answer="AuditPage"),
 ]  # fmt: skip
@@ -242,25 +249,18 @@ def route_for(method: str, path: str) -> Route | None:
     return next((r for r in ROUTES if r.method == method and r.path == path), None)
 
 
-@functools.cache
-def _auth() -> AdminAuth:
-    return _services().auth
-
-
-def dispatch(request: Request, path: str) -> Response:
+def dispatch(svc: ConfigServices, request: Request, path: str) -> Response:
     """Authenticate, authorise, validate the body, run the handler."""
     route = route_for(request.method, path)
     if route is None:
         raise AppError("REQ-METHOD")
-    principal = _auth().require(request, route.role) if route.role else None
-    body = None
-    if route.body is not None:
-        body = _parse(route.body, request)
-    return route.handler(Call(request, principal, body))
+    principal = svc.auth.require(request, route.role) if route.role else None
+    body = _parse(route.body, request) if route.body is not None else None
+    return route.handler(Call(svc, request, principal, body))
 
 
 def body_model(name: str) -> type[BaseModel]:
-    from lib.admin import models
+    from lib.endpoints import models  # on first use: see Route.body
 
     return getattr(models, name)
 

@@ -1,36 +1,42 @@
 """Entra ID bearer tokens for the config API: who is calling, and may they do this.
 
 Checks, in order: a Bearer token is present (401); its signature verifies with a key from the
-tenant's JWKS (refreshed once when a `kid` is unknown, for key rotation) (401); `iss` is our
-tenant's v2 issuer and `tid` our tenant (403: a valid token, but another organization); `aud` is
-our application (401); `exp` / `nbf` with a small leeway (401). Roles are checked per action (403).
+tenant's JWKS (the one JWKS cache type, lib/net/jwks.py: refreshed once when a `kid` is unknown,
+for key rotation, at most every 30 s) (401); `iss` is our tenant's v2 issuer and `tid` our tenant
+(403: a valid token, but another organization); `aud` is our application (401); `exp` / `nbf`
+with a small leeway (401). App roles are checked per action (403).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from lib.endpoints.audit import Actor
+from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.settings import Settings
 from lib.web.errors import AppError
 from lib.web.http import Request
 
 LEEWAY_SECONDS = 60
-JWKS_TTL_SECONDS = 3600
 MIN_REFRESH_INTERVAL = 30  # an unknown kid refreshes the keys at most this often
 
 
-class Role(StrEnum):
+class AppRole(StrEnum):
+    """The connector's app roles on its Entra app registration (not a launch's persona)."""
+
     ADMIN = "Connector.Admin"
     APPROVER = "Connector.Approver"
     READER = "Connector.Reader"
 
 
 # What each role may also do: an admin reads; an approver reads.
-IMPLIES = {Role.ADMIN: {Role.READER}, Role.APPROVER: {Role.READER}, Role.READER: set()}
+IMPLIES = {
+    AppRole.ADMIN: {AppRole.READER},
+    AppRole.APPROVER: {AppRole.READER},
+    AppRole.READER: set(),
+}
 
 
 @dataclass(frozen=True)
@@ -40,57 +46,42 @@ class Principal:
     tid: str
     roles: frozenset[str] = field(default_factory=frozenset)
 
-    def has(self, role: Role) -> bool:
-        return any(role == r or role in IMPLIES.get(Role(r), set()) for r in self._known_roles())
+    @property
+    def actor(self) -> Actor:
+        return Actor(oid=self.oid, name=self.name)
+
+    def has(self, role: AppRole) -> bool:
+        return any(role == r or role in IMPLIES.get(AppRole(r), set()) for r in self._known_roles())
 
     def _known_roles(self) -> list[str]:
-        return [r for r in self.roles if r in Role._value2member_map_]
+        return [r for r in self.roles if r in AppRole._value2member_map_]
 
 
 def _challenge(error: str, description: str) -> dict[str, str]:
     return {"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'}
 
 
-class JwksCache:
-    """The tenant's signing keys, fetched from its OpenID configuration."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._keys: dict[str, Any] = {}
-        self._fetched_at = 0.0
-        self._lock = threading.Lock()
-
-    def key(self, kid: str | None) -> Any:
-        if not self._keys or time.monotonic() - self._fetched_at > JWKS_TTL_SECONDS:
-            self._refresh()
-        if kid not in self._keys and time.monotonic() - self._fetched_at > MIN_REFRESH_INTERVAL:
-            self._refresh()  # rotated keys: one refresh, rate-limited against kid spraying
-        return self._keys.get(kid)
-
-    def _refresh(self) -> None:
-        import jwt
-        import requests
-
-        base = f"{self._settings.entra_authority_host}/{self._settings.entra_tenant_id}"
-        with self._lock:
-            try:
-                conf = requests.get(f"{base}/v2.0/.well-known/openid-configuration", timeout=5)
-                conf.raise_for_status()
-                jwks = requests.get(conf.json()["jwks_uri"], timeout=5)
-                jwks.raise_for_status()
-                keys = jwt.PyJWKSet.from_dict(jwks.json()).keys
-            except (requests.RequestException, ValueError, KeyError, jwt.PyJWTError) as exc:
-                if self._keys:
-                    return  # keep serving with the keys we have
-                raise AppError("AUTH-KEYS-UNAVAILABLE", type(exc).__name__) from None
-            self._keys = {k.key_id: k.key for k in keys if k.key_id}
-            self._fetched_at = time.monotonic()
-
-
 class AdminAuth:
-    def __init__(self, settings: Settings, jwks: JwksCache | None = None) -> None:
+    def __init__(self, settings: Settings, jwks: JwksCache) -> None:
+        """`jwks`: a cache over an `OutboundHttp`, with `min_refresh_seconds` of 30 or so."""
         self._settings = settings
-        self._jwks = jwks or JwksCache(settings)
+        self._jwks = jwks
+
+    def _signing_key(self, kid: str | None) -> Any:
+        """The tenant's RS256 key for `kid`; None when it has no such key (after one refresh)."""
+        try:
+            url = self._jwks.jwks_uri(self._settings.entra_issuer, None)
+            keys, fetched_now = self._jwks.keys(url, None)
+        except KeysUnavailable as err:
+            raise AppError("AUTH-KEYS-UNAVAILABLE", err.reason) from None
+        found = candidate_keys(keys, kid, "RS256") if kid else []
+        if not found and kid and not fetched_now:
+            try:
+                fresh = self._jwks.refresh(url, None)  # rotated keys; rate-limited
+            except KeysUnavailable:
+                fresh = None  # keep serving with the keys we have
+            found = candidate_keys(fresh, kid, "RS256") if fresh and kid else []
+        return found[0].key if found else None
 
     def authenticate(self, request: Request) -> Principal:
         token = _bearer(request)
@@ -105,7 +96,7 @@ class AdminAuth:
             roles=frozenset(claims.get("roles") or []),
         )
 
-    def require(self, request: Request, role: Role) -> Principal:
+    def require(self, request: Request, role: AppRole) -> Principal:
         principal = self.authenticate(request)
         if not principal.has(role):
             raise AppError("AUTH-FORBIDDEN-ROLE", f"This action needs the {role.value} role.")
@@ -120,7 +111,8 @@ class AdminAuth:
             raise _invalid("not a JWT") from None
         if header.get("alg") != "RS256":
             raise _invalid("unexpected algorithm")
-        key = self._jwks.key(header.get("kid"))
+        kid = header.get("kid") if isinstance(header.get("kid"), str) else None
+        key = self._signing_key(kid)
         if key is None:
             raise _invalid("unknown signing key")
         try:

@@ -10,8 +10,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from lib.admin.api import ROUTES, body_model
-from lib.admin.models import EndpointRecord
-from lib.health import app_version
+from lib.endpoints.models import Endpoint
 
 REF = "#/components/schemas/{model}"
 _ENTITY_ONLY = ("partition_key", "row_key", "etag", "timestamp")
@@ -45,7 +44,7 @@ PROBLEM = {
 
 
 def _endpoint_schema(defs: dict[str, Any]) -> dict[str, Any]:
-    schema = copy.deepcopy(defs.pop("EndpointRecord"))
+    schema = copy.deepcopy(defs.pop("Endpoint"))
     for name in _ENTITY_ONLY:
         schema["properties"].pop(name, None)
     schema["required"] = [r for r in schema.get("required", []) if r not in _ENTITY_ONLY]
@@ -136,13 +135,13 @@ def _operation(route) -> dict[str, Any]:
 
 
 @functools.cache
-def document() -> dict[str, Any]:
+def document(version: str) -> dict[str, Any]:
     bodies = sorted({r.body for r in ROUTES if r.body is not None})
     models = [(body_model(name), "validation") for name in bodies]
-    models.append((EndpointRecord, "serialization"))
+    models.append((Endpoint, "serialization"))
     _, top = models_json_schema(models, ref_template=REF)
     defs = top.get("$defs", {})
-    endpoint = _endpoint_schema(defs)  # replaces EndpointRecord: the API never shows keys
+    endpoint = _endpoint_schema(defs)  # the stored model less its keys: the API never shows them
     schemas = {**defs, "Endpoint": endpoint, **_extra_schemas()}
     paths: dict[str, Any] = {}
     for route in ROUTES:
@@ -151,7 +150,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "EHR virtual-visit connector: configuration API",
-            "version": app_version(),
+            "version": version,
             "description": "Register and approve FHIR endpoints, read integration records and "
             "the audit trail. Every call needs a Microsoft Entra ID bearer token with an app role.",
         },

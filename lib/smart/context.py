@@ -9,8 +9,8 @@ SMART puts context beside the access token, and each vendor adds its own fields:
 
 A field map is {context name: token-response field}. The names `ehr_user_id`, `department`,
 `tenant`, `appointment`, `encounter`, `patient` fill the `LaunchContext` attributes; any other
-name lands in `extras`. The vendor's defaults (`VENDOR_FIELD_MAPS`) apply first, the endpoint's
-map overrides them.
+name lands in `extras`. The caller passes the vendor's defaults merged with the endpoint's map
+(`VendorProfile.field_map` in lib/ehr/profiles.py).
 
 The EHR user is the id_token's `fhirUser` when present (it is signed); the vendor field otherwise.
 """
@@ -18,7 +18,7 @@ The EHR user is the id_token's `fhirUser` when present (it is signed); the vendo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -27,13 +27,6 @@ from lib.smart.id_token import fhir_user, parse_reference
 if TYPE_CHECKING:
     from lib.smart.tokens import TokenResponse
 
-Vendor = Literal["epic", "cerner", "smart"]
-
-VENDOR_FIELD_MAPS: dict[str, dict[str, str]] = {
-    "epic": {"department": "loginDepartment"},
-    "cerner": {"ehr_user_id": "user", "username": "username"},
-    "smart": {},
-}
 # context name -> LaunchContext attribute
 _ATTRIBUTES = {
     "ehr_user_id": "user_id",
@@ -99,13 +92,12 @@ def _mapped_fields(token: TokenResponse, field_map: Mapping[str, str]) -> dict[s
 def extract_context(
     token: TokenResponse,
     *,
-    vendor: Vendor = "smart",
     id_claims: Mapping[str, Any] | None = None,
     field_map: Mapping[str, str] | None = None,
 ) -> LaunchContext:
     """The launch context of a token response (+ verified id_token claims, when there are)."""
     references = context_references(token.fhir_context)
-    mapped = _mapped_fields(token, {**VENDOR_FIELD_MAPS.get(vendor, {}), **(field_map or {})})
+    mapped = _mapped_fields(token, field_map or {})
     found: dict[str, Any] = {
         "appointment_id": _id_of(token.extras.get("appointment"), "Appointment")
         or references.get("Appointment"),

@@ -20,16 +20,17 @@ import re
 import threading
 import time
 from collections.abc import Collection, Mapping
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from lib.smart.http import host_of
+from lib.net.http import host_of
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
-    from lib.smart.http import OutboundHttp
+    from lib.net.http import OutboundHttp
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 CAPABILITIES_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities"
@@ -58,9 +59,21 @@ _OAUTH_URI_NAMES = {
     "introspect": "introspection_endpoint", "revoke": "revocation_endpoint",
 }  # fmt: skip
 
-FhirVersion = Literal["R4", "R4B", "R5", "STU3", "DSTU2", "unknown"]
-_VERSIONS: dict[str, FhirVersion] = {
-    "1.0": "DSTU2", "3.0": "STU3", "4.0": "R4", "4.3": "R4B", "5.0": "R5",
+
+class FhirVersion(StrEnum):
+    """The FHIR release a base serves (from /metadata's fhirVersion)."""
+
+    R4 = "R4"
+    R4B = "R4B"
+    R5 = "R5"
+    STU3 = "STU3"
+    DSTU2 = "DSTU2"
+    UNKNOWN = "unknown"
+
+
+_VERSIONS = {
+    "1.0": FhirVersion.DSTU2, "3.0": FhirVersion.STU3, "4.0": FhirVersion.R4,
+    "4.3": FhirVersion.R4B, "5.0": FhirVersion.R5,
 }  # fmt: skip
 
 
@@ -134,7 +147,7 @@ class Discovery(BaseModel):
     base_url: str
     config: SmartConfiguration
     source: Literal["smart-configuration", "metadata"]
-    fhir_version: FhirVersion = "unknown"
+    fhir_version: FhirVersion = FhirVersion.UNKNOWN
     fhir_version_raw: str | None = None
     metadata_problem: str | None = None  # why the version is unknown, when it is
 
@@ -197,7 +210,11 @@ def parse_smart_configuration(doc: Mapping[str, Any], base_url: str) -> SmartCon
 def fhir_version_label(raw: Any) -> FhirVersion:
     """'4.0.1' -> R4, '1.0.2' -> DSTU2, ...; anything unreadable -> unknown."""
     match = re.match(r"^\s*(\d+)\.(\d+)", raw) if isinstance(raw, str) else None
-    return _VERSIONS.get(f"{match[1]}.{match[2]}", "unknown") if match else "unknown"
+    return (
+        _VERSIONS.get(f"{match[1]}.{match[2]}", FhirVersion.UNKNOWN)
+        if match
+        else FhirVersion.UNKNOWN
+    )
 
 
 def _security_extensions(capability: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import hmac
 import re
-import threading
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from lib.smart.http import host_of
+from lib.net.http import host_of
+from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
-    from lib.smart.http import OutboundHttp
+    from lib.net.http import OutboundHttp
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
-_KTY = {"RS": "RSA", "ES": "EC"}
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -70,105 +68,7 @@ def fhir_user(claims: Mapping[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-# --- JWKS --------------------------------------------------------------------------------------
-
-
-class JwksCache:
-    """JWKS documents (and issuers' jwks_uri) per URL, with a TTL and rate-limited refresh."""
-
-    def __init__(
-        self,
-        http: OutboundHttp,
-        *,
-        ttl_seconds: float = 3600.0,
-        min_refresh_seconds: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._http = http
-        self._ttl = ttl_seconds
-        self._min_refresh = min_refresh_seconds
-        self._clock = clock
-        self._jwks: dict[str, tuple[float, list[dict[str, Any]]]] = {}
-        self._jwks_uris: dict[str, tuple[float, str]] = {}
-        self._lock = threading.Lock()
-
-    def keys(
-        self, url: str, allowed_hosts: Collection[str] | None
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """(keys, fetched_now): cached while younger than the TTL."""
-        with self._lock:
-            entry = self._jwks.get(url)
-        if entry and self._clock() - entry[0] < self._ttl:
-            return entry[1], False
-        return self._fetch(url, allowed_hosts), True
-
-    def refresh(
-        self, url: str, allowed_hosts: Collection[str] | None
-    ) -> list[dict[str, Any]] | None:
-        """Re-fetch after an unknown key; None when the last fetch is too recent to repeat."""
-        with self._lock:
-            entry = self._jwks.get(url)
-        if entry and self._clock() - entry[0] < self._min_refresh:
-            return None
-        return self._fetch(url, allowed_hosts)
-
-    def jwks_uri(self, issuer: str, allowed_hosts: Collection[str] | None) -> str:
-        """The issuer's jwks_uri from its openid-configuration (cached like a JWKS)."""
-        issuer = issuer.rstrip("/")  # one cache entry whether or not a slash ends the issuer
-        with self._lock:
-            entry = self._jwks_uris.get(issuer)
-        if entry and self._clock() - entry[0] < self._ttl:
-            return entry[1]
-        url = issuer + "/.well-known/openid-configuration"
-        doc = self._get_json(url, allowed_hosts, "openid-configuration")
-        jwks_uri = doc.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri:
-            raise _invalid("openid-configuration has no jwks_uri")
-        with self._lock:
-            self._jwks_uris[issuer] = (self._clock(), jwks_uri)
-        return jwks_uri
-
-    def _fetch(self, url: str, allowed_hosts: Collection[str] | None) -> list[dict[str, Any]]:
-        doc = self._get_json(url, allowed_hosts, "jwks")
-        keys = doc.get("keys")
-        if not isinstance(keys, list):
-            raise _invalid("jwks has no keys")
-        found = [k for k in keys if isinstance(k, dict)]
-        with self._lock:
-            self._jwks[url] = (self._clock(), found)
-        return found
-
-    def _get_json(self, url: str, allowed_hosts: Collection[str] | None, what: str) -> dict:
-        response = self._http.get(
-            url, headers={"Accept": "application/json"}, allowed_hosts=allowed_hosts
-        )
-        if response.status != 200:
-            raise _invalid(f"{what} answered HTTP {response.status}")
-        doc = response.json("TOKEN-ID-TOKEN-INVALID")
-        if not isinstance(doc, dict):
-            raise _invalid(f"{what} is not a JSON object")
-        return doc
-
-
 # --- verification ------------------------------------------------------------------------------
-
-
-def _candidates(keys: list[dict[str, Any]], kid: str | None, alg: str) -> list[Any]:
-    """PyJWK objects that could have signed: same kid, else every key of the right type."""
-    import jwt
-
-    kty = _KTY[alg[:2]]
-    chosen = []
-    for jwk in keys:
-        if jwk.get("kty") != kty or jwk.get("use", "sig") != "sig":
-            continue
-        if (kid is not None and jwk.get("kid") != kid) or jwk.get("alg", alg) != alg:
-            continue
-        try:
-            chosen.append(jwt.PyJWK(jwk, algorithm=alg))
-        except jwt.PyJWTError:
-            continue  # a malformed or unsupported key: the next one may do
-    return chosen
 
 
 def _map_error(exc: Exception) -> AppError:
@@ -204,7 +104,7 @@ def verify_with_keys(
     if alg not in ALGORITHMS:
         raise _invalid("algorithm")  # never "none", never HMAC with a public key as secret
     kid = header.get("kid") if isinstance(header.get("kid"), str) else None
-    candidates = _candidates(keys, kid, alg)
+    candidates = candidate_keys(keys, kid, alg)
     if not candidates:
         raise _NoKeyVerified("unknown key")
     for key in candidates:
@@ -247,8 +147,11 @@ class IdTokenVerifier:
         `pinned_hosts` (PinnedHosts.all()) also restricts where keys are fetched from."""
         unverified = self._unverified(id_token)
         expected_issuer = self._expected_issuer(unverified.get("iss"), issuer, pinned_hosts)
-        url = jwks_uri or self._cache.jwks_uri(expected_issuer, pinned_hosts)
-        claims = self._verify_signature(id_token, url, client_id, pinned_hosts)
+        try:
+            url = jwks_uri or self._cache.jwks_uri(expected_issuer, pinned_hosts)
+            claims = self._verify_signature(id_token, url, client_id, pinned_hosts)
+        except KeysUnavailable as err:
+            raise _invalid(err.reason) from None
         self._check_claims(claims, client_id, nonce)
         return claims
 

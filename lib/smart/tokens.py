@@ -20,8 +20,8 @@ from lib.smart import scopes as scope_tools
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
+    from lib.net.http import HttpResponse, OutboundHttp
     from lib.smart.client_auth import ClientAuth
-    from lib.smart.http import HttpResponse, OutboundHttp
 
 _STRING_FIELDS = ("patient", "encounter", "tenant", "scope", "intent", "smart_style_url")
 _OAUTH_ERROR = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")

@@ -6,10 +6,9 @@ app and its triggers always agree on one account.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
-from lib.settings import Settings, get_settings
+from lib.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -54,24 +53,13 @@ def queue_service(settings: Settings, **options) -> QueueServiceClient:
     return QueueServiceClient(account_url=uri, credential=_credential(settings), **opts)
 
 
-def storage_reachable(settings: Settings | None = None) -> bool:
+def storage_reachable(settings: Settings) -> bool:
     """One cheap call with no retries, for the health check."""
     from azure.core.exceptions import AzureError
 
-    settings = settings or get_settings()
     client = table_service(settings, retry_total=0, connection_timeout=2, read_timeout=3)
     try:
         next(iter(client.list_tables(results_per_page=1)), None)
         return True
     except AzureError:
         return False
-
-
-@functools.cache
-def default_table_service() -> TableServiceClient:
-    return table_service(get_settings())
-
-
-@functools.cache
-def default_queue_service() -> QueueServiceClient:
-    return queue_service(get_settings())

@@ -4,9 +4,9 @@
   built on first use and kept for the life of the process, keyed by (authority, client id,
   secret digest), so however many `GraphClient`s are made, msal's in-memory cache serves the same
   token until shortly before it expires: one token request per hour, not one per call.
-- Retries: 429 / 503 / 504 and connection failures, honouring Retry-After (seconds or an HTTP
-  date); at most `max_attempts` attempts and `max_total_wait` seconds of waiting in all, so a
-  launch never hangs. A 401 on a cached token gets one retry with a fresh token.
+- Retries: by `GRAPH_RETRIES` (lib/net/retry.py): 429 / 503 / 504 and connection failures,
+  honouring Retry-After (seconds or an HTTP date), with a cap on attempts and on the waiting in
+  all, so a launch never hangs. A 401 on a cached token gets one retry with a fresh token.
 - Failures become `AppError`: GRAPH-THROTTLED (still 429/503 after the retries; carries
   Retry-After), GRAPH-FAILED (anything else; the detail is Graph's error code only, never its
   message, which may echo input).
@@ -31,14 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from lib.smart.http import outbound_fields, retry_after_seconds
+from lib.net.http import outbound_fields
+from lib.net.retry import GRAPH_RETRIES, RetryPolicy, retry_after_seconds
+from lib.teams.entra import confidential_client
 from lib.web.errors import AppError
 
 log = logging.getLogger(__name__)
 
 GRAPH_BASE = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-_RETRY_STATUSES = frozenset({429, 503, 504})
 _THROTTLE_STATUSES = frozenset({429, 503})
 # Ids in Graph paths (user object ids, meeting ids) are masked in logs.
 _IDS_IN_PATH = re.compile(r"(/users/|/onlineMeetings/(?!createOrGet(?:$|/)))[^/?#]+")
@@ -72,16 +73,8 @@ def _token_source(authority: str, client_id: str, secret: str, timeout: float) -
     with _sources_lock:
         source = _sources.get(key)
         if source is None:
-            import msal  # heavy: only when Graph is first used
-
             try:
-                app = msal.ConfidentialClientApplication(
-                    client_id,
-                    client_credential=secret,
-                    authority=authority,
-                    instance_discovery=False,  # our authority is exact (and local in the sandbox)
-                    timeout=timeout,
-                )
+                app = confidential_client(authority, client_id, secret, timeout=timeout)
             except Exception as exc:  # msal fetches the authority's metadata here
                 log.warning("graph: Entra authority unusable (%s)", type(exc).__name__)
                 raise AppError("GRAPH-FAILED", "token-authority-unavailable") from None
@@ -158,8 +151,7 @@ class GraphClient:
         verify: bool | str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 20.0,
-        max_attempts: int = 3,
-        max_total_wait: float = 10.0,
+        retries: RetryPolicy = GRAPH_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
         user_agent: str = "ehr-virtual-visit-connector",
     ) -> None:
@@ -168,8 +160,6 @@ class GraphClient:
         (`https://graph.microsoft.com/.default`, also against the sandbox)."""
         if not client_id or not client_secret:
             raise ValueError("GraphClient needs ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET")
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.authority = authority.rstrip("/")
         self.client_id = client_id
         self._secret = client_secret
@@ -180,8 +170,7 @@ class GraphClient:
         self._http_lock = threading.Lock()
         self._verify = verify
         self._timeout = (connect_timeout, read_timeout)
-        self.max_attempts = max_attempts
-        self.max_total_wait = max_total_wait
+        self.retries = retries
         self._sleep = sleep
         self._user_agent = user_agent
 
@@ -246,8 +235,8 @@ class GraphClient:
                     "timeout" if isinstance(exc, requests.exceptions.Timeout) else "unreachable"
                 )
                 self._log(method, url, None, started, attempt, None, detail)
-                wait = min(2.0 ** (attempt - 1), 4.0)
-                if attempt < self.max_attempts and waited + wait <= self.max_total_wait:
+                wait = self.retries.wait_before(attempt, None, waited)
+                if wait is not None and self.retries.connection_errors:
                     self._sleep(wait)
                     waited += wait
                     continue
@@ -265,11 +254,11 @@ class GraphClient:
                 self._drop_token()
                 attempt -= 1
                 continue
-            if response.status not in _RETRY_STATUSES:
+            if not self.retries.retries_status(response.status):
                 return response
             after = retry_after_seconds(response.headers.get("Retry-After"))
-            wait = min(2.0 ** (attempt - 1), 4.0) if after is None else after
-            if attempt < self.max_attempts and waited + wait <= self.max_total_wait:
+            wait = self.retries.wait_before(attempt, response.headers.get("Retry-After"), waited)
+            if wait is not None:
                 self._sleep(wait)
                 waited += wait
                 continue

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from lib.smart.http import host_of
+from lib.net.http import host_of
 from lib.teams.graph import GraphClient, seg
 from lib.web.errors import AppError
 

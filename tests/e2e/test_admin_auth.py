@@ -8,7 +8,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from lib.admin.auth import AdminAuth, JwksCache, Role
+from lib.admin.auth import AdminAuth
+from lib.admin.auth import AppRole as Role
+from lib.net.http import OutboundHttp
+from lib.net.jwks import JwksCache
 from lib.settings import load_settings
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request
@@ -17,10 +20,15 @@ from tests.helpers import AUDIENCE, TENANT, settings_env
 OTHER_TENANT = "0b9e2f4c-1111-4222-8333-444455556666"
 
 
+def make_auth(sandbox, min_refresh: float = 30) -> AdminAuth:
+    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
+    http = OutboundHttp(local_mode=True)
+    return AdminAuth(settings, JwksCache(http, min_refresh_seconds=min_refresh))
+
+
 @pytest.fixture
 def auth(sandbox, sandbox_trust):
-    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
-    return AdminAuth(settings)
+    return make_auth(sandbox)
 
 
 def call(token: str | None) -> Request:
@@ -126,30 +134,28 @@ def test_roles(auth, sandbox, roles, needed, allowed):
         assert exc.value.code == "AUTH-FORBIDDEN-ROLE" and exc.value.status == 403
 
 
-def test_rotated_key_is_fetched_once(auth, sandbox, clean_sandbox):
+def test_rotated_key_is_fetched_once(sandbox, sandbox_trust, clean_sandbox):
+    auth = make_auth(sandbox, min_refresh=0)  # the rate limit is tested below; here: the refresh
     auth.require(call(sandbox.entra.mint(roles=["Connector.Reader"], user="reader")), Role.READER)
     sandbox.entra.rotate_key()
-    import lib.admin.auth as auth_module
-
-    auth_module.MIN_REFRESH_INTERVAL = 0  # the rate limit is tested below; here: the refresh
-    try:
-        before = len(sandbox.journal.entries(stand_in="entra"))
-        token = sandbox.entra.mint(roles=["Connector.Reader"], user="reader")
-        auth.require(call(token), Role.READER)
-        auth.require(call(token), Role.READER)
-        fetched = len(sandbox.journal.entries(stand_in="entra")) - before
-        assert fetched == 2  # openid-configuration + keys, once
-    finally:
-        auth_module.MIN_REFRESH_INTERVAL = 30
+    before = len(sandbox.journal.entries(stand_in="entra"))
+    token = sandbox.entra.mint(roles=["Connector.Reader"], user="reader")
+    auth.require(call(token), Role.READER)
+    auth.require(call(token), Role.READER)
+    fetched = sandbox.journal.entries(stand_in="entra")[before:]
+    # the keys once; the tenant's openid-configuration (its jwks_uri) stays cached
+    assert len(fetched) == 1 and "keys" in fetched[0].path
 
 
 def test_unknown_kid_does_not_refetch_within_the_interval(sandbox, sandbox_trust):
-    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
-    cache = JwksCache(settings)
-    assert cache.key("nope") is None
+    auth = make_auth(sandbox)
+    token = sandbox.entra.mint(roles=["Connector.Reader"], user="reader")
+    auth.require(call(token), Role.READER)  # keys fetched now
     before = len(sandbox.journal.entries(stand_in="entra"))
+    key = sandbox.entra.keys.active.private_key
     for _ in range(5):
-        assert cache.key("still-unknown") is None
+        forged = jwt.encode(claims(sandbox), key, algorithm="RS256", headers={"kid": "unknown"})
+        assert code_of(auth, call(forged)) == "AUTH-INVALID-TOKEN"
     assert len(sandbox.journal.entries(stand_in="entra")) == before
 
 

@@ -252,7 +252,7 @@ def test_expired_state(app, endpoints, quiet_sandbox):
 
     from azure.data.tables import TableServiceClient
 
-    from lib.sessions import SessionStore
+    from lib.signin.sessions import SessionStore
     from lib.storage import TableStore
 
     store = TableStore(TableServiceClient.from_connection_string(app.storage), "e2e")  # app's

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from lib.sessions import SessionStore
+from lib.signin.sessions import SessionStore
 from lib.storage import TableStore
 from lib.web.errors import AppError
 

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from lib.net.http import OutboundHttp, host_of
 from lib.smart.client_auth import ASSERTION_TYPE, ClientSecretBasic, PrivateKeyJwt
 from lib.smart.discovery import DiscoveryCache, discover, validate
-from lib.smart.http import OutboundHttp, host_of
 from lib.smart.id_token import IdTokenVerifier, JwksCache
 from lib.smart.keys import SigningKey, generate_ec_pem, generate_rsa_pem
 from lib.smart.tokens import BackendTokenCache, client_credentials, exchange_code, refresh
@@ -153,11 +153,11 @@ def error_of(call: Callable[[], Any]) -> AppError:
 
 def test_get_json_and_logs_without_query(ehr, http, caplog):
     ehr.routes["/fhir/Patient/p123"] = lambda r: json_response({"ok": True})
-    caplog.set_level(logging.INFO, logger="lib.smart.http")
+    caplog.set_level(logging.INFO, logger="lib.net.http")
     response = http.get(ehr.url("/fhir/Patient/p123?code=secret-code&x=1"))
     assert (response.status, response.json()) == (200, {"ok": True})
     assert ehr.calls[0].query == "code=secret-code&x=1"
-    ours = [r for r in caplog.records if r.name == "lib.smart.http"]
+    ours = [r for r in caplog.records if r.name == "lib.net.http"]
     assert len(ours) == 1
     record = ours[0]
     assert record.http_host == f"127.0.0.1:{ehr.port}"

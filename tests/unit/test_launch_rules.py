@@ -6,17 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lib.admin.models import EndpointRecord, LaunchOptions
-from lib.launch.complete import _practitioners
-from lib.launch.visit import presenters_for
+from lib.endpoints.models import Endpoint, LaunchOptions
+from lib.launch.complete import practitioners
+from lib.visits.opening import presenters_for
 
 ORG = "11111111-2222-4333-8444-555555555555"
 OTHER = "99999999-2222-4333-8444-555555555555"
 
 
-def record(**launch) -> EndpointRecord:
+def endpoint(**launch) -> Endpoint:
     now = datetime.now(UTC)
-    return EndpointRecord(
+    return Endpoint(
         partition_key="ep-x", row_key="endpoint", id="x", fhir_base_url="https://ehr/fhir",
         vendor="cerner", environment="test", organization="Org", client_id="c",
         client_auth={"method": "private_key_jwt", "alg": "RS384"},
@@ -26,9 +26,9 @@ def record(**launch) -> EndpointRecord:
 
 
 def test_a_service_account_organizer_lets_the_clinicians_present():
-    assert presenters_for(record(default_organizer=ORG), ORG) == "organization"
-    assert presenters_for(record(default_organizer=ORG), OTHER) == "organizer"
-    assert presenters_for(record(allowed_presenters="organization"), OTHER) == "organization"
+    assert presenters_for(endpoint(default_organizer=ORG), ORG) == "organization"
+    assert presenters_for(endpoint(default_organizer=ORG), OTHER) == "organizer"
+    assert presenters_for(endpoint(allowed_presenters="organization"), OTHER) == "organization"
 
 
 @pytest.mark.parametrize(
@@ -41,4 +41,4 @@ def test_a_service_account_organizer_lets_the_clinicians_present():
     ],
 )
 def test_practitioners_of_an_appointment(participants, expected):
-    assert _practitioners({"participant": participants}) == expected
+    assert practitioners({"participant": participants}) == expected

@@ -20,7 +20,7 @@ EXPECTED = {
     "openapi": _http("openapi.json", "GET"),
     "jwks": _http(".well-known/jwks.json", "GET"),
     "launch_callback": _http("launch/callback", "GET"),
-    "launch": _http("launch/{endpoint}/{role}", "GET"),
+    "launch": _http("launch/{endpoint}/{persona}", "GET"),
     "visit_page": _http("visit", "GET"),
     "visit_status": _http("visit/status", "GET"),
     "config_endpoints": _http("config/endpoints", "GET", "POST"),

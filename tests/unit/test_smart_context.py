@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lib.ehr.profiles import CERNER, EPIC
 from lib.smart.context import context_references, extract_context
 from lib.smart.tokens import parse_token_response
 
@@ -22,7 +23,7 @@ def test_epic_provider_launch_with_field_map_and_fhir_user():
     )
     field_map = {"ehr_user_id": "epicUserID", "department": "loginDepartment", "csn": "csn"}
     claims = {"fhirUser": "https://ehr.example.org/api/FHIR/R4/Practitioner/ePR1"}
-    ctx = extract_context(response, vendor="epic", id_claims=claims, field_map=field_map)
+    ctx = extract_context(response, id_claims=claims, field_map=field_map)
     assert (ctx.appointment_id, ctx.encounter_id, ctx.patient_id) == ("eA1", "eE1", "eP1")
     assert (ctx.user_id, ctx.user_type) == ("ePR1", "Practitioner")  # signed claim wins
     assert ctx.department == "1010100"
@@ -32,13 +33,14 @@ def test_epic_provider_launch_with_field_map_and_fhir_user():
 
 def test_epic_user_from_field_map_when_no_fhir_user():
     response = token(appointment="eA1", epicUserID="EMP123")
-    ctx = extract_context(response, vendor="epic", field_map={"ehr_user_id": "epicUserID"})
+    ctx = extract_context(response, field_map={"ehr_user_id": "epicUserID"})
     assert (ctx.user_id, ctx.user_type) == ("EMP123", None)
 
 
 def test_epic_default_department_without_a_field_map():
-    ctx = extract_context(token(loginDepartment="2020"), vendor="epic")
+    ctx = extract_context(token(loginDepartment="2020"), field_map=EPIC.field_map({}))
     assert ctx.department == "2020"
+    assert extract_context(token(loginDepartment="2020")).department is None  # generic SMART
 
 
 def test_cerner_provider_launch():
@@ -50,7 +52,7 @@ def test_cerner_provider_launch():
         tenant="ec2458f2",
         need_patient_banner=False,
     )
-    ctx = extract_context(response, vendor="cerner")
+    ctx = extract_context(response, field_map=CERNER.context_fields)
     assert (ctx.patient_id, ctx.encounter_id, ctx.user_id) == ("12724066", "97953477", "12742069")
     assert ctx.tenant == "ec2458f2"
     assert ctx.extras == {"username": "portal"}
@@ -78,9 +80,7 @@ def test_typed_fields_win_over_fhir_context_and_accept_references():
 
 
 def test_patient_launch_falls_back_to_the_patient_user():
-    ctx = extract_context(
-        token(appointment="A1"), vendor="epic", id_claims={"fhirUser": "Patient/P7"}
-    )
+    ctx = extract_context(token(appointment="A1"), id_claims={"fhirUser": "Patient/P7"})
     assert (ctx.patient_id, ctx.user_type, ctx.user_id) == ("P7", "Patient", "P7")
     proxy = extract_context(token(patient="P8"), id_claims={"fhirUser": "RelatedPerson/R1"})
     assert (proxy.patient_id, proxy.user_type) == ("P8", "RelatedPerson")

@@ -8,15 +8,23 @@ count down in time (`audit-{inverted ms}-{random}`) so a partition reads newest 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.admin.auth import Principal
 from lib.storage import Entity, TableStore
 
 CONFIG_TABLE = "Config"
 AUDIT_PREFIX = "audit-"
 _MAX_MS = 10**13  # inverted-time base: good until the year 2286
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: an Entra object id and a display name (an admin, an approver)."""
+
+    oid: str
+    name: str
 
 
 class AuditEntry(Entity):
@@ -41,7 +49,7 @@ def _time_bound(at: datetime) -> str:
 
 def entry(
     partition_key: str,
-    actor: Principal,
+    actor: Actor,
     action: str,
     target: str,
     before: dict | None,
@@ -62,6 +70,11 @@ def entry(
         after=after,
         note=note,
     )
+
+
+def add(store: TableStore, entry: AuditEntry) -> None:
+    """An entry on its own, for changes outside the Config table (e.g. a removed mapping)."""
+    store.table(CONFIG_TABLE, AuditEntry).create(entry)
 
 
 def query(

@@ -1,4 +1,4 @@
-"""The configuration's shapes: what the API accepts and returns, and what is stored.
+"""The endpoint's shapes: what the config API accepts and returns, and what is stored.
 
 The same pydantic models validate requests and generate the OpenAPI document, so the documented API
 and the enforced one cannot differ. Request models refuse unknown fields.
@@ -14,17 +14,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lib.smart.discovery import PinnedHosts
+from lib.ehr.profiles import Vendor
+from lib.smart.discovery import FhirVersion, PinnedHosts
 from lib.storage import Entity
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$"
 SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-class Vendor(StrEnum):
-    EPIC = "epic"
-    CERNER = "cerner"
 
 
 class Environment(StrEnum):
@@ -41,12 +37,6 @@ class EndpointStatus(StrEnum):
     DISABLED = "disabled"  # an admin switched it off
 
 
-class FhirVersion(StrEnum):
-    R4 = "R4"
-    DSTU2 = "DSTU2"
-    UNKNOWN = "unknown"
-
-
 class _Strict(BaseModel):
     # defer_build: schemas are built on first use, keeping function_app's cold import cheap.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
@@ -61,7 +51,7 @@ def _https_url(value: str, *, allow_http: bool = True) -> str:
     return value.rstrip("/")
 
 
-class ClientSecretBasic(_Strict):
+class ClientSecretBasicConfig(_Strict):
     method: Literal["client_secret_basic"]
     secret_setting: Annotated[str, Field(pattern=SETTING_NAME)] = Field(
         description="Name of the app setting holding the client secret (in Azure a Key Vault "
@@ -69,14 +59,18 @@ class ClientSecretBasic(_Strict):
     )
 
 
-class PrivateKeyJwt(_Strict):
+class PrivateKeyJwtConfig(_Strict):
     method: Literal["private_key_jwt"]
     alg: Literal["RS384", "ES384"] = Field(
         default="RS384", description="Signing algorithm of the client assertion."
     )
 
 
-ClientAuth = Annotated[ClientSecretBasic | PrivateKeyJwt, Field(discriminator="method")]
+# How we authenticate to the endpoint's token URL, as configured (lib/smart/client_auth.py has
+# the implementations these select).
+ClientAuthConfig = Annotated[
+    ClientSecretBasicConfig | PrivateKeyJwtConfig, Field(discriminator="method")
+]
 
 
 class Approver(_Strict):
@@ -137,7 +131,7 @@ class EndpointCreate(_Strict):
         description="Organization or department label shown in reports."
     )
     client_id: Annotated[str, Field(min_length=1, max_length=200)]
-    client_auth: ClientAuth
+    client_auth: ClientAuthConfig
     approver: Approver | None = Field(default=None, description="Required for Epic endpoints.")
     launch: LaunchOptions = Field(default_factory=LaunchOptions)
 
@@ -150,7 +144,7 @@ class EndpointUpdate(_Strict):
     fhir_base_url: Annotated[str, Field(max_length=300)] | None = None
     organization: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     client_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    client_auth: ClientAuth | None = None
+    client_auth: ClientAuthConfig | None = None
     approver: Approver | None = None
     launch: LaunchOptions | None = None
 
@@ -194,8 +188,8 @@ class Approval(BaseModel):
     reason: str | None = None
 
 
-class EndpointRecord(Entity):
-    """A stored endpoint (PartitionKey `ep-{id}`, RowKey `endpoint`)."""
+class Endpoint(Entity):
+    """A registered FHIR base URL, as stored (PartitionKey `ep-{id}`, RowKey `endpoint`)."""
 
     id: str
     fhir_base_url: str
@@ -203,7 +197,7 @@ class EndpointRecord(Entity):
     environment: Environment
     organization: str
     client_id: str
-    client_auth: ClientSecretBasic | PrivateKeyJwt
+    client_auth: ClientSecretBasicConfig | PrivateKeyJwtConfig
     approver: Approver | None = None
     launch: LaunchOptions = LaunchOptions()
     status: EndpointStatus = EndpointStatus.INVALID

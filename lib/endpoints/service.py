@@ -1,7 +1,8 @@
 """FHIR endpoints: register, validate, approve, activate, disable, delete, each change audited.
 
 Storage: table `Config`, PartitionKey `ep-{id}`, RowKey `endpoint`; its audit entries sit in the
-same partition and land in the same transaction as the change (see audit.py).
+same partition and land in the same transaction as the change (see audit.py). The status follows
+from the facts by `lifecycle.status_for`; this service only gathers the facts.
 """
 
 from __future__ import annotations
@@ -10,35 +11,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from lib.admin import audit
-from lib.admin.auth import Principal
-from lib.admin.models import (
+from lib.ehr.profiles import profile_for
+from lib.endpoints import audit, lifecycle
+from lib.endpoints.audit import Actor
+from lib.endpoints.models import (
     Approval,
+    Endpoint,
     EndpointCreate,
-    EndpointRecord,
     EndpointStatus,
     EndpointUpdate,
     Environment,
     Validation,
-    Vendor,
     slug,
 )
 from lib.storage import ConcurrencyConflict, KeyExists, TableStore
 from lib.web.errors import AppError
 
 ROW = "endpoint"
-Validator = Callable[[EndpointRecord], Validation]
+Validator = Callable[[Endpoint], Validation]
 
 
 def partition(endpoint_id: str) -> str:
     return f"ep-{endpoint_id}"
 
 
-def snapshot(record: EndpointRecord | None) -> dict[str, Any] | None:
+def snapshot(endpoint: Endpoint | None) -> dict[str, Any] | None:
     """What an audit entry keeps of an endpoint: everything but timestamps (no secrets exist)."""
-    if record is None:
+    if endpoint is None:
         return None
-    return record.model_dump(
+    return endpoint.model_dump(
         mode="json",
         exclude={"partition_key", "row_key", "validation", "updated_at", "created_at"},
     )
@@ -47,11 +48,11 @@ def snapshot(record: EndpointRecord | None) -> dict[str, Any] | None:
 class EndpointService:
     def __init__(self, store: TableStore, validator: Validator) -> None:
         self._store = store
-        self._table = store.table(audit.CONFIG_TABLE, EndpointRecord)
+        self._table = store.table(audit.CONFIG_TABLE, Endpoint)
         self._validate = validator
 
     # --- reads ------------------------------------------------------------------------------
-    def list(self) -> list[EndpointRecord]:
+    def list(self) -> list[Endpoint]:
         rows = self._table.query("RowKey eq @row", {"row": ROW})
         return sorted(rows, key=lambda r: r.id)
 
@@ -59,26 +60,26 @@ class EndpointService:
         """Every EHR origin allowed to frame our pages (for pages not tied to one endpoint)."""
         return tuple(sorted({o for e in self.list() for o in e.launch.ehr_origins}))
 
-    def find(self, endpoint_id: str) -> EndpointRecord | None:
+    def find(self, endpoint_id: str) -> Endpoint | None:
         try:
             return self._table.get(partition(endpoint_id), ROW)
         except ValueError:
             return None
 
-    def get(self, endpoint_id: str) -> EndpointRecord:
-        record = self.find(endpoint_id)
-        if record is None:
+    def get(self, endpoint_id: str) -> Endpoint:
+        endpoint = self.find(endpoint_id)
+        if endpoint is None:
             raise AppError("CFG-ENDPOINT-NOT-FOUND", f"No endpoint named {endpoint_id!r}.")
-        return record
+        return endpoint
 
     # --- changes ----------------------------------------------------------------------------
-    def create(self, body: EndpointCreate, actor: Principal) -> EndpointRecord:
-        if body.vendor == Vendor.EPIC and body.approver is None:
+    def create(self, body: EndpointCreate, actor: Actor) -> Endpoint:
+        if profile_for(body.vendor).needs_approval and body.approver is None:
             raise AppError("CFG-APPROVER-REQUIRED")
         endpoint_id = body.id or slug(body.organization, body.vendor, body.environment)
         self._refuse_duplicate_base(body.fhir_base_url, body.environment, endpoint_id)
         now = datetime.now(UTC)
-        record = EndpointRecord(
+        endpoint = Endpoint(
             partition_key=partition(endpoint_id),
             row_key=ROW,
             id=endpoint_id,
@@ -88,21 +89,22 @@ class EndpointService:
             updated_at=now,
             updated_by=actor.oid,
         )
-        record = self._revalidated(record)
+        endpoint = self._revalidated(endpoint)
         try:
-            self._write(("create", record), None, record, actor, "endpoint.create")
+            self._write(("create", endpoint), None, endpoint, actor, "endpoint.create")
         except KeyExists:
             raise AppError("CFG-ENDPOINT-EXISTS", f"{endpoint_id!r} is taken.") from None
         return self.get(endpoint_id)
 
     def update(
-        self, endpoint_id: str, patch: EndpointUpdate, etag: str | None, actor: Principal
-    ) -> EndpointRecord:
+        self, endpoint_id: str, patch: EndpointUpdate, etag: str | None, actor: Actor
+    ) -> Endpoint:
         current = self._for_change(endpoint_id, etag)
         changes = patch.model_dump(exclude_unset=True)
         if not changes:
             return current
-        if "approver" in changes and changes["approver"] is None and current.vendor == Vendor.EPIC:
+        needs_approval = profile_for(current.vendor).needs_approval
+        if "approver" in changes and changes["approver"] is None and needs_approval:
             raise AppError("CFG-APPROVER-REQUIRED")
         if "fhir_base_url" in changes:
             self._refuse_duplicate_base(patch.fhir_base_url, current.environment, endpoint_id)
@@ -110,19 +112,19 @@ class EndpointService:
         # Where launches go or how we authenticate changed: check again, and for Epic the
         # approver must prove access again (an approval is for one server and one client).
         if {"fhir_base_url", "client_id", "client_auth"} & changes.keys():
-            if current.vendor == Vendor.EPIC:
+            if needs_approval:
                 updated.approval = Approval()
             updated = self._revalidated(updated)
         elif "approver" in changes and current.approval.approved_at is None:
             updated.approval = Approval()  # a new approver starts with a clean slate
         return self._save(current, updated, actor, "endpoint.update")
 
-    def revalidate(self, endpoint_id: str, actor: Principal) -> EndpointRecord:
+    def revalidate(self, endpoint_id: str, actor: Actor) -> Endpoint:
         current = self.get(endpoint_id)
         updated = self._revalidated(current.model_copy(deep=True))
         return self._save(current, updated, actor, "endpoint.validate")
 
-    def set_enabled(self, endpoint_id: str, enabled: bool, actor: Principal) -> EndpointRecord:
+    def set_enabled(self, endpoint_id: str, enabled: bool, actor: Actor) -> Endpoint:
         current = self.get(endpoint_id)
         if current.enabled == enabled:
             return current
@@ -132,7 +134,7 @@ class EndpointService:
             current, updated, actor, "endpoint.enable" if enabled else "endpoint.disable"
         )
 
-    def activate(self, endpoint_id: str, actor: Principal) -> EndpointRecord:
+    def activate(self, endpoint_id: str, actor: Actor) -> Endpoint:
         """Re-apply the activation rules, saying plainly what still blocks activation."""
         current = self.get(endpoint_id)
         updated = current.model_copy(deep=True)
@@ -143,14 +145,12 @@ class EndpointService:
             raise AppError("CFG-NOT-ACTIVE", f"Status is {updated.status.value}.")
         return self._save(current, updated, actor, "endpoint.activate")
 
-    def delete(self, endpoint_id: str, etag: str | None, actor: Principal) -> None:
+    def delete(self, endpoint_id: str, etag: str | None, actor: Actor) -> None:
         current = self._for_change(endpoint_id, etag)
         # The audit entries stay in the partition: deleting an endpoint keeps its history.
         self._write(("delete", current), current, None, actor, "endpoint.delete")
 
-    def record_approval(
-        self, endpoint_id: str, actor: Principal, ehr_user: str | None
-    ) -> EndpointRecord:
+    def approve(self, endpoint_id: str, actor: Actor, ehr_user: str | None) -> Endpoint:
         current = self.get(endpoint_id)
         updated = current.model_copy(deep=True)
         updated.approval = Approval(
@@ -162,7 +162,7 @@ class EndpointService:
         updated.status = self.status_for(updated)
         return self._save(current, updated, actor, "endpoint.approve")
 
-    def reject(self, endpoint_id: str, reason: str, actor: Principal) -> EndpointRecord:
+    def reject(self, endpoint_id: str, reason: str, actor: Actor) -> Endpoint:
         current = self.get(endpoint_id)
         self.check_approver(current, actor)
         updated = current.model_copy(deep=True)
@@ -173,56 +173,40 @@ class EndpointService:
         return self._save(current, updated, actor, "endpoint.reject", note=reason)
 
     # --- rules --------------------------------------------------------------------------------
-    def check_approver(self, record: EndpointRecord, actor: Principal) -> None:
-        if record.vendor != Vendor.EPIC or record.approver is None:
+    def check_approver(self, endpoint: Endpoint, actor: Actor) -> None:
+        if not profile_for(endpoint.vendor).needs_approval or endpoint.approver is None:
             raise AppError("CFG-NOT-APPROVABLE", "Only Epic endpoints have an approver.")
-        if record.approver.oid.lower() != actor.oid.lower():
-            raise AppError("CFG-NOT-APPROVER", f"The approver is {record.approver.display_name}.")
+        if endpoint.approver.oid.lower() != actor.oid.lower():
+            raise AppError("CFG-NOT-APPROVER", f"The approver is {endpoint.approver.display_name}.")
 
-    def check_approvable(self, record: EndpointRecord, actor: Principal) -> None:
-        self.check_approver(record, actor)
-        if not (record.validation and record.validation.ok) or not record.enabled:
+    def check_approvable(self, endpoint: Endpoint, actor: Actor) -> None:
+        self.check_approver(endpoint, actor)
+        if not lifecycle.validated(endpoint) or not endpoint.enabled:
             raise AppError("CFG-NOT-APPROVABLE", "Validate the endpoint first.")
-        if record.approval.approved_at is not None:
+        if endpoint.approval.approved_at is not None:
             raise AppError("CFG-NOT-APPROVABLE", "It is already approved.")
-        if record.environment == Environment.PRODUCTION and not self._has_active_test(record):
-            raise AppError("CFG-PRODUCTION-NEEDS-TEST", self._needs_test_detail(record))
+        if endpoint.environment == Environment.PRODUCTION and not self._has_active_test(endpoint):
+            raise AppError("CFG-PRODUCTION-NEEDS-TEST", self._needs_test_detail(endpoint))
 
-    def status_for(self, record: EndpointRecord) -> EndpointStatus:
-        if not record.enabled:
-            return EndpointStatus.DISABLED
-        if not (record.validation and record.validation.ok):
-            return EndpointStatus.INVALID
-        if record.vendor == Vendor.EPIC and record.approval.approved_at is None:
-            if record.approval.rejected_at is not None:
-                return EndpointStatus.REJECTED
-            return EndpointStatus.AWAITING_APPROVAL
-        if record.environment == Environment.PRODUCTION and not self._has_active_test(record):
-            return EndpointStatus.AWAITING_TEST
-        return EndpointStatus.ACTIVE
+    def status_for(self, endpoint: Endpoint) -> EndpointStatus:
+        return lifecycle.status_for(endpoint, has_active_test=self._has_active_test(endpoint))
 
-    def _has_active_test(self, record: EndpointRecord) -> bool:
-        org = record.organization.casefold()
-        return any(
-            e.environment == Environment.TEST
-            and e.status == EndpointStatus.ACTIVE
-            and e.organization.casefold() == org
-            and e.validation is not None
-            and e.validation.ok
-            for e in self.list()
-        )
+    def _has_active_test(self, endpoint: Endpoint) -> bool:
+        if endpoint.environment != Environment.PRODUCTION:
+            return False  # only production waits for a test endpoint: no read needed
+        return any(lifecycle.is_active_test_for(e, endpoint) for e in self.list())
 
     @staticmethod
-    def _needs_test_detail(record: EndpointRecord) -> str:
-        return f"Organization {record.organization!r} has no active, validated test endpoint yet."
+    def _needs_test_detail(endpoint: Endpoint) -> str:
+        return f"Organization {endpoint.organization!r} has no active, validated test endpoint yet."
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _revalidated(self, record: EndpointRecord) -> EndpointRecord:
-        record.validation = self._validate(record)
-        record.status = self.status_for(record)
-        return record
+    def _revalidated(self, endpoint: Endpoint) -> Endpoint:
+        endpoint.validation = self._validate(endpoint)
+        endpoint.status = self.status_for(endpoint)
+        return endpoint
 
-    def _for_change(self, endpoint_id: str, etag: str | None) -> EndpointRecord:
+    def _for_change(self, endpoint_id: str, etag: str | None) -> Endpoint:
         if not etag:
             raise AppError("CFG-IF-MATCH-REQUIRED")
         current = self.get(endpoint_id)
@@ -245,12 +229,12 @@ class EndpointService:
 
     def _save(
         self,
-        current: EndpointRecord,
-        updated: EndpointRecord,
-        actor: Principal,
+        current: Endpoint,
+        updated: Endpoint,
+        actor: Actor,
         action: str,
         note: str | None = None,
-    ) -> EndpointRecord:
+    ) -> Endpoint:
         updated.updated_at = datetime.now(UTC)
         updated.updated_by = actor.oid
         updated.etag = current.etag
@@ -262,19 +246,19 @@ class EndpointService:
 
     def _write(
         self,
-        op: tuple[str, EndpointRecord],
-        before: EndpointRecord | None,
-        after: EndpointRecord | None,
-        actor: Principal,
+        op: tuple[str, Endpoint],
+        before: Endpoint | None,
+        after: Endpoint | None,
+        actor: Actor,
         action: str,
         note: str | None = None,
     ) -> None:
-        record = op[1]
+        endpoint = op[1]
         entry = audit.entry(
-            record.partition_key,
+            endpoint.partition_key,
             actor,
             action,
-            f"endpoint:{record.id}",
+            f"endpoint:{endpoint.id}",
             snapshot(before),
             snapshot(after),
             note,

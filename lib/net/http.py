@@ -1,4 +1,4 @@
-"""Outbound HTTP to EHR servers: the one place where this library touches the network.
+"""Outbound HTTP to untrusted servers (EHRs today; write-back and other callers next).
 
 Every URL we call comes from an admin (the FHIR base) or from a document the EHR serves
 (discovery, OpenID configuration), so every call is treated as untrusted:
@@ -10,8 +10,8 @@ Every URL we call comes from an admin (the FHIR base) or from a document the EHR
   `max_redirects` hops); to another host it is refused. Other methods get the 3xx back.
 - Bodies are streamed and cut off at `max_bytes`; the whole exchange has a deadline, so a server
   trickling bytes cannot hold a worker.
-- 429 / 503 are retried honouring Retry-After (seconds or HTTP date), at most `max_retries` times
-  and only when the server asks for no longer than `max_retry_wait`.
+- 429 / 503 are retried by the caller's `RetryPolicy` (lib/net/retry.py), honouring Retry-After
+  (seconds or HTTP date) only when the server asks for no longer than the policy allows.
 - Logs carry method, host, path (FHIR ids masked), status and duration; never query strings,
   headers or bodies.
 
@@ -29,11 +29,10 @@ import socket
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from lib.net.retry import EHR_RETRIES, RetryPolicy
 from lib.web.errors import AppError
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,6 @@ FormData = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _REDIRECTS = {301, 302, 303, 307, 308}
-_RETRY_STATUSES = {429, 503}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Path segments after these resource types are ids; masked in logs (F20: no patient data).
 _FHIR_ID_IN_PATH = re.compile(
@@ -114,22 +112,6 @@ def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[An
     if ip in _NAT64:
         inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
     return inner
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """Parse Retry-After: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def log_path(url: str) -> str:
@@ -247,8 +229,7 @@ class OutboundHttp:
         read_timeout: float = 10.0,
         total_timeout: float = 30.0,
         max_bytes: int = 1 << 20,
-        max_retries: int = 2,
-        max_retry_wait: float = 5.0,
+        retries: RetryPolicy = EHR_RETRIES,
         max_redirects: int = 3,
         resolver: Resolver = resolve_addresses,
         sleep: Callable[[float], None] = time.sleep,
@@ -261,8 +242,7 @@ class OutboundHttp:
         self._timeout = (connect_timeout, read_timeout)
         self._total_timeout = total_timeout
         self._max_bytes = max_bytes
-        self._max_retries = max_retries
-        self._max_retry_wait = max_retry_wait
+        self._retries = retries
         self._max_redirects = max_redirects
         self._resolve = resolver
         self._sleep = sleep
@@ -351,17 +331,16 @@ class OutboundHttp:
         allowed_hosts: Collection[str] | None,
         max_bytes: int | None,
     ) -> HttpResponse:
-        attempt = 0
+        retry, waited = 1, 0.0
         while True:
             response = self._send(method, url, headers, data, allowed_hosts, max_bytes)
-            if response.status not in _RETRY_STATUSES or attempt >= self._max_retries:
+            if not self._retries.retries_status(response.status):
                 return response
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            wait = 1.0 if wait is None else wait
-            if wait > self._max_retry_wait:
-                return response  # the server asks for longer than a request may wait
+            wait = self._retries.wait_before(retry, response.headers.get("Retry-After"), waited)
+            if wait is None:
+                return response  # out of tries, or the server asks for longer than we may wait
             self._sleep(wait)
-            attempt += 1
+            retry, waited = retry + 1, waited + wait
 
     def _send(
         self,

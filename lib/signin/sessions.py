@@ -2,11 +2,13 @@
 
 A session is keyed by its `state` (>= 128 bits), holds the PKCE verifier and nonce, and is used
 once: completing it marks it consumed under its ETag, so two callbacks racing with the same state
-get one success and one LAUNCH-STATE-REUSED. Nothing lives in cookies, so any number of sign-ins
-can run side by side in one browser (EHR tabs, iframes, embedded webviews).
+get one success and one LAUNCH-STATE-REUSED. The browser holds only a cookie per sign-in that
+proves it started it (binding.py); no cookie slot is shared, so any number of sign-ins run side
+by side in one browser (EHR tabs, iframes, embedded webviews).
 
-Kinds: `approval` (an Epic approver proving EHR access), `provider` / `patient` (EHR launches),
-`entra` (a clinician's one-time Microsoft sign-in).
+Kinds (each has a completer in the callback's table, see callback.py): `approval` (an Epic
+approver proving EHR access), `provider` / `patient` (EHR launches), `entra` (a clinician's
+one-time Microsoft sign-in).
 """
 
 from __future__ import annotations

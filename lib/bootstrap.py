@@ -1,0 +1,171 @@
+"""The composition root: every service, built once per process from the settings.
+
+Triggers call `services()`; tests build their own `Services` against Azurite and the sandbox with
+`build`. Nothing in lib/ imports this module: each service is handed what it needs here, so the
+wiring of the whole connector reads top to bottom in one function.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from lib.admin.auth import MIN_REFRESH_INTERVAL, AdminAuth
+from lib.endpoints.approval import ApprovalService
+from lib.endpoints.client import SmartDeps
+from lib.endpoints.service import EndpointService
+from lib.endpoints.validation import validate_endpoint
+from lib.launch.complete import LaunchCompletion
+from lib.launch.microsoft import MicrosoftSignIn
+from lib.launch.start import LaunchStart
+from lib.launch.visit_page import VisitPages
+from lib.net.http import OutboundHttp
+from lib.net.jwks import JwksCache
+from lib.privacy import PrivacyKeys
+from lib.settings import Settings, get_settings
+from lib.signin.binding import BrowserBinding
+from lib.signin.callback import Callback, Completer
+from lib.signin.sessions import SessionStore
+from lib.smart.id_token import IdTokenVerifier
+from lib.smart.keys import KeySet
+from lib.storage import TableStore
+from lib.storage.account import table_service
+from lib.teams.entra import EntraApp
+from lib.teams.meetings import MeetingService
+from lib.visits.mappings import ClinicianMappings
+from lib.visits.opening import VisitOpener
+from lib.visits.store import VisitStore
+from lib.web.errors import AppError
+from lib.web.urls import Urls
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    urls: Urls
+    privacy: PrivacyKeys
+    store: TableStore
+    http: OutboundHttp
+    keys: KeySet | None
+    smart: SmartDeps
+    auth: AdminAuth
+    sessions: SessionStore
+    endpoints: EndpointService
+    approvals: ApprovalService
+    visits: VisitStore
+    mappings: ClinicianMappings
+    launch: LaunchStart
+    visit_pages: VisitPages
+    callback: Callback
+    meetings: _Lazy[MeetingService]
+
+
+class _Lazy(Generic[T]):
+    """A service built on first use (msal and the Graph client are not needed by the config API)."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+
+    @functools.cached_property
+    def value(self) -> T:
+        return self._make()
+
+    def __call__(self) -> T:
+        return self.value
+
+
+def _meetings(settings: Settings, entra: EntraApp) -> MeetingService:
+    from lib.teams.graph import GraphClient
+
+    if not entra.configured:
+        raise AppError("GRAPH-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET are not set.")
+    graph = GraphClient(
+        authority=entra.authority,
+        client_id=entra.client_id or "",
+        client_secret=entra.secret or "",
+        graph_base=settings.graph_base_url,
+    )
+    return MeetingService(graph, join_hosts=settings.join_hosts)
+
+
+def build(settings: Settings, store: TableStore | None = None) -> Services:
+    store = store or TableStore(table_service(settings), settings.table_prefix)
+    urls = Urls(settings.public_url)
+    privacy = PrivacyKeys(settings.hash_key.get_secret_value())
+    http = OutboundHttp(local_mode=settings.local_mode)
+    keys = load_keys(settings)
+    secret = settings.entra_client_secret
+    entra = EntraApp(
+        host=settings.entra_authority_host,
+        tenant_id=settings.entra_tenant_id,
+        client_id=settings.entra_client_id,
+        secret=secret.get_secret_value() if secret else None,
+    )
+    meetings = _Lazy(lambda: _meetings(settings, entra))
+
+    smart = SmartDeps(http, IdTokenVerifier(http), keys)  # one JWKS cache for every EHR sign-in
+    sessions = SessionStore(store)
+    binding = BrowserBinding(privacy, secure=urls.secure)
+    endpoints = EndpointService(store, lambda endpoint: validate_endpoint(endpoint, http, keys))
+    approvals = ApprovalService(endpoints, sessions, smart, urls)
+    visits = VisitStore(store)
+    mappings = ClinicianMappings(store)
+    opener = VisitOpener(visits, meetings)
+    pages = VisitPages(privacy, visits, endpoints, urls)
+    microsoft = MicrosoftSignIn(entra, sessions, binding, urls, endpoints, mappings, opener, pages)
+    completion = LaunchCompletion(
+        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages
+    )
+    # The one redirect URI: each kind of sign-in and what completes it.
+    callback = Callback(
+        sessions,
+        binding,
+        {
+            "provider": Completer(completion.complete),
+            "patient": Completer(completion.complete),
+            "entra": Completer(microsoft.complete),
+            "approval": Completer(approvals.complete, browser_bound=False),
+        },
+    )
+    entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
+    return Services(
+        settings=settings,
+        urls=urls,
+        privacy=privacy,
+        store=store,
+        http=http,
+        keys=keys,
+        smart=smart,
+        auth=AdminAuth(settings, entra_keys),
+        sessions=sessions,
+        endpoints=endpoints,
+        approvals=approvals,
+        visits=visits,
+        mappings=mappings,
+        launch=LaunchStart(endpoints, smart, sessions, binding, urls),
+        visit_pages=pages,
+        callback=callback,
+        meetings=meetings,
+    )
+
+
+def load_keys(settings: Settings) -> KeySet | None:
+    if settings.signing_keys is None or not settings.signing_keys.get_secret_value().strip():
+        return None
+    return KeySet.from_pems(split_pem(settings.signing_keys.get_secret_value()))
+
+
+def split_pem(text: str) -> list[str]:
+    """PEM blocks of a setting with several keys (literal \\n accepted, as app settings do)."""
+    text = text.replace("\\n", "\n")
+    return re.findall(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", text, flags=re.S)
+
+
+@functools.cache
+def services() -> Services:
+    return build(get_settings())

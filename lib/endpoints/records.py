@@ -1,0 +1,53 @@
+"""Integration records (F4): what the EHR build team enters on their side, copy-ready.
+
+Built from the endpoint and the app's public URLs, never stored: they change when the
+deployment's URL does, and are always what the running app actually serves.
+"""
+
+from __future__ import annotations
+
+from lib.ehr.profiles import profile_for
+from lib.endpoints.client import scopes_for
+from lib.endpoints.models import Endpoint, EndpointStatus, PrivateKeyJwtConfig
+from lib.smart.scopes import join
+from lib.web.errors import AppError
+from lib.web.urls import Urls
+
+
+def integration_records(endpoint: Endpoint, urls: Urls) -> dict:
+    if endpoint.status != EndpointStatus.ACTIVE:
+        raise AppError("CFG-NOT-ACTIVE", f"Status is {endpoint.status.value}.")
+    records = {
+        "endpoint": endpoint.id,
+        "vendor": endpoint.vendor.value,
+        "environment": endpoint.environment.value,
+        "fhir_base_url": endpoint.fhir_base_url,
+        "client_id": endpoint.client_id,
+        "client_authentication": endpoint.client_auth.method,
+        "redirect_uri": urls.callback,
+        "provider_launch_url": urls.launch(endpoint.id, "provider"),
+        "patient_launch_url": urls.launch(endpoint.id, "patient"),
+        "provider_scopes": join(scopes_for(endpoint, "provider")),
+        "patient_scopes": join(scopes_for(endpoint, "patient")),
+        "launch_parameters": {"iss": "the FHIR base URL above", "launch": "the EHR's launch token"},
+    }
+    if isinstance(endpoint.client_auth, PrivateKeyJwtConfig):
+        records["jwks_url"] = urls.jwks
+        records["signing_algorithm"] = endpoint.client_auth.alg
+    records["notes"] = list(profile_for(endpoint.vendor).record_notes)
+    return records
+
+
+def as_text(endpoint: Endpoint, records: dict) -> str:
+    """The same records as aligned text, to paste into a build ticket."""
+    lines = [f"Integration records for {endpoint.organization} ({endpoint.id})", ""]
+    for key, value in records.items():
+        label = key.replace("_", " ").capitalize()
+        if isinstance(value, list):
+            lines.append(f"{label}:")
+            lines += [f"  - {v}" for v in value]
+        elif isinstance(value, dict):
+            lines.append(f"{label}: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+        else:
+            lines.append(f"{label + ':':<24}{value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,71 @@
+"""Where each person goes once their visit is open, and the clinician's visit page.
+
+A patient goes straight to the meeting's lobby; a clinician to the visit page (or straight to
+Teams, if the endpoint says so). The page's token is signed, names the visit and the endpoint,
+and travels in the URL fragment: browsers never send a fragment to a server, so no request log,
+proxy or telemetry records it; the page hands it to the status call in a header.
+"""
+
+from __future__ import annotations
+
+from lib.ehr.profiles import Persona
+from lib.endpoints.models import Endpoint
+from lib.endpoints.service import EndpointService
+from lib.privacy import PrivacyKeys
+from lib.visits.store import Visit, VisitStore
+from lib.web.errors import AppError
+from lib.web.http import Response
+from lib.web.render import page
+from lib.web.urls import Urls
+
+PAGE_PURPOSE = "visit-page"
+PAGE_TTL = 12 * 3600
+
+
+class VisitPages:
+    def __init__(
+        self, privacy: PrivacyKeys, visits: VisitStore, endpoints: EndpointService, urls: Urls
+    ) -> None:
+        self._privacy = privacy
+        self._visits = visits
+        self._endpoints = endpoints
+        self._urls = urls
+
+    def arrival(self, endpoint: Endpoint, persona: Persona, visit: Visit) -> Response:
+        """The redirect that takes a person into their open visit."""
+        if persona == "patient" or endpoint.launch.open_teams_directly:
+            return Response.redirect(visit.join_url or "")
+        token = self._privacy.sign(
+            {"v": visit.key, "e": endpoint.id}, purpose=PAGE_PURPOSE, ttl_seconds=PAGE_TTL
+        )
+        return Response.redirect(f"{self._urls.visit_page}#{token}")
+
+    def page(self) -> Response:
+        """The page shell: its script reads the token from the fragment and asks `status`.
+
+        It may be framed by any EHR: it shows nothing until the token (which only the launch
+        hands out, in the fragment) is presented, and what it then shows comes from `status`.
+        """
+        resp = page("visit.html", status_url=self._urls.visit_status)
+        resp.frame_ancestors = self._endpoints.ehr_origins()
+        return resp
+
+    def status(self, token: str | None) -> Response:
+        visit, endpoint = self._visit_from(token)
+        return Response.json(
+            {
+                "start": visit.start.isoformat() if visit.start else None,
+                "end": visit.end.isoformat() if visit.end else None,
+                "organization": endpoint.organization,
+                "join_url": visit.join_url,
+                "presence": self._visits.presence(visit.key),
+            }
+        )
+
+    def _visit_from(self, token: str | None) -> tuple[Visit, Endpoint]:
+        claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
+        visit = self._visits.get(claims["v"]) if claims else None
+        endpoint = self._endpoints.find(claims["e"]) if claims else None
+        if visit is None or endpoint is None:
+            raise AppError("VISIT-LINK-INVALID")
+        return visit, endpoint

@@ -1,0 +1,54 @@
+"""GET /api/launch/callback: the one redirect URI for every sign-in we start.
+
+Order matters: the state is validated and consumed first (single use, whatever happens next);
+then an EHR `error` is shown; then the session's kind picks its completer from the table the
+composition root fills (launches, approvals, the Microsoft sign-in; the portal adds a row). A
+completer bound to the browser has its cookie checked before it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lib.signin.binding import BrowserBinding
+from lib.signin.sessions import SessionStore, SignInSession
+from lib.web.errors import AppError
+from lib.web.http import Request, Response
+
+
+@dataclass(frozen=True)
+class Completer:
+    """What finishes one kind of sign-in, given its (consumed) session and the query."""
+
+    complete: Callable[[SignInSession, Mapping[str, str]], Response]
+    # Only the browser that started it may finish it (launches). An approval is bound to the
+    # approver's identity instead: the EHR's id_token must name a user who may approve.
+    browser_bound: bool = True
+
+
+class Callback:
+    def __init__(
+        self,
+        sessions: SessionStore,
+        binding: BrowserBinding,
+        completers: Mapping[str, Completer],
+    ) -> None:
+        self._sessions = sessions
+        self._binding = binding
+        self._completers = dict(completers)
+
+    def handle(self, request: Request) -> Response:
+        q = request.query
+        session = self._sessions.consume(q.get("state"))
+        if q.get("error"):
+            description = (q.get("error_description") or "")[:300]
+            raise AppError(
+                "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
+            )
+        completer = self._completers.get(session.kind)
+        if completer is None:  # a kind this deployment no longer completes
+            raise AppError("LAUNCH-STATE-MISSING")
+        if completer.browser_bound:
+            self._binding.check(request, session.row_key)
+        return completer.complete(session, q)

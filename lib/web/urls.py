@@ -1,0 +1,42 @@
+"""The app's own public URLs, built from CONNECTOR_PUBLIC_URL (handed in, never read here).
+
+One place names every URL we give out: the redirect URI registered at every EHR and at Entra,
+the JWKS URL, the launch URLs of the integration records, and the visit page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Urls:
+    public: str  # e.g. https://evc.contoso.org, without /api or a trailing slash
+
+    @property
+    def api(self) -> str:
+        return f"{self.public}/api"
+
+    @property
+    def secure(self) -> bool:
+        return self.public.startswith("https://")
+
+    @property
+    def callback(self) -> str:
+        """The one redirect URI for every sign-in we start (launches, approvals, Microsoft)."""
+        return f"{self.api}/launch/callback"
+
+    @property
+    def jwks(self) -> str:
+        return f"{self.api}/.well-known/jwks.json"
+
+    def launch(self, endpoint_id: str, persona: str) -> str:
+        return f"{self.api}/launch/{endpoint_id}/{persona}"
+
+    @property
+    def visit_page(self) -> str:
+        return f"{self.api}/visit"
+
+    @property
+    def visit_status(self) -> str:
+        return f"{self.api}/visit/status"
