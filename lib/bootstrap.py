@@ -34,6 +34,7 @@ from lib.smart.keys import KeySet
 from lib.storage import TableStore
 from lib.storage.account import table_service
 from lib.teams.entra import EntraApp
+from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
@@ -80,8 +81,6 @@ class _Lazy(Generic[T]):
 
 
 def _meetings(settings: Settings, entra: EntraApp) -> MeetingService:
-    from lib.teams.graph import GraphClient
-
     if not entra.configured:
         raise AppError("GRAPH-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET are not set.")
     graph = GraphClient(

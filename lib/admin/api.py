@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from lib.web.urls import Urls
 
 from lib.admin.auth import AdminAuth, AppRole, Principal
-from lib.endpoints import audit
-from lib.endpoints.records import as_text
-from lib.endpoints.records import integration_records as build_records
-from lib.endpoints.service import partition
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
@@ -131,7 +127,12 @@ def reject_endpoint(call: Call) -> Response:
     return _endpoint_answer(endpoint)
 
 
+# The handlers import the endpoint rooms on first use: this table is imported at every cold
+# start (functions/config_api.py), and bench/imports.py holds that import to its budget.
 def integration_records(call: Call) -> Response:
+    from lib.endpoints.records import as_text
+    from lib.endpoints.records import integration_records as build_records
+
     endpoint = call.svc.endpoints.get(call.param("id"))
     records = build_records(endpoint, call.svc.urls)
     accept = call.request.headers.get("accept", "")
@@ -151,6 +152,8 @@ def list_mappings(call: Call) -> Response:
 
 
 def delete_mapping(call: Call) -> Response:
+    from lib.endpoints import audit
+
     svc = call.svc
     endpoint = svc.endpoints.get(call.param("id"))
     removed = svc.mappings.remove(endpoint.id, call.param("mapping"))
@@ -170,6 +173,9 @@ def delete_mapping(call: Call) -> Response:
 
 
 def list_audit(call: Call) -> Response:
+    from lib.endpoints import audit
+    from lib.endpoints.service import partition
+
     q = call.request.query
     size = _int(q.get("pageSize", "50"), "pageSize", 1, 200)
     since = _date(q.get("since"), "since") or datetime.now(UTC) - timedelta(days=90)

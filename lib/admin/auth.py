@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from lib.endpoints.audit import Actor
+from lib.endpoints.actor import Actor
 from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.settings import Settings
 from lib.web.errors import AppError

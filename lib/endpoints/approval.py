@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lib.endpoints.audit import Actor
+from lib.endpoints.actor import Actor
 from lib.endpoints.client import SmartDeps
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService

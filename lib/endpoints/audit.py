@@ -8,23 +8,15 @@ count down in time (`audit-{inverted ms}-{random}`) so a partition reads newest 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lib.endpoints.actor import Actor
 from lib.storage import Entity, TableStore
 
 CONFIG_TABLE = "Config"
 AUDIT_PREFIX = "audit-"
 _MAX_MS = 10**13  # inverted-time base: good until the year 2286
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who made a change: an Entra object id and a display name (an admin, an approver)."""
-
-    oid: str
-    name: str
 
 
 class AuditEntry(Entity):

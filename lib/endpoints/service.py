@@ -13,7 +13,7 @@ from typing import Any
 
 from lib.ehr.profiles import profile_for
 from lib.endpoints import audit, lifecycle
-from lib.endpoints.audit import Actor
+from lib.endpoints.actor import Actor
 from lib.endpoints.models import (
     Approval,
     Endpoint,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lib.smart.pkce import new_nonce, new_pkce, new_state
 from lib.storage import ConcurrencyConflict, Entity, TableStore
 from lib.web.errors import AppError
 
@@ -55,8 +56,6 @@ class SessionStore:
         state: str | None = None,
     ) -> SignInSession:
         """`state`: when a library (msal) must know it before the session exists."""
-        from lib.smart.pkce import new_nonce, new_pkce, new_state
-
         now = now or datetime.now(UTC)
         state = state or new_state()
         verifier = new_pkce().verifier

@@ -6,10 +6,11 @@
   Parsing is lenient like real servers: unknown fields are kept, a string where a list belongs is
   taken as a one-item list, relative URLs are resolved against the base.
 - `validate(discovery, client_auth_method, ...)` lists every `Problem` (catalogue code + message);
-  `validate_endpoint` wraps that with what the endpoint record keeps (version, capabilities,
-  `permission-v2`, the hosts to pin).
-- Pinning: the authorize, token, issuer and JWKS hosts are recorded when an endpoint is approved;
-  a launch calls `hosts_changed(pinned, current)` and refuses (DISC-HOSTS-MOVED) when they moved.
+  the endpoint's validation (lib/endpoints/validation.py) keeps what `Discovery` says besides
+  (version, capabilities, `permission-v2`, the hosts to pin).
+- Pinning: the authorize, token, issuer and JWKS hosts (`Discovery.hosts`) are recorded when an
+  endpoint is validated; a launch compares them with discovery's current hosts and refuses
+  (DISC-HOSTS-MOVED) when any moved (lib/endpoints/client.py).
 - `DiscoveryCache`: in-process, per base URL, with a TTL; `discover(..., use_cache=False)`
   bypasses it (validation always fetches fresh; launches reuse).
 """
@@ -170,21 +171,6 @@ class Discovery(BaseModel):
             issuer=host(self.config.issuer),
             jwks=host(self.config.jwks_uri),
         )
-
-
-class ValidationResult(BaseModel):
-    """`validate` plus what an endpoint record keeps from discovery."""
-
-    problems: list[Problem]
-    fhir_version: FhirVersion
-    source: Literal["smart-configuration", "metadata"]
-    capabilities: list[str]
-    permission_v2: bool
-    hosts: PinnedHosts
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 # --- parsing -----------------------------------------------------------------------------------
@@ -403,25 +389,6 @@ def validate(
     if needs_r4 and discovery.fhir_version != "R4":
         problems.append(_version_problem(discovery))
     return problems
-
-
-def validate_endpoint(
-    discovery: Discovery, client_auth_method: str, **options: Any
-) -> ValidationResult:
-    """`validate` plus the facts an endpoint record keeps."""
-    return ValidationResult(
-        problems=validate(discovery, client_auth_method, **options),
-        fhir_version=discovery.fhir_version,
-        source=discovery.source,
-        capabilities=sorted(discovery.capabilities),
-        permission_v2=discovery.permission_v2,
-        hosts=discovery.hosts,
-    )
-
-
-def hosts_changed(pinned: PinnedHosts, current: PinnedHosts) -> bool:
-    """True when any pinned host differs (a host appearing or vanishing counts as a change)."""
-    return pinned != current
 
 
 def _endpoint_problems(

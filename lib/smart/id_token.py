@@ -23,6 +23,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import jwt
+
 from lib.net.http import host_of
 from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.web.errors import AppError
@@ -72,8 +74,6 @@ def fhir_user(claims: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def _map_error(exc: Exception) -> AppError:
-    import jwt
-
     reasons: list[tuple[type[Exception], str]] = [
         (jwt.ExpiredSignatureError, "expired"),
         (jwt.ImmatureSignatureError, "not yet valid"),
@@ -94,8 +94,6 @@ def verify_with_keys(
     leeway: float = 60.0,
 ) -> dict[str, Any]:
     """Signature (any candidate key) and the time / audience claims; raises _NoKeyVerified."""
-    import jwt
-
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:
@@ -157,8 +155,6 @@ class IdTokenVerifier:
 
     @staticmethod
     def _unverified(id_token: str) -> dict[str, Any]:
-        import jwt
-
         try:
             header = jwt.get_unverified_header(id_token)
             claims = jwt.decode(id_token, options={"verify_signature": False})

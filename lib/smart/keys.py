@@ -7,8 +7,7 @@
   wait for EHRs to re-fetch), move it first (it signs), later remove the old one.
 
 Where the PEM text comes from (a setting, Key Vault, a dev file) is the caller's business: nothing
-here reads settings or the environment. cryptography is imported inside the functions: this
-module is imported by code paths that never sign anything.
+here reads settings or the environment.
 """
 
 from __future__ import annotations
@@ -17,10 +16,12 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 ALGORITHMS = ("RS384", "ES384")
 _MIN_RSA_BITS = 2048
@@ -45,8 +46,6 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
 
 def _public_members(private_key: Any) -> tuple[str, dict[str, str]]:
     """(alg, JWK public members) for a supported key; ValueError for anything else."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
     if isinstance(private_key, rsa.RSAPrivateKey):
         if private_key.key_size < _MIN_RSA_BITS:
             raise ValueError(f"RSA keys need at least {_MIN_RSA_BITS} bits")
@@ -76,8 +75,6 @@ class SigningKey:
 
         App settings often hold PEM with literal `\\n` sequences instead of line breaks: accepted.
         """
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
         text = pem.decode("ascii") if isinstance(pem, bytes) else pem
         if "\\n" in text and "\n" not in text.strip():
             text = text.replace("\\n", "\n")
@@ -93,8 +90,6 @@ class SigningKey:
 
     def sign(self, claims: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
         """A compact JWS of `claims` with header {alg, kid, typ: JWT} (+ `headers`)."""
-        import jwt
-
         header = {"kid": self.kid, "typ": "JWT", **(headers or {})}
         return jwt.encode(dict(claims), self._private_key, algorithm=self.alg, headers=header)
 
@@ -131,27 +126,3 @@ class KeySet:
     def public_jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JWKS document served at our JWKS URL (F4 integration record)."""
         return {"keys": [k.public_jwk() for k in self._keys]}
-
-
-def generate_rsa_pem(bits: int = 2048) -> str:
-    """A new RSA private key as unencrypted PKCS#8 PEM (development and tests)."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    return _pem(rsa.generate_private_key(public_exponent=65537, key_size=bits))
-
-
-def generate_ec_pem() -> str:
-    """A new EC P-384 private key as unencrypted PKCS#8 PEM (development and tests)."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return _pem(ec.generate_private_key(ec.SECP384R1()))
-
-
-def _pem(key: Any) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")

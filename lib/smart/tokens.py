@@ -1,4 +1,4 @@
-"""Token endpoint calls: authorization code, refresh, client_credentials (Backend Services).
+"""Token endpoint calls: authorization code, and client_credentials (Backend Services).
 
 The token response is parsed leniently (servers differ): context fields SMART names are typed,
 every other field (Epic `appointment`, `loginDepartment`, `__epic.dstu2.patient`; Cerner `user`,
@@ -181,25 +181,6 @@ def exchange_code(
     return _token_request(http, token_url, form, client_auth, allowed_hosts)
 
 
-def refresh(
-    http: OutboundHttp,
-    token_url: str,
-    refresh_token: str,
-    client_auth: ClientAuth,
-    *,
-    scope: str | None = None,
-    allowed_hosts: Collection[str] | None = None,
-) -> TokenResponse:
-    """refresh_token grant. Epic and Cerner return no new refresh token: the old one is kept."""
-    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-    if scope:
-        form["scope"] = scope
-    token = _token_request(http, token_url, form, client_auth, allowed_hosts)
-    if token.refresh_token is None:
-        token = token.model_copy(update={"refresh_token": refresh_token})
-    return token
-
-
 def client_credentials(
     http: OutboundHttp,
     token_url: str,
@@ -209,7 +190,10 @@ def client_credentials(
     allowed_hosts: Collection[str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> TokenResponse:
-    """SMART Backend Services: client_credentials with a system/ scope (write-back, F17)."""
+    """SMART Backend Services: client_credentials with a system/ scope.
+
+    Not on any path yet: EHR write-back (F17) authenticates with it, through `BackendTokenCache`.
+    """
     form = {"grant_type": "client_credentials", "scope": scope_tools.join(scopes)}
     return _token_request(http, token_url, form, client_auth, allowed_hosts, clock)
 

@@ -16,7 +16,11 @@ MAX_MESSAGE_BYTES = 48 * 1024  # 64 KiB after base64; keep a margin
 
 
 class QueueSender:
-    """Sends JSON or text messages to one queue, creating it once per process."""
+    """Sends JSON or text messages to one queue, creating it once per process.
+
+    Not on a path yet: visit events reach EHR write-back (F16, F17) through the `visit-events`
+    queue it will send to.
+    """
 
     def __init__(self, service: QueueServiceClient, name: str) -> None:
         self._service = service

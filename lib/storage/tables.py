@@ -11,6 +11,7 @@ Tables are created on first use, once per process.
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import re
@@ -331,7 +332,10 @@ class Table(Generic[E]):
         size: int = 50,
         continuation: str | None = None,
     ) -> Page[E]:
-        """One page of results and an opaque token for the next (None at the end)."""
+        """One page of results and an opaque token for the next (None at the end).
+
+        Not on a path yet: the reports (F18) page with it.
+        """
         token = _decode_token(continuation)
         with _translated():
             if filter:
@@ -347,7 +351,10 @@ class Table(Generic[E]):
         return Page([from_row(self.model, r) for r in rows], _encode_token(nxt))
 
     def upsert_many(self, entities: Iterable[E]) -> int:
-        """Upsert in transactions: one per partition, at most 100 entities each."""
+        """Upsert in transactions: one per partition, at most 100 entities each.
+
+        Not on a path yet: scheduling intake (F13) writes a visit's reminders with it.
+        """
         by_partition: dict[str, list[E]] = {}
         for entity in entities:
             by_partition.setdefault(entity.partition_key, []).append(entity)
@@ -385,16 +392,12 @@ def _with_meta(entity: E, meta: dict[str, Any] | None) -> E:
 def _encode_token(token: Any) -> str | None:
     if not token:
         return None
-    import base64
-
     return base64.urlsafe_b64encode(json.dumps(token).encode()).decode().rstrip("=")
 
 
 def _decode_token(token: str | None) -> Any:
     if not token:
         return None
-    import base64
-
     try:
         padded = token + "=" * (-len(token) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded))

@@ -270,7 +270,10 @@ class GraphClient:
     def get_user(
         self, user_id: str, select: tuple[str, ...] = ("id", "displayName", "userPrincipalName")
     ) -> dict[str, Any] | None:
-        """A directory user (object id or UPN), or None when Graph does not know them."""
+        """A directory user (object id or UPN), or None when Graph does not know them.
+
+        Not on a path yet: reports resolve the organizer's name at report time (F18).
+        """
         response = self.send(
             "GET",
             f"/users/{seg(user_id)}",

@@ -126,7 +126,10 @@ class MeetingService:
         return _meeting(resource, organizer_oid, external_id, (start, end))
 
     def get(self, organizer_oid: str, meeting_id: str) -> Meeting | None:
-        """The meeting, or None when Graph no longer has it (or its organizer)."""
+        """The meeting, or None when Graph no longer has it (or its organizer).
+
+        Not on a path yet: reconciliation after a visit (F16) reads the meeting again.
+        """
         response = self.graph.send(
             "GET", f"/users/{seg(organizer_oid)}/onlineMeetings/{seg(meeting_id)}"
         )

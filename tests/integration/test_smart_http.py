@@ -27,12 +27,14 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from lib.net.http import OutboundHttp, host_of
+from lib.net.jwks import JwksCache
 from lib.smart.client_auth import ASSERTION_TYPE, ClientSecretBasic, PrivateKeyJwt
 from lib.smart.discovery import DiscoveryCache, discover, validate
-from lib.smart.id_token import IdTokenVerifier, JwksCache
-from lib.smart.keys import SigningKey, generate_ec_pem, generate_rsa_pem
-from lib.smart.tokens import BackendTokenCache, client_credentials, exchange_code, refresh
+from lib.smart.id_token import IdTokenVerifier
+from lib.smart.keys import SigningKey
+from lib.smart.tokens import BackendTokenCache, client_credentials, exchange_code
 from lib.web.errors import AppError
+from tests.helpers import generate_ec_pem, generate_rsa_pem
 
 Handler = Callable[[Request], Response]
 
@@ -563,13 +565,6 @@ def test_token_url_outside_the_pin(ehr, http):
         )
     )
     assert error.code == "DISC-HOSTS-MOVED" and ehr.calls == []
-
-
-def test_refresh_keeps_the_old_refresh_token(ehr, http):
-    ehr.routes["/oauth2/token"] = lambda r: json_response({"access_token": "at-2"})
-    token = refresh(http, ehr.url("/oauth2/token"), "rt-1", ClientSecretBasic("cid", "s"))
-    assert (token.access_token, token.refresh_token) == ("at-2", "rt-1")
-    assert ehr.calls[0].form == {"grant_type": "refresh_token", "refresh_token": "rt-1"}
 
 
 def test_backend_services_token_is_cached_until_shortly_before_expiry(ehr, http):

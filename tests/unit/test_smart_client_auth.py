@@ -13,7 +13,8 @@ from lib.smart.client_auth import (
     ClientSecretBasic,
     PrivateKeyJwt,
 )
-from lib.smart.keys import SigningKey, generate_ec_pem, generate_rsa_pem
+from lib.smart.keys import SigningKey
+from tests.helpers import generate_ec_pem, generate_rsa_pem
 
 TOKEN_URL = "https://ehr.example.org/oauth2/token"
 NOW = 1_800_000_000

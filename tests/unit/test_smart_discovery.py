@@ -10,11 +10,9 @@ from lib.smart.discovery import (
     DiscoveryCache,
     PinnedHosts,
     fhir_version_label,
-    hosts_changed,
     oauth_uris_from_metadata,
     parse_smart_configuration,
     validate,
-    validate_endpoint,
 )
 
 EPIC_BASE = "https://ehr.example.org/interconnect-fhir-oauth/api/FHIR/R4"
@@ -258,22 +256,20 @@ def test_metadata_only_server_cannot_prove_s256():
     assert "no smart-configuration" in problems[0].message
 
 
-def test_validation_result_carries_what_the_endpoint_keeps():
-    result = validate_endpoint(discovery(CERNER_CONFIG, base=CERNER_BASE), "private_key_jwt")
-    assert result.ok
-    assert result.fhir_version == "R4"
-    assert result.permission_v2 is False
-    assert "context-banner" in result.capabilities
-    assert result.hosts == PinnedHosts(
+def test_discovery_carries_what_the_endpoint_keeps():
+    found = discovery(CERNER_CONFIG, base=CERNER_BASE)
+    assert validate(found, "private_key_jwt") == []
+    assert found.fhir_version == "R4"
+    assert found.permission_v2 is False
+    assert "context-banner" in found.capabilities
+    assert found.hosts == PinnedHosts(
         authorize="authorization.cerner.com",
         token="authorization.cerner.com",
         issuer="authorization.cerner.com",
         jwks="authorization.cerner.com",
     )
-    assert result.hosts.all() == {"authorization.cerner.com"}
-    assert validate_endpoint(discovery(EPIC_CONFIG), "private_key_jwt").permission_v2 is True
-    dumped = result.model_dump(mode="json")
-    assert dumped["problems"] == [] and dumped["hosts"]["token"] == "authorization.cerner.com"
+    assert found.hosts.all() == {"authorization.cerner.com"}
+    assert discovery(EPIC_CONFIG).permission_v2 is True
 
 
 def test_hosts_pin_keeps_non_default_ports():
@@ -281,13 +277,14 @@ def test_hosts_pin_keeps_non_default_ports():
     assert discovery(config).hosts.token == "127.0.0.1:8443"
 
 
-def test_hosts_changed():
+def test_pinned_hosts_compare_as_a_whole():
+    """What a launch checks (EndpointClient.discovery): any host moving, appearing or vanishing."""
     pinned = discovery(EPIC_CONFIG).hosts
-    assert not hosts_changed(pinned, discovery(dict(EPIC_CONFIG)).hosts)
+    assert pinned == discovery(dict(EPIC_CONFIG)).hosts
     moved = {**EPIC_CONFIG, "token_endpoint": "https://elsewhere.example.com/token"}
-    assert hosts_changed(pinned, discovery(moved).hosts)
+    assert pinned != discovery(moved).hosts
     no_issuer = {**EPIC_CONFIG, "issuer": None}
-    assert hosts_changed(pinned, discovery(no_issuer).hosts)
+    assert pinned != discovery(no_issuer).hosts
 
 
 # --- cache ---------------------------------------------------------------------------------

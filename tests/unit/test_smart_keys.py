@@ -9,13 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from lib.smart.keys import (
-    KeySet,
-    SigningKey,
-    generate_ec_pem,
-    generate_rsa_pem,
-    jwk_thumbprint,
-)
+from lib.smart.keys import KeySet, SigningKey, jwk_thumbprint
+from tests.helpers import generate_ec_pem, generate_rsa_pem
 
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
