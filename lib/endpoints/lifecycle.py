@@ -1,12 +1,7 @@
-"""The endpoint lifecycle, as pure functions of an endpoint's facts (the README's diagram):
+"""The endpoint lifecycle, as pure functions of an endpoint's facts.
 
-    create ──validate──> invalid ──(fix: PATCH, or POST .../validate)──┐
-       │                                                            │
-       └──> no approval needed (Cerner): active                     │
-       └──> approval needed (Epic): awaiting_approval ──approver signs in to the EHR──> active
-                                        └──approver rejects (reason)──> rejected
-    production (any vendor): awaiting_test until the same organization has an active test endpoint
-    any: disabled (POST .../disable), and back through these rules with POST .../enable
+`DIAGRAM` is the README's lifecycle diagram (make docs copies it there); tests/unit/
+test_lifecycle.py walks it arrow by arrow against `status_for`.
 
 The status is never set by hand: every change recomputes it with `status_for`, so a stored
 status always agrees with the facts beside it.
@@ -16,6 +11,17 @@ from __future__ import annotations
 
 from lib.ehr.profiles import profile_for
 from lib.endpoints.models import Endpoint, EndpointStatus, Environment
+
+DIAGRAM = """\
+create ──validate──> invalid ──(fix: PATCH, or POST .../validate)──┐
+   │                                                             │
+   └──> no approval needed (Cerner): active <────────────────────┤
+   └──> approval needed (Epic):      awaiting_approval <─────────┘
+                                       ├──approver signs in to the EHR──> active
+                                       └──approver rejects (reason)──> rejected
+                                              (a new base URL, client or auth: awaiting_approval)
+production (any vendor): awaiting_test until the same organization has an active test endpoint
+any: disabled (POST .../disable); POST .../enable applies these rules again"""
 
 
 def validated(endpoint: Endpoint) -> bool:
