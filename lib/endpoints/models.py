@@ -20,6 +20,11 @@ from lib.storage import Entity
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$"
 SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+# An origin as CSP `frame-ancestors` takes it: https, a host name or IPv4 address, a port.
+ORIGIN = (
+    r"^https://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,5})?$"
+)
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -83,10 +88,11 @@ class LaunchOptions(_Strict):
         default=False,
         description="Send the clinician straight to Teams instead of the visit page.",
     )
-    ehr_origins: list[Annotated[str, Field(max_length=200)]] = Field(
+    ehr_origins: list[Annotated[str, Field(max_length=200, pattern=ORIGIN)]] = Field(
         default_factory=list,
         max_length=10,
-        description="Origins allowed to frame the visit page (the EHR's web client).",
+        description="Origins allowed to frame the visit page (the EHR's web client), each "
+        "exactly https://host or https://host:port: they go into CSP frame-ancestors as given.",
     )
     field_map: dict[
         Annotated[str, Field(pattern=r"^(ehr_user_id|department|csn)$")],
@@ -108,11 +114,12 @@ class LaunchOptions(_Strict):
     @field_validator("ehr_origins")
     @classmethod
     def _origins(cls, values: list[str]) -> list[str]:
+        # The pattern admits only https://host[:port]; ports must also be real ones.
         for origin in values:
-            parts = urlsplit(origin)
-            if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
-                raise ValueError(f"{origin!r} is not an https origin like https://ehr.example.org")
-        return [v.rstrip("/") for v in values]
+            port = urlsplit(origin).port if origin.count(":") == 2 else 443
+            if not port or port > 65535:
+                raise ValueError(f"{origin!r} has no valid port")
+        return [v.lower() for v in values]
 
 
 class EndpointCreate(_Strict):
