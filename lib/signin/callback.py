@@ -1,9 +1,11 @@
 """GET /api/launch/callback: the one redirect URI for every sign-in we start.
 
-Order matters: the state is validated and consumed first (single use, whatever happens next);
-then an EHR `error` is shown; then the session's kind picks its completer from the table the
-composition root fills (launches, approvals, the Microsoft sign-in; the portal adds a row). A
-completer bound to the browser has its cookie checked before it runs.
+Order matters. The session is found by its `state`, and a sign-in bound to a browser must come
+back to that browser (its cookie) before anything else happens: a stranger holding someone's
+callback URL can neither show text on our pages (an EHR `error=`) nor burn their sign-in. Then
+the state is used up (single use, whatever happens next), an EHR `error` is shown, and the
+session's kind picks its completer from the table the composition root fills (launches,
+approvals, the Microsoft sign-in; the portal adds a row).
 """
 
 from __future__ import annotations
@@ -40,15 +42,16 @@ class Callback:
 
     def handle(self, request: Request) -> Response:
         q = request.query
-        session = self._sessions.consume(q.get("state"))
-        if q.get("error"):
-            description = (q.get("error_description") or "")[:300]
-            raise AppError(
-                "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
-            )
+        session = self._sessions.find(q.get("state"))
         completer = self._completers.get(session.kind)
         if completer is None:  # a kind this deployment no longer completes
             raise AppError("LAUNCH-STATE-MISSING")
         if completer.browser_bound:
             self._binding.check(request, session.row_key)
+        session = self._sessions.use(session)
+        if q.get("error"):
+            description = (q.get("error_description") or "")[:300]
+            raise AppError(
+                "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
+            )
         return completer.complete(session, q)

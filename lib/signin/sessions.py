@@ -74,8 +74,8 @@ class SessionStore:
         )
         return self._table.create(session).entity
 
-    def consume(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
-        """The session for `state`, marked used; or the precise reason it cannot be used."""
+    def find(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
+        """The usable session for `state` (not yet used); or the precise reason there is none."""
         if not state or len(state) < 22 or len(state) > 100:
             raise AppError("LAUNCH-STATE-MISSING")
         try:
@@ -84,15 +84,24 @@ class SessionStore:
             raise AppError("LAUNCH-STATE-MISSING") from None
         if session is None:
             raise AppError("LAUNCH-STATE-MISSING")
-        now = now or datetime.now(UTC)
         if session.consumed_at is not None:
             raise AppError("LAUNCH-STATE-REUSED")
-        if now >= session.expires_at:
+        if (now or datetime.now(UTC)) >= session.expires_at:
             raise AppError("LAUNCH-STATE-EXPIRED")
+        return session
+
+    def use(self, session: SignInSession, *, now: datetime | None = None) -> SignInSession:
+        """Mark a found session used, under its ETag: of two racing callbacks, one wins."""
         try:
-            return self._table.update(session.model_copy(update={"consumed_at": now}))
+            return self._table.update(
+                session.model_copy(update={"consumed_at": now or datetime.now(UTC)})
+            )
         except ConcurrencyConflict:
             raise AppError("LAUNCH-STATE-REUSED") from None
+
+    def consume(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
+        """`find` and `use` in one step."""
+        return self.use(self.find(state, now=now), now=now)
 
     def purge_expired(self, *, now: datetime | None = None, grace: timedelta = LIFETIME) -> int:
         """Delete sessions past expiry (kept a little longer to tell 'reused' from 'unknown')."""

@@ -383,6 +383,25 @@ def test_ehr_callback_in_another_browser_is_refused(app, endpoints, quiet_sandbo
     assert stranger.error_code == "LAUNCH-BROWSER-MISMATCH"
 
 
+def test_a_stranger_can_neither_show_an_error_nor_burn_the_sign_in(app, endpoints, quiet_sandbox):
+    """The binding is checked before the state is used and before an EHR `error=` is shown."""
+    starter = Browser(app.sandbox, entra_user="reyes")
+    callback = starter.to_callback(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    state = dict(parse_qsl(urlsplit(callback).query))["state"]
+    forged = app.api("launch/callback") + "?" + urlencode(
+        {"state": state, "error": "access_denied", "error_description": "Call 555-0100 now"}
+    )
+    stranger = Browser(app.sandbox, entra_user="okafor").go(forged)
+    assert stranger.error_code == "LAUNCH-BROWSER-MISMATCH"
+    assert "555-0100" not in stranger.response.text
+    again = Browser(app.sandbox, entra_user="okafor").go(callback)  # the real one, elsewhere
+    assert again.error_code == "LAUNCH-BROWSER-MISMATCH"
+    finished = starter.go(callback)  # the sign-in is still the starter's to finish
+    assert finished.response.status_code == 200 and "/api/visit#" in finished.url
+
+
 def test_microsoft_sign_in_link_in_another_browser_maps_nobody(app, endpoints, quiet_sandbox):
     """A first launch's Microsoft sign-in page, sent to a colleague: refused, nothing mapped."""
     from dev.browser import entra_sign_in
