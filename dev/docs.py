@@ -1,4 +1,8 @@
-"""`make docs`: regenerate the README's tables (error catalogue, config routes) from the code."""
+"""`make docs`: regenerate the README's tables (error catalogue, config routes) from the code.
+
+Each generated block sits between `<!-- name:begin -->` and `<!-- name:end -->`; `blocks()` gives
+what each must hold and `extract()` what the README holds, so a test can compare them exactly.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import re
 from dev.procs import ROOT
 from lib.admin.api import ROUTES
 from lib.web.errors import catalogue_markdown
+
+README = ROOT / "README.md"
 
 
 def routes_markdown() -> str:
@@ -28,17 +34,31 @@ def settings_markdown() -> str:
     return "\n".join(rows)
 
 
+def blocks() -> dict[str, str]:
+    """Every generated README block by name, as `make docs` writes it."""
+    return {
+        "errors": catalogue_markdown(),
+        "routes": routes_markdown(),
+        "settings": settings_markdown(),
+    }
+
+
+def extract(text: str, name: str) -> str | None:
+    """What block `name` holds: the text between its begin line and its end marker's line."""
+    found = re.search(rf"<!-- {name}:begin -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
+    return found.group(1) if found else None
+
+
 def replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n?<!-- {name}:end -->)", re.S)
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2).lstrip("\n"), text)
 
 
 def main() -> None:
-    readme = ROOT / "README.md"
-    text = replace(readme.read_text(), "errors", catalogue_markdown())
-    text = replace(text, "routes", routes_markdown())
-    text = replace(text, "settings", settings_markdown())
-    readme.write_text(text)
+    text = README.read_text()
+    for name, body in blocks().items():
+        text = replace(text, name, body)
+    README.write_text(text)
 
 
 if __name__ == "__main__":
