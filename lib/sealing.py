@@ -34,9 +34,9 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 MAX_VALUE_BYTES = 4096  # identifiers and phone numbers; Table Storage caps a property at 64 KiB
 
-_PURPOSE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{8}$")
-_BODY = re.compile(r"^[A-Za-z0-9_-]+$")
+_PURPOSE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
+_BODY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class SealBroken(Exception):
@@ -112,7 +112,7 @@ def _associated_data(kid: str, visit_key: str, purpose: str) -> bytes:
 def _check_binding(visit_key: str, purpose: str) -> None:
     if not isinstance(visit_key, str) or not visit_key:
         raise ValueError("a sealed value needs its visit key")
-    if not isinstance(purpose, str) or not _PURPOSE.match(purpose):
+    if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
         raise ValueError(f"not a purpose name (lowercase letters, digits, -): {purpose[:40]!r}")
 
 
@@ -174,11 +174,11 @@ class Sealer:
         if len(parts) != 3 or parts[0] != VERSION:
             raise SealBroken("not a sealed value of a known version")
         _, kid, body = parts
-        if not _KEY_ID.match(kid):
+        if not _KEY_ID.fullmatch(kid):
             raise SealBroken("malformed key id")
         if kid not in self._keys:
             raise SealBroken(f"sealed with key {kid}, which is not in CONNECTOR_SEALING_KEYS")
-        if not _BODY.match(body):
+        if not _BODY.fullmatch(body):
             raise SealBroken("malformed sealed text")
         try:
             raw = _unb64(body)

@@ -98,6 +98,8 @@ def test_tampering_with_any_part_breaks_the_seal(sealer):
         "kid-not-hex": f"{version}.{kid[:7]}g.{body}",
         "extra-part": f"{sealed}.x",
         "whitespace": f" {sealed}",
+        "trailing-newline": f"{sealed}\n",
+        "kid-trailing-newline": f"{version}.{kid}\n.{body}",
         "nothing": "",
     }
     for name, text in variants.items():
@@ -226,7 +228,7 @@ def test_the_hash_key_is_refused_as_a_sealing_key():
     assert Sealer.from_setting(SEALING_KEY, hash_key=HASH_KEY).key_ids
 
 
-@pytest.mark.parametrize("purpose", ["", "Phone", "phone/1", "a" * 64, "phone\x00"])
+@pytest.mark.parametrize("purpose", ["", "Phone", "phone/1", "a" * 64, "phone\x00", "phone\n"])
 def test_purposes_are_short_lowercase_names(sealer, purpose):
     with pytest.raises(ValueError, match="purpose"):
         sealer.seal("x", visit_key=VISIT, purpose=purpose)
