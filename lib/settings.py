@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -65,6 +66,11 @@ class Settings(BaseModel):
     # them are published at /api/.well-known/jwks.json. Rotate by adding, switching, removing.
     signing_keys: SecretStr | None = Field(default=None, validation_alias="CONNECTOR_SIGNING_KEYS")
 
+    # AES-256-GCM keys for sealed values (base64 of 32 bytes each, comma- or newline-separated),
+    # the first one sealing; separate from the hash key. Rotate by putting a new key first and
+    # keeping the old one until every value sealed with it has been purged.
+    sealing_keys: SecretStr | None = Field(default=None, validation_alias="CONNECTOR_SEALING_KEYS")
+
     # --- Entra ID (admin API tokens) -----------------------------------------------------------
     entra_tenant_id: str = Field(validation_alias="ENTRA_TENANT_ID")
     entra_authority_host: str = Field(
@@ -106,6 +112,22 @@ class Settings(BaseModel):
     def _long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters of random text")
+        return value
+
+    @field_validator("sealing_keys")
+    @classmethod
+    def _sealing_keys_usable(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # unset: nothing can be sealed
+        from lib.sealing import parse_keys  # no cryptography import: cheap at start-up
+
+        hash_key = info.data.get("hash_key")
+        parse_keys(
+            value.get_secret_value(),
+            hash_key=hash_key.get_secret_value() if hash_key is not None else None,
+        )
         return value
 
     @property

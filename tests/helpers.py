@@ -4,6 +4,8 @@ from __future__ import annotations
 
 TENANT = "7d3c1c5e-0b1a-4c1e-9f00-00000000e7c0"
 AUDIENCE = "api://evc-connector-local"
+# base64 of b"test-only-sealing-key-0123456789" (32 bytes): obviously not a production key.
+SEALING_KEY = "dGVzdC1vbmx5LXNlYWxpbmcta2V5LTAxMjM0NTY3ODk="
 
 
 def settings_env(**overrides: str) -> dict[str, str]:
@@ -14,6 +16,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "CONNECTOR_LOCAL_MODE": "true",
         "CONNECTOR_HASH_KEY": "test-hash-key-0123456789abcdef0123456789",
         "CONNECTOR_LOG_LEVEL": "INFO",
+        "CONNECTOR_SEALING_KEYS": SEALING_KEY,
         "ENTRA_TENANT_ID": TENANT,
         "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
         "ENTRA_API_AUDIENCE": AUDIENCE,

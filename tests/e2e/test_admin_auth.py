@@ -127,7 +127,9 @@ def test_unsigned_token_refused(auth, sandbox):
 def test_roles(auth, sandbox, roles, needed, allowed):
     token = sandbox.entra.keys.sign(claims(sandbox, roles=roles))
     if allowed:
-        auth.require(call(token), needed)
+        principal = auth.require(call(token), needed)
+        assert principal.has(needed) and principal.roles == frozenset(roles)
+        assert principal.oid == claims(sandbox)["oid"]
     else:
         with pytest.raises(AppError) as exc:
             auth.require(call(token), needed)

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 import requests
 
-from dev.browser import Browser, Outcome
+from dev.browser import FORM_ACTION, FORM_INPUT, Browser, Outcome
 
 
 def register(app, body: dict, approve: bool) -> dict:
@@ -185,17 +185,32 @@ def test_unknown_endpoint(app, endpoints, quiet_sandbox):
 
 @pytest.mark.parametrize(
     "iss",
-    ["https://evil.example/fhir", "{epic}/", "{epic}x", "{cerner}"],
+    ["https://evil.example/fhir", "{epic}x", "{cerner}"],
 )
 def test_iss_must_be_the_endpoints_base(app, endpoints, quiet_sandbox, iss):
     iss = iss.format(epic=app.sandbox.ehr_base("epic"), cerner=app.sandbox.ehr_base("cerner"))
     before = len(app.sandbox.journal.entries())
     query = urlencode({"iss": iss, "launch": "abc"})
     out = Browser(app.sandbox).go(app.api("launch/epic-launch-test/provider") + "?" + query)
-    if iss.endswith("/") and iss.rstrip("/") == app.sandbox.ehr_base("epic"):
-        return  # a trailing slash is the same base (aud is sent exactly as received)
     assert out.response.status_code == 400 and out.error_code == "LAUNCH-ISS-MISMATCH"
     assert nothing_sent(app, before)
+
+
+def test_iss_with_a_trailing_slash_is_the_same_base(app, endpoints, quiet_sandbox):
+    """Accepted, and `aud` goes to the EHR exactly as the EHR sent `iss` (slash included)."""
+    iss = app.sandbox.ehr_base("epic") + "/"
+    query = urlencode({"iss": iss, "launch": "abc"})
+    page = requests.get(
+        app.api("launch/epic-launch-test/provider") + "?" + query,
+        headers={"Accept": "text/html"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert page.status_code == 200, page.text[:300]  # Epic: the auto-submitting authorize form
+    action = FORM_ACTION.search(page.text)
+    assert action and html.unescape(action.group(1)) == app.sandbox.epic.authorize_url
+    fields = {html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(page.text)}
+    assert fields["aud"] == iss and fields["launch"] == "abc"
 
 
 def test_missing_parameters(app, endpoints, quiet_sandbox):

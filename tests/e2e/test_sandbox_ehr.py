@@ -914,17 +914,14 @@ def test_grant_less_scopes(ehr, sandbox_http):
     assert encounter.status_code == 403
 
 
-@pytest.mark.parametrize(
-    "kind",
-    ["wrong_aud", "expired", "bad_signature", "wrong_nonce", "wrong_iss", "missing_kid"],
-)
-def test_bad_id_token_quirk(clean_sandbox, sandbox_http, kind):
-    cerner = clean_sandbox.cerner
+def quirked_id_token(sandbox, http, kind: str):
+    """The Cerner stand-in's id_token under the bad_id_token quirk, and a verifier for it."""
+    cerner = sandbox.cerner
     cerner.set_quirks(bad_id_token=kind)
     flow = Flow(cerner, launch=cerner.mint_launch().token)
-    token = flow.redeem(sandbox_http, flow.authorize(sandbox_http)["code"]).json()["id_token"]
+    token = flow.redeem(http, flow.authorize(http)["code"]).json()["id_token"]
     header = jwt.get_unverified_header(token)
-    keys = jwt.PyJWKSet.from_dict(sandbox_http.get(cerner.jwks_uri).json()).keys
+    keys = jwt.PyJWKSet.from_dict(http.get(cerner.jwks_uri).json()).keys
 
     def verify() -> dict:
         candidates = [k for k in keys if k.key_id == header.get("kid")] or keys
@@ -941,12 +938,32 @@ def test_bad_id_token_quirk(clean_sandbox, sandbox_http, kind):
             return claims
         raise jwt.InvalidSignatureError("no key verifies")
 
-    if kind == "missing_kid":
-        assert "kid" not in header
-        assert verify()["nonce"] == flow.nonce  # valid: the client must cope
-    else:
-        with pytest.raises(jwt.InvalidTokenError):
-            verify()
+    return header, verify, flow
+
+
+# Each broken kind must fail for its own reason, not for whatever else happens to break.
+@pytest.mark.parametrize(
+    ("kind", "error", "message"),
+    [
+        ("wrong_aud", jwt.InvalidAudienceError, None),
+        ("expired", jwt.ExpiredSignatureError, None),
+        ("bad_signature", jwt.InvalidSignatureError, "no key verifies"),
+        ("wrong_nonce", jwt.InvalidTokenError, "nonce"),
+        ("wrong_iss", jwt.InvalidIssuerError, None),
+    ],
+)
+def test_bad_id_token_quirk(clean_sandbox, sandbox_http, kind, error, message):
+    header, verify, _ = quirked_id_token(clean_sandbox, sandbox_http, kind)
+    assert header.get("kid")  # only missing_kid drops it
+    with pytest.raises(error) as caught:
+        verify()
+    assert message is None or str(caught.value) == message
+
+
+def test_id_token_quirk_missing_kid_is_valid(clean_sandbox, sandbox_http):
+    header, verify, flow = quirked_id_token(clean_sandbox, sandbox_http, "missing_kid")
+    assert "kid" not in header
+    assert verify()["nonce"] == flow.nonce  # valid: the client must cope
 
 
 def test_authorize_error_quirk_fires_once(ehr, sandbox_http):

@@ -130,7 +130,11 @@ def test_update_needs_an_etag(things):
 
 
 def test_delete_without_etag_is_idempotent(things):
+    things.create(Thing(partition_key="p", row_key="once", label="v"))
+    things.delete("p", "once")
+    things.delete("p", "once")  # already gone: no error
     things.delete("p", "never-there")
+    assert things.get("p", "once") is None and things.get("p", "never-there") is None
 
 
 def test_upsert_many_batches_by_partition(things):

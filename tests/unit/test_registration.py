@@ -70,12 +70,14 @@ def test_function_shape(functions, name):
             str(m.value if hasattr(m, "value") else m) for m in trigger.methods
         ) == sorted(want["methods"])
         assert str(trigger.auth_level.name) == want["auth"]
-    if want["trigger"] == "queueTrigger":
+    elif want["trigger"] == "queueTrigger":
         assert trigger.queue_name == want["queue"]
         assert trigger.connection == "AzureWebJobsStorage"
-    if want["trigger"] == "timerTrigger":
+    elif want["trigger"] == "timerTrigger":
         assert trigger.schedule == want["schedule"]
         assert not getattr(trigger, "run_on_startup", False)  # never in production
+    else:
+        pytest.fail(f"{name}: add a shape check for {want['trigger']} here")
 
 
 def test_routes_are_unique(functions):
