@@ -1,4 +1,4 @@
-"""Timer: remove what must not outlive its use (expired sign-in sessions, for now)."""
+"""Timer: remove what must not outlive its use: expired sign-in sessions and sealed values."""
 
 from __future__ import annotations
 
@@ -15,5 +15,10 @@ log = logging.getLogger(__name__)
 def cleanup(timer: func.TimerRequest) -> None:
     from lib.bootstrap import services
 
-    removed = services().sessions.purge_expired()
-    log.info("cleanup", extra={"sessions_removed": removed, "past_due": timer.past_due})
+    svc = services()
+    sessions = svc.sessions.purge_expired()
+    sealed = svc.sealed.purge_expired()
+    log.info(
+        "cleanup",
+        extra={"sessions_removed": sessions, "sealed_removed": sealed, "past_due": timer.past_due},
+    )

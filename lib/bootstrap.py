@@ -25,6 +25,7 @@ from lib.launch.visit_page import VisitPages
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
 from lib.privacy import PrivacyKeys
+from lib.sealing import Sealer
 from lib.settings import Settings, get_settings
 from lib.signin.binding import BrowserBinding
 from lib.signin.callback import Callback, Completer
@@ -38,6 +39,7 @@ from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
+from lib.visits.sealed import SealedValues
 from lib.visits.store import VisitStore
 from lib.web.errors import AppError
 from lib.web.urls import Urls
@@ -60,6 +62,7 @@ class Services:
     approvals: ApprovalService
     visits: VisitStore
     mappings: ClinicianMappings
+    sealed: SealedValues
     launch: LaunchStart
     visit_pages: VisitPages
     callback: Callback
@@ -96,6 +99,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     store = store or TableStore(table_service(settings), settings.table_prefix)
     urls = Urls(settings.public_url)
     privacy = PrivacyKeys(settings.hash_key.get_secret_value())
+    sealer = Sealer.from_setting(
+        settings.sealing_keys.get_secret_value(), hash_key=settings.hash_key.get_secret_value()
+    )
     http = OutboundHttp(local_mode=settings.local_mode)
     keys = load_keys(settings)
     secret = settings.entra_client_secret
@@ -146,6 +152,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         approvals=approvals,
         visits=visits,
         mappings=mappings,
+        sealed=SealedValues(store, sealer),
         launch=LaunchStart(endpoints, smart, sessions, binding, urls),
         visit_pages=pages,
         callback=callback,

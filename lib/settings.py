@@ -69,7 +69,7 @@ class Settings(BaseModel):
     # AES-256-GCM keys for sealed values (base64 of 32 bytes each, comma- or newline-separated),
     # the first one sealing; separate from the hash key. Rotate by putting a new key first and
     # keeping the old one until every value sealed with it has been purged.
-    sealing_keys: SecretStr | None = Field(default=None, validation_alias="CONNECTOR_SEALING_KEYS")
+    sealing_keys: SecretStr = Field(validation_alias="CONNECTOR_SEALING_KEYS")
 
     # --- Entra ID (admin API tokens) -----------------------------------------------------------
     entra_tenant_id: str = Field(validation_alias="ENTRA_TENANT_ID")
@@ -116,11 +116,7 @@ class Settings(BaseModel):
 
     @field_validator("sealing_keys")
     @classmethod
-    def _sealing_keys_usable(
-        cls, value: SecretStr | None, info: ValidationInfo
-    ) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None  # unset: nothing can be sealed
+    def _sealing_keys_usable(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         from lib.sealing import parse_keys  # no cryptography import: cheap at start-up
 
         hash_key = info.data.get("hash_key")

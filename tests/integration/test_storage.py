@@ -176,20 +176,13 @@ def test_forbidden_key_characters_are_refused(key):
 def test_unreachable_storage_is_typed():
     from lib.settings import load_settings
     from lib.storage.account import storage_reachable, table_service
+    from tests.helpers import settings_env
 
     dead = (
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
         "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
-    settings = load_settings(
-        {
-            "AzureWebJobsStorage": dead,
-            "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:7071",
-            "CONNECTOR_HASH_KEY": "k" * 40,
-            "ENTRA_TENANT_ID": "t",
-            "ENTRA_API_AUDIENCE": "a",
-        }
-    )
+    settings = load_settings(settings_env(AzureWebJobsStorage=dead))
     assert storage_reachable(settings) is False
     store = TableStore(table_service(settings, retry_total=0, connection_timeout=1), "x")
     with pytest.raises(StorageUnavailable):

@@ -244,14 +244,15 @@ def test_a_visit_key_is_required(sealer):
 # --- the setting -----------------------------------------------------------------------------
 
 
-def test_the_setting_loads_and_may_be_unset():
+def test_the_setting_loads_and_is_required():
     s = load_settings(settings_env())
-    assert s.sealing_keys is not None
     assert Sealer.from_setting(s.sealing_keys.get_secret_value()).key_ids
     unset = settings_env()
     del unset["CONNECTOR_SEALING_KEYS"]
-    assert load_settings(unset).sealing_keys is None
-    assert load_settings(settings_env(CONNECTOR_SEALING_KEYS=" ")).sealing_keys is None
+    with pytest.raises(SettingsError, match="CONNECTOR_SEALING_KEYS is missing"):
+        load_settings(unset)
+    with pytest.raises(SettingsError, match="CONNECTOR_SEALING_KEYS"):
+        load_settings(settings_env(CONNECTOR_SEALING_KEYS=" "))
 
 
 @pytest.mark.parametrize(
