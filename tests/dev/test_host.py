@@ -1,5 +1,5 @@
 """dev/host.py, the local Functions host: its pure parts first, then the fixture app in
-tests/fixtures/hostapp served by `python -m dev.host` over HTTP with a real Azurite, then the
+tests/dev/fixtures/hostapp served by `python -m dev.host` over HTTP with a real Azurite, then the
 Python API (LocalHost) in-process."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dev.host import LocalHost, QueueOptions, RouteTemplate
 from dev.procs import ROOT
 from tests.plugins.host import RunningHost
 
-APP_DIR = ROOT / "tests" / "fixtures" / "hostapp"
+APP_DIR = ROOT / "tests" / "dev" / "fixtures" / "hostapp"
 SETTINGS = APP_DIR / "test.settings.json"
 
 
