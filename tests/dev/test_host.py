@@ -29,7 +29,7 @@ from azure.storage.queue import QueueClient
 from dev.host import LocalHost, QueueOptions, RouteTemplate, queues, serving, timers
 from dev.host import settings as host_settings
 from dev.procs import ROOT
-from tests.plugins.host import RunningHost
+from dev.stack import RunningHost
 
 APP_DIR = ROOT / "tests" / "dev" / "fixtures" / "hostapp"
 SETTINGS = APP_DIR / "test.settings.json"
