@@ -1,5 +1,7 @@
 """Every address an EHR stand-in publishes, from its vendor's URL shapes (epic.py, cerner.py)."""
 
+from __future__ import annotations
+
 from dev.sandbox.ehr.variants import VARIANTS
 
 

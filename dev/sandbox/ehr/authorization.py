@@ -1,16 +1,16 @@
 """The OAuth surface of an EHR stand-in (SMART App Launch): authorize, with an EHR launch or a
 standalone sign-in, and token (authorization_code with PKCE, client_credentials)."""
 
-import base64
-import hashlib
+from __future__ import annotations
+
 import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
+from dev.sandbox import oauth
 from dev.sandbox.ehr import idtoken, pages
 from dev.sandbox.ehr import scopes as scope_tools
 from dev.sandbox.ehr.clients import (
@@ -27,21 +27,24 @@ from dev.sandbox.ehr.data import (
     Patient,
 )
 from dev.sandbox.ehr.errors import SmartError
-from dev.sandbox.ehr.model import (
-    AccessToken,
-    AuthRequest,
-    Code,
-    Grant,
-    Launch,
-    with_query,
-)
+from dev.sandbox.ehr.model import AccessToken, AuthRequest, Grant, Launch
 from dev.sandbox.ehr.portals import person_of_clinician, person_of_patient
-from dev.sandbox.standin import html_response, json_response
+from dev.sandbox.oauth import OAuthProblem, Problem
+from dev.sandbox.standin import html_response
 
-SIGN_IN_LIFETIME = 600
 BACKEND_TOKEN_LIFETIME = 300
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# How SMART words the refusals of the shared OAuth core (the RFC 6749 error comes with each).
+WORDING = {
+    Problem.CHALLENGE_MISSING: "PKCE is required: code_challenge is missing.",
+    Problem.METHOD_NOT_S256: "code_challenge_method must be S256.",
+    Problem.CODE_UNKNOWN: "The authorization code is not valid.",
+    Problem.CODE_USED: "The authorization code was already used.",
+    Problem.CODE_EXPIRED: "The authorization code expired.",
+    Problem.CODE_OTHER_CLIENT: "The code was issued to another client.",
+    Problem.REDIRECT_MISMATCH: "redirect_uri differs from the authorize request.",
+    Problem.VERIFIER_MISSING: "code_verifier is required (PKCE).",
+    Problem.VERIFIER_MISMATCH: "code_verifier does not match the code_challenge.",
+}
 
 
 class SmartAuthorization:
@@ -85,10 +88,7 @@ class SmartAuthorization:
             return self._redirect_error(redirect_uri, exc, state)
         if pending.launch is not None:
             return self._issue_code(pending, pending.launch.clinician or pending.launch.patient)
-        request_id = secrets.token_urlsafe(24)
-        with self._lock:
-            self._stores.purge(time.time())
-            self._stores.pending[request_id] = pending
+        request_id = self.authorizations.hold(pending)
         people = (
             [person_of_patient(p) for p in PATIENTS]
             if pending.persona == "patient"
@@ -120,10 +120,10 @@ class SmartAuthorization:
                 "slash counts).",
             )
         challenge = params.get("code_challenge", "")
-        if not challenge:
-            raise SmartError("invalid_request", "PKCE is required: code_challenge is missing.")
-        if params.get("code_challenge_method") != "S256":
-            raise SmartError("invalid_request", "code_challenge_method must be S256.")
+        try:
+            oauth.check_pkce_request(challenge, params.get("code_challenge_method"))
+        except OAuthProblem as exc:
+            raise _smart_error(exc) from None
         requested = self._check_scopes(params.get("scope", ""), client)
         launch = None
         if params.get("launch"):
@@ -144,7 +144,6 @@ class SmartAuthorization:
             aud=aud,
             persona=persona or _persona_by_scopes(requested, launch),
             launch=launch,
-            expires_at=time.time() + SIGN_IN_LIFETIME,
         )
 
     def _check_scopes(self, scope: str, client: SmartClient) -> list[str]:
@@ -168,9 +167,8 @@ class SmartAuthorization:
             )
 
     def _signed_in(self, request: Request) -> Response:
-        with self._lock:
-            pending = self._stores.pending.pop(request.form["request_id"], None)
-        if pending is None or pending.expires_at < time.time():
+        pending = self.authorizations.take(request.form["request_id"])
+        if pending is None:
             return self._error_page(
                 "invalid_request", "This sign-in expired or was already used; start again."
             )
@@ -195,37 +193,33 @@ class SmartAuthorization:
         granted = [s for s in pending.scopes if s not in pending.client.grant_less]
         grant = Grant(
             client_id=pending.client.client_id,
-            redirect_uri=pending.redirect_uri,
-            code_challenge=pending.code_challenge,
             scopes=granted,
             nonce=pending.nonce,
             aud=pending.aud,
             user=user,
             launch=pending.launch,
         )
-        code = secrets.token_urlsafe(32)
-        with self._lock:
-            self._stores.codes[code] = Code(grant, time.time() + self.code_lifetime)
-        return redirect(
-            with_query(pending.redirect_uri, {"code": code, "state": pending.state, **self._iss()}),
-            302,
+        code = self.authorizations.issue(
+            grant,
+            pending.client.client_id,
+            pending.redirect_uri,
+            pending.code_challenge,
+            self.code_lifetime,
         )
+        params = {**oauth.code_params(code, pending.state), **self._iss()}
+        return oauth.redirect_to_client(pending.redirect_uri, params)
 
     def _iss(self) -> dict[str, str]:
         return {"iss": self.issuer} if self.quirks["rfc9207_iss"] else {}
 
     def _error_params(self, exc: SmartError, state: str | None) -> dict[str, str]:
-        params = {"error": exc.error, "error_description": exc.description}
-        if self.error_uri:
-            params["error_uri"] = f"{self.url('/oauth2-errors')}#{exc.error}"
-        if state:
-            params["state"] = state
-        return params
+        extra = {"error_uri": f"{self.url('/oauth2-errors')}#{exc.error}"} if self.error_uri else {}
+        # An empty state is left out, as if none was sent.
+        return oauth.error_params(exc.error, exc.description, state or None, extra)
 
     def _redirect_error(self, redirect_uri: str, exc: SmartError, state: str | None) -> Response:
-        return redirect(
-            with_query(redirect_uri, {**self._error_params(exc, state), **self._iss()}), 302
-        )
+        params = {**self._error_params(exc, state), **self._iss()}
+        return oauth.redirect_to_client(redirect_uri, params)
 
     def _error_page(self, error: str, description: str) -> Response:
         return html_response(pages.error_page(self.vendor_title, error, description), 400)
@@ -244,21 +238,23 @@ class SmartAuthorization:
             else:
                 raise SmartError("unsupported_grant_type", f"grant_type {grant_type!r}.")
         except SmartError as exc:
-            headers = dict(_NO_STORE)
-            if exc.status == 401:
-                headers["WWW-Authenticate"] = 'Basic realm="token"'
-            return json_response(self._error_params(exc, None), exc.status, headers)
-        return json_response(body, headers=_NO_STORE)
+            challenge = 'Basic realm="token"' if exc.status == 401 else None
+            return oauth.error_json(self._error_params(exc, None), exc.status, challenge)
+        return oauth.token_json(body)
 
     def _authorization_code(self, client: SmartClient, form: Mapping[str, str]) -> dict[str, Any]:
         if AUTHORIZATION_CODE not in client.grant_types:
             raise SmartError("unauthorized_client", "This client may not use authorization_code.")
-        with self._lock:
-            code = self._stores.codes.get(form.get("code", ""))
-            _check_code(code, client, form.get("redirect_uri", ""), form.get("code_verifier"))
-            assert code is not None
-            code.used = True
-        grant = code.grant
+        try:
+            grant = self.authorizations.redeem(
+                form.get("code", ""),
+                client.client_id,
+                form.get("redirect_uri", ""),
+                form.get("code_verifier"),
+                require_verifier=True,  # SMART: every code, PKCE being required at authorize
+            )
+        except OAuthProblem as exc:
+            raise _smart_error(exc) from None
         now = time.time()
         access = secrets.token_urlsafe(48)
         lifetime = int(self.quirks["expires_in"])
@@ -337,27 +333,5 @@ def _persona_by_scopes(scopes: list[str], launch: Launch | None) -> str:
     return "patient" if contexts == {"patient"} else "provider"
 
 
-def _check_code(
-    code: Code | None, client: SmartClient, redirect_uri: str, verifier: str | None
-) -> None:
-    if code is None:
-        raise SmartError("invalid_grant", "The authorization code is not valid.")
-    if code.used:
-        raise SmartError("invalid_grant", "The authorization code was already used.")
-    if code.expires_at < time.time():
-        raise SmartError("invalid_grant", "The authorization code expired.")
-    grant = code.grant
-    if grant.client_id != client.client_id:
-        raise SmartError("invalid_grant", "The code was issued to another client.")
-    if redirect_uri != grant.redirect_uri:
-        raise SmartError("invalid_grant", "redirect_uri differs from the authorize request.")
-    if not verifier:
-        raise SmartError("invalid_request", "code_verifier is required (PKCE).")
-    valid = 43 <= len(verifier) <= 128 and set(verifier) <= _VERIFIER_CHARS
-    if not valid or _s256(verifier) != grant.code_challenge:
-        raise SmartError("invalid_grant", "code_verifier does not match the code_challenge.")
-
-
-def _s256(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _smart_error(exc: OAuthProblem) -> SmartError:
+    return SmartError(exc.problem.error, WORDING[exc.problem])

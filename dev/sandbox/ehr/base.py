@@ -54,17 +54,18 @@ from dev.sandbox.ehr.errors import SmartError
 from dev.sandbox.ehr.fhir import FhirSurface
 from dev.sandbox.ehr.model import (
     GENERIC_QUIRKS,
+    AuthRequest,
     Connector,
     Grant,
     Launch,
     Stores,
     check_quirk,
     copy_quirks,
-    with_query,
 )
 from dev.sandbox.ehr.portals import Portals, play_standalone_sign_in
 from dev.sandbox.ehr.variants import VARIANTS
 from dev.sandbox.entra.keys import KeySet, load_or_create_key
+from dev.sandbox.oauth import CODE_LIFETIME, AuthorizationStore, with_query
 from dev.sandbox.standin import StandIn
 
 if TYPE_CHECKING:
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EhrStandIn", "Grant", "Launch", "play_standalone_sign_in"]
 
-CODE_LIFETIME = 60
 LAUNCH_LIFETIME = 300
 CONNECTOR_URL = "http://127.0.0.1:7071"
 DEFAULT_REDIRECT_URI = f"{CONNECTOR_URL}/api/launch/callback"
@@ -110,6 +110,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         # WRITE-BACK: appointment id -> connection status text shown on the schedule page.
         self.connection_status: dict[str, str] = {}
         self._stores = Stores()
+        self.authorizations: AuthorizationStore[AuthRequest, Grant] = AuthorizationStore()
         self._lock = threading.Lock()
         super().__init__(state)
         self._restore()
@@ -125,6 +126,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         self.authenticator.reset()
         with self._lock:
             self._stores = Stores()
+        self.authorizations.reset()
 
     def on_reset(self) -> None:
         self._restore()

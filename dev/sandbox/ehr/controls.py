@@ -1,6 +1,8 @@
 """Sandbox-only controls of an EHR stand-in, under ``/_sandbox/{name}/``: mint launches, manage
 clients, quirks, launch URLs, rotate the signing key, list the demo data."""
 
+from __future__ import annotations
+
 from typing import Any
 
 from werkzeug.routing import Rule

@@ -1,6 +1,8 @@
 """The FHIR surface of an EHR stand-in: discovery (SMART configuration, metadata, the issuer's
 OpenID configuration and JWKS, the misbehaving variants) and bearer-token reads and search."""
 
+from __future__ import annotations
+
 import datetime as dt
 import json
 import time

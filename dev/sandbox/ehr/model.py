@@ -1,11 +1,13 @@
-"""What an EHR stand-in keeps: where our app is, launches, pending sign-ins, grants, codes,
-access tokens; and the per-EHR quirks with their checks."""
+"""What an EHR stand-in keeps: where our app is, launches, authorize requests, grants, access
+tokens; and the per-EHR quirks with their checks. Pending requests and codes are kept by the
+shared OAuth core (dev/sandbox/oauth.py)."""
+
+from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from dev.sandbox.ehr import idtoken
 from dev.sandbox.ehr.clients import (
@@ -96,7 +98,6 @@ class AuthRequest:
     aud: str
     persona: str  # provider | patient
     launch: Launch | None
-    expires_at: float
 
 
 @dataclass
@@ -104,8 +105,6 @@ class Grant:
     """What a code (and then an access token) stands for."""
 
     client_id: str
-    redirect_uri: str
-    code_challenge: str
     scopes: list[str]  # granted
     nonce: str | None
     aud: str
@@ -115,13 +114,6 @@ class Grant:
     @property
     def user_type(self) -> str:
         return "Patient" if isinstance(self.user, Patient) else "Practitioner"
-
-
-@dataclass
-class Code:
-    grant: Grant
-    expires_at: float
-    used: bool = False
 
 
 @dataclass
@@ -135,15 +127,11 @@ class AccessToken:
 @dataclass
 class Stores:
     launches: dict[str, Launch] = field(default_factory=dict)
-    pending: dict[str, AuthRequest] = field(default_factory=dict)
-    codes: dict[str, Code] = field(default_factory=dict)
     tokens: dict[str, AccessToken] = field(default_factory=dict)
 
     def purge(self, now: float) -> None:
-        # Used codes and launches stay a while, so a replay reads "already used".
+        # Used launches stay a while, so a replay reads "already used".
         self.launches = {k: v for k, v in self.launches.items() if v.expires_at + 600 > now}
-        self.pending = {k: v for k, v in self.pending.items() if v.expires_at > now}
-        self.codes = {k: v for k, v in self.codes.items() if v.expires_at + 600 > now}
         self.tokens = {k: v for k, v in self.tokens.items() if v.expires_at > now}
 
 
@@ -174,8 +162,3 @@ def check_quirk(name: str, value: Any) -> Any:
     if not checks[name](value):
         raise ValueError(f"bad value for quirk {name!r}: {QUIRKS[name]}")
     return value
-
-
-def with_query(url: str, params: Mapping[str, str]) -> str:
-    joiner = "&" if urlsplit(url).query else "?"
-    return f"{url}{joiner}{urlencode(params)}"

@@ -1,6 +1,8 @@
 """The pages of an EHR stand-in: the clinician schedule and the patient portal with their
 "Begin virtual visit" buttons, the SMART style, and a scripted person at its sign-in page."""
 
+from __future__ import annotations
+
 import html as html_lib
 import re
 from urllib.parse import urljoin
