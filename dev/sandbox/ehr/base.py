@@ -33,6 +33,7 @@ from dev.sandbox import certs
 from dev.sandbox.ehr import scopes as scope_tools
 from dev.sandbox.ehr.addresses import EhrAddresses
 from dev.sandbox.ehr.authorization import SmartAuthorization
+from dev.sandbox.ehr.chart import Chart
 from dev.sandbox.ehr.clients import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
@@ -45,7 +46,6 @@ from dev.sandbox.ehr.clients import (
 )
 from dev.sandbox.ehr.controls import Controls
 from dev.sandbox.ehr.data import (
-    Chart,
     Clinician,
     Patient,
     Slot,

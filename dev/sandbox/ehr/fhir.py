@@ -14,8 +14,8 @@ from werkzeug.wrappers import Request, Response
 
 from dev.sandbox.ehr import discovery, idtoken
 from dev.sandbox.ehr import scopes as scope_tools
+from dev.sandbox.ehr.chart import Chart
 from dev.sandbox.ehr.data import (
-    Chart,
     today,
 )
 from dev.sandbox.ehr.model import AccessToken

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dev.sandbox.ehr import idtoken
+from dev.sandbox.ehr.chart import Chart
 from dev.sandbox.ehr.clients import (
     SmartClient,
 )
 from dev.sandbox.ehr.data import (
-    Chart,
     Clinician,
     Patient,
     Slot,

@@ -4,7 +4,8 @@ See ``standin.py`` for the routes, ``api.py`` for the Graph calls (``parsing.py`
 ``meeting_page.py`` for the page and ``meetings.py`` for rosters and the listener hook.
 """
 
-from dev.sandbox.graph.meetings import MeetingStore, OnlineMeeting, Participant, RosterChange
+from dev.sandbox.graph.meetings import OnlineMeeting, Participant, RosterChange
 from dev.sandbox.graph.standin import GraphStandIn
+from dev.sandbox.graph.store import MeetingStore
 
 __all__ = ["GraphStandIn", "MeetingStore", "OnlineMeeting", "Participant", "RosterChange"]

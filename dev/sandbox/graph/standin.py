@@ -31,11 +31,11 @@ from dev.sandbox.graph.meetings import (
     LOBBY_SCOPES,
     PRESENTERS,
     Listener,
-    MeetingStore,
     OnlineMeeting,
     Participant,
     RosterError,
 )
+from dev.sandbox.graph.store import MeetingStore
 from dev.sandbox.standin import StandIn, json_response, read_json
 
 if TYPE_CHECKING:
