@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from dev.procs import ROOT
-from tests.helpers import settings_env
+from dev.stack import settings_env
 
 PROBE = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 

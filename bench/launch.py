@@ -19,36 +19,26 @@
    exactly one meeting must exist for it in the Graph stand-in; launches per second, at L = 0.
 
 Everything runs on free ports and is stopped at the end, also on error: Azurite in memory, the
-sandbox in-process with its state in a temporary folder, the app under dev.host.
+sandbox in-process with its state in a temporary folder, the app under dev.host (dev/stack.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from azure.data.tables import TableServiceClient
 
-from dev.azurite import start_azurite
 from dev.browser import Browser, Outcome
-from dev.procs import ROOT, free_port
-from dev.sandbox import Sandbox, start_sandbox
-from dev.sandbox.directory import ROLE_VALUES
-from dev.seed import seed
-from tests.plugins.app import app_env, sandbox_point_ehrs_at
-from tests.plugins.host import launch_host
+from dev.stack import Stack, running
 
 LATENCY = 0.050
 ROUNDS = 7
@@ -86,46 +76,12 @@ CALLS = (
 )
 
 
-@dataclass
-class Stack:
-    url: str
-    sandbox: Sandbox
-    storage: str
-    host: Any
-    env: dict[str, str]  # the app's settings, to build its services in-process when digging
-
-    def launch_url(self, endpoint: str, vendor: str, clinician: str, appointment: str) -> str:
-        minted = getattr(self.sandbox, vendor).mint_launch(
-            "provider", clinician=clinician, appointment=appointment
-        )
-        query = urlencode({"iss": minted.iss, "launch": minted.token})
-        return f"{self.url}/api/launch/{endpoint}/provider?{query}"
-
-
-@contextlib.contextmanager
-def running() -> Iterator[Stack]:
-    """Azurite + sandbox + app, seeded; all stopped on the way out, whatever happened."""
-    with tempfile.TemporaryDirectory(prefix="bench-launch-") as tmp, contextlib.ExitStack() as on:
-        azurite = start_azurite()
-        on.callback(azurite.stop)
-        sandbox = start_sandbox(port=0, state_dir=Path(tmp) / "sandbox")
-        on.callback(sandbox.stop)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        empty = Path(tmp) / "local.settings.json"
-        empty.write_text('{"Values": {}}')
-        env = app_env(azurite.connection_string, sandbox, url, PREFIX)
-        sandbox_point_ehrs_at(sandbox, url)
-        host = launch_host(ROOT, Path(tmp) / "host.log", env=env, settings=empty, port=port)
-        on.callback(host.stop)
-
-        def token(role: str) -> str:
-            return sandbox.entra.mint(roles=[ROLE_VALUES[role]], user=role)
-
-        lines = seed(url, sandbox.url, str(sandbox.ca_file), token)
-        if not all(line.endswith(": active") for line in lines):
-            raise RuntimeError(f"seeding failed: {lines}")
-        yield Stack(url, sandbox, azurite.connection_string, host, env)
+def launch_url(stack: Stack, endpoint: str, vendor: str, clinician: str, appointment: str) -> str:
+    minted = getattr(stack.sandbox, vendor).mint_launch(
+        "provider", clinician=clinician, appointment=appointment
+    )
+    query = urlencode({"iss": minted.iss, "launch": minted.token})
+    return f"{stack.url}/api/launch/{endpoint}/provider?{query}"
 
 
 # --- one launch ------------------------------------------------------------------------------
@@ -217,11 +173,11 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
     forget = Forget(stack)
     browser = Browser(stack.sandbox, entra_user="reyes")
     existing, new = "reyes-0900", "reyes-0930"
-    first = launch(stack, browser, stack.launch_url(EPIC, "epic", "reyes", existing))
+    first = launch(stack, browser, launch_url(stack, EPIC, "epic", "reyes", existing))
     if not first.outcome.signed_in:
         raise RuntimeError("the warm-up launch should have signed in to Microsoft")
     before = forget.meetings()
-    launch(stack, browser, stack.launch_url(EPIC, "epic", "reyes", new))  # warm, and its key
+    launch(stack, browser, launch_url(stack, EPIC, "epic", "reyes", new))  # warm, and its key
     (visit_key,) = {k for i, k in forget.meetings().items() if i not in before}
 
     runs: dict[tuple[str, float], list[Launch]] = {}
@@ -231,7 +187,7 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
             for kind, appointment in (("existing", existing), ("new", new)):
                 if kind == "new":
                     forget(visit_key)
-                url = stack.launch_url(EPIC, "epic", "reyes", appointment)
+                url = launch_url(stack, EPIC, "epic", "reyes", appointment)
                 runs.setdefault((kind, latency), []).append(launch(stack, browser, url))
     stack.sandbox.set_latency(0.0)
     browser.close()
@@ -294,13 +250,13 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
     stack.sandbox.set_latency(0.0)
     for clinician in CLINICIANS:  # one Microsoft sign-in each, through the normal flow
         browser = Browser(stack.sandbox, entra_user=clinician)
-        url = stack.launch_url(CERNER, "cerner", clinician, "reyes-0900")
+        url = launch_url(stack, CERNER, "cerner", clinician, "reyes-0900")
         if not launch(stack, browser, url).outcome.signed_in:
             raise RuntimeError(f"{clinician} should have signed in to Microsoft once")
         browser.close()
     appointment = "okafor-1000"
     urls = [
-        stack.launch_url(CERNER, "cerner", CLINICIANS[i % len(CLINICIANS)], appointment)
+        launch_url(stack, CERNER, "cerner", CLINICIANS[i % len(CLINICIANS)], appointment)
         for i in range(CONCURRENT)
     ]
     browsers = [
@@ -361,5 +317,5 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
 
 
 def run() -> list[tuple[str, str, str]]:
-    with running() as stack:
+    with running(PREFIX) as stack:
         return critical_path(stack) + concurrent(stack)

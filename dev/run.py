@@ -6,95 +6,31 @@ left listening afterwards.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
-from dev.azurite import Azurite, start_azurite
-from dev.procs import ROOT, start_group, stop, wait_for_port
-from dev.settings import LOCAL, load_values, sync
-
-APP_PORT = 7071
-SANDBOX_PORT = 7443
-AZURITE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true points at
-STATE = ROOT / ".local"
-
-
-def _python(*args: str) -> list[str]:
-    return [sys.executable, *args]
-
-
-def _app_env() -> dict[str, str]:
-    env = {**os.environ, **load_values(LOCAL)}
-    # The sandbox's CA, absolute: this machine may already export a system CA bundle.
-    env["REQUESTS_CA_BUNDLE"] = str(STATE / "certs" / "sandbox-ca.pem")
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
-
-
-def _health(url: str, timeout: float = 30.0) -> dict:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            resp = requests.get(url, timeout=3)
-            if resp.status_code == 200:
-                return resp.json()
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
-        time.sleep(0.2)
-
-
-def _seed(app_url: str, sandbox_url: str) -> list[str]:
-    """Register (and approve) the sandbox EHRs through the app's config API."""
-    from dev.seed import seed
-    from dev.token import mint_token
-
-    ca = str(STATE / "certs" / "sandbox-ca.pem")
-    return seed(
-        app_url, sandbox_url, ca, lambda role: mint_token(role, url=sandbox_url, state_dir=STATE)
-    )
+from dev.settings import sync
+from dev.stack import AZURITE_PORTS, STATE, Stack, start_local
 
 
 def main() -> int:
     sync()
-    procs: list = []
-    azurite: Azurite | None = None
+    stack: Stack | None = None
 
     def shutdown(*_: object) -> None:
-        for proc in reversed(procs):
-            stop(proc)
-        if azurite is not None:
-            azurite.stop()
+        if stack is not None:
+            stack.stop()
 
     signal.signal(signal.SIGTERM, lambda *_: (shutdown(), sys.exit(0)))
     # A shell that starts us in the background sets SIGINT to "ignore"; Ctrl-C must still work.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         print("starting Azurite, the sandbox and the app ...", flush=True)
-        azurite = start_azurite(ROOT / ".azurite", AZURITE_PORTS, quiet=True)
-        sandbox = start_group(
-            _python("-m", "dev.sandbox", "--port", str(SANDBOX_PORT), "--state-dir", str(STATE),
-                    "--quiet"),
-            cwd=ROOT, env=_app_env(),
-        )  # fmt: skip
-        procs.append(sandbox)
-        wait_for_port(SANDBOX_PORT, 30, sandbox)
-        host = start_group(
-            _python("-m", "dev.host", "--port", str(APP_PORT)), cwd=ROOT, env=_app_env()
-        )
-        procs.append(host)
-        wait_for_port(APP_PORT, 60, host)
-        app_url, sandbox_url = f"http://127.0.0.1:{APP_PORT}", f"https://127.0.0.1:{SANDBOX_PORT}"
-        health = _health(f"{app_url}/api/health")
-        seeded = _seed(app_url, sandbox_url)
-        print_urls(app_url, sandbox_url, health, seeded)
-        while all(p.poll() is None for p in procs):
+        stack, health = start_local()  # stops what it started if a part fails
+        print_urls(stack.url, stack.sandbox.url, health, stack.seeded)
+        while stack.alive():
             time.sleep(0.5)
         print("a process stopped; shutting down", file=sys.stderr)
         return 1

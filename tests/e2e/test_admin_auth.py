@@ -8,6 +8,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dev.stack import AUDIENCE, TENANT, settings_env
 from lib.admin.auth import AdminAuth
 from lib.admin.auth import AppRole as Role
 from lib.net.http import OutboundHttp
@@ -15,7 +16,6 @@ from lib.net.jwks import JwksCache
 from lib.settings import load_settings
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request
-from tests.helpers import AUDIENCE, TENANT, settings_env
 
 OTHER_TENANT = "0b9e2f4c-1111-4222-8333-444455556666"
 

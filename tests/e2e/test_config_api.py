@@ -7,7 +7,7 @@ import uuid
 import pytest
 import requests
 
-from tests.plugins.app import CERNER_SECRET, EPIC_SECRET
+from dev.stack import CERNER_SECRET, EPIC_SECRET
 
 
 @pytest.fixture(scope="module")

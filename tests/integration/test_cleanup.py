@@ -10,11 +10,11 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 import lib.bootstrap
+from dev.stack import settings_env
 from functions import cleanup
 from lib.settings import load_settings
 from lib.storage import TableStore
 from lib.web.errors import AppError
-from tests.helpers import settings_env
 
 
 def test_the_timer_purges_expired_sessions_and_sealed_values(

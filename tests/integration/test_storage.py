@@ -174,9 +174,9 @@ def test_forbidden_key_characters_are_refused(key):
 
 
 def test_unreachable_storage_is_typed():
+    from dev.stack import settings_env
     from lib.settings import load_settings
     from lib.storage.account import storage_reachable, table_service
-    from tests.helpers import settings_env
 
     dead = (
         "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"

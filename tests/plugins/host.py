@@ -5,71 +5,18 @@
         requests.get(f"{host.url}/api/health")
 
 Every host started through the fixture is stopped at the end of the session (or earlier with
-host.stop()). The host's output goes to a log file, readable with host.log().
+host.stop()). The host's output goes to a log file, readable with host.log(). Launching lives
+in dev/stack.py, shared with `make run` and bench/.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from dev.procs import ROOT, free_port, start_group, stop, wait_for_port
-
-
-@dataclass
-class RunningHost:
-    proc: subprocess.Popen
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        stop(self.proc)
-
-
-def launch_host(
-    app_dir: Path,
-    log_path: Path,
-    env: Mapping[str, str] | None = None,
-    settings: Path | None = None,
-    args: tuple[str, ...] = (),
-    port: int | None = None,
-) -> RunningHost:
-    """Start dev.host for app_dir and return once it listens (or raise with its log).
-
-    `port`: when the app must know its own URL in advance (redirect URIs it registers).
-    """
-    port = port or free_port()
-    cmd = [sys.executable, "-m", "dev.host", "--app-dir", str(app_dir), "--port", str(port)]
-    if settings is not None:
-        cmd += ["--settings", str(settings)]
-    with log_path.open("wb") as log_file:
-        proc = start_group(
-            [*cmd, *args],
-            cwd=ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    host = RunningHost(proc, port, log_path)
-    try:
-        wait_for_port(port, 30, proc)
-    except Exception as exc:
-        host.stop()
-        raise RuntimeError(f"dev.host did not start:\n{host.log()}") from exc
-    return host
+from dev.stack import RunningHost, launch_host
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.helpers import settings_env
+from dev.stack import settings_env
 
 
 # name -> what the host must see. Update this table with every function added.

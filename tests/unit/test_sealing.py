@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
+from dev.stack import SEALING_KEY, settings_env
 from lib.sealing import SealBroken, Sealer, SealingKeyError, key_id, parse_keys
 from lib.settings import SettingsError, load_settings
-from tests.helpers import SEALING_KEY, settings_env
 
 VISIT = "3f1c0e9a5b7d4c2e8a6b0d1f2e3c4b5a"
 OTHER_VISIT = "0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dev.stack import settings_env
 from lib.settings import SettingsError, load_settings
-from tests.helpers import settings_env
 
 
 def test_a_complete_environment_loads():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dev.stack import settings_env
 from lib.settings import load_settings
 from lib.storage.account import queue_service, table_service
-from tests.helpers import settings_env
 
 
 def identity_settings(**extra: str):

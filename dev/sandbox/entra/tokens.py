@@ -239,7 +239,3 @@ def client_info(user: DemoUser, tenant_id: str) -> str:
 def user_roles(user: DemoUser, resource_app_id: str) -> tuple[str, ...]:
     """App roles assigned to a user; the demo assigns them on the connector API only."""
     return user.app_roles if resource_app_id == CONNECTOR_CLIENT_ID else ()
-
-
-def pkce_challenge(verifier: str) -> str:
-    return b64url(hashlib.sha256(verifier.encode("ascii", "replace")).digest())

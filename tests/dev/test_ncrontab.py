@@ -1,4 +1,4 @@
-"""The NCRONTAB parser dev/host.py fires timer triggers with."""
+"""The NCRONTAB parser dev/host fires timer triggers with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dev.ncrontab import CronSchedule
+from dev.host.ncrontab import CronSchedule
 
 # 2025-01-01 is a Wednesday.
 START = datetime(2025, 1, 1, 12, 0, 0)

@@ -130,7 +130,7 @@ def _number(text: str, name: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the next few occurrences: `python -m dev.ncrontab '0 */5 * * * *'`."""
+    """Print the next few occurrences: `python -m dev.host.ncrontab '0 */5 * * * *'`."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("expression")
     parser.add_argument("-n", type=int, default=5)

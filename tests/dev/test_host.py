@@ -1,5 +1,5 @@
-"""dev/host.py, the local Functions host: its pure parts first, then the fixture app in
-tests/fixtures/hostapp served by `python -m dev.host` over HTTP with a real Azurite, then the
+"""dev/host, the local Functions host: its pure parts first, then the fixture app in
+tests/dev/fixtures/hostapp served by `python -m dev.host` over HTTP with a real Azurite, then the
 Python API (LocalHost) in-process."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import requests
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
-from dev import host as devhost
-from dev.host import LocalHost, QueueOptions, RouteTemplate
+from dev.host import LocalHost, QueueOptions, RouteTemplate, queues, serving, timers
+from dev.host import settings as host_settings
 from dev.procs import ROOT
-from tests.plugins.host import RunningHost
+from dev.stack import RunningHost
 
-APP_DIR = ROOT / "tests" / "fixtures" / "hostapp"
+APP_DIR = ROOT / "tests" / "dev" / "fixtures" / "hostapp"
 SETTINGS = APP_DIR / "test.settings.json"
 
 
@@ -115,26 +115,26 @@ def test_local_settings_fill_the_environment_but_never_override_it(tmp_path: Pat
         )
     )
     environ = {"B": "from-env"}
-    applied = devhost.apply_settings(devhost.read_local_settings(path), environ)
+    applied = host_settings.apply_settings(host_settings.read_local_settings(path), environ)
     assert environ == {"A": "from-file", "B": "from-env", "FLAG": "true", "N": "3"}
     assert sorted(applied) == ["A", "FLAG", "N"]
-    assert devhost.local_http_port(path) == 7199
-    assert devhost.read_local_settings(tmp_path / "missing.json") == {}
-    assert devhost.local_http_port(tmp_path / "missing.json") is None
+    assert host_settings.local_http_port(path) == 7199
+    assert host_settings.read_local_settings(tmp_path / "missing.json") == {}
+    assert host_settings.local_http_port(tmp_path / "missing.json") is None
 
 
 def test_setting_expressions(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEV_HOST_TEST_Q", "orders")
-    assert devhost.resolve_setting_expressions("%DEV_HOST_TEST_Q%-in") == "orders-in"
+    assert host_settings.resolve_setting_expressions("%DEV_HOST_TEST_Q%-in") == "orders-in"
     monkeypatch.delenv("DEV_HOST_TEST_Q")
     with pytest.raises(LookupError, match="does not resolve"):
-        devhost.resolve_setting_expressions("%DEV_HOST_TEST_Q%")
+        host_settings.resolve_setting_expressions("%DEV_HOST_TEST_Q%")
 
 
 def test_host_json_queue_options_and_defaults(tmp_path: Path) -> None:
-    assert devhost.HostOptions.load(tmp_path) == devhost.HostOptions()
+    assert host_settings.HostOptions.load(tmp_path) == host_settings.HostOptions()
     assert QueueOptions() == QueueOptions(16, 0.0, 5, 60.0, "base64")
-    options = devhost.HostOptions.load(APP_DIR)
+    options = host_settings.HostOptions.load(APP_DIR)
     assert options.route_prefix == "api"
     assert options.queues == QueueOptions(4, 1.0, 2, 1.0, "base64")
     (tmp_path / "host.json").write_text(
@@ -151,7 +151,7 @@ def test_host_json_queue_options_and_defaults(tmp_path: Path) -> None:
             }
         )
     )
-    options = devhost.HostOptions.load(tmp_path)
+    options = host_settings.HostOptions.load(tmp_path)
     assert options.route_prefix == ""
     assert options.queues.message_encoding == "none"
     assert options.queues.batch_size == 32  # the service's limit
@@ -160,32 +160,32 @@ def test_host_json_queue_options_and_defaults(tmp_path: Path) -> None:
 
 def test_message_encodings() -> None:
     body = "héllo".encode()
-    assert devhost.decode_message(devhost.encode_message(body, "base64"), "base64") == body
-    assert devhost.encode_message(body, "none") == "héllo"
-    assert devhost.decode_message("héllo", "none") == body
+    assert queues.decode_message(queues.encode_message(body, "base64"), "base64") == body
+    assert queues.encode_message(body, "none") == "héllo"
+    assert queues.decode_message("héllo", "none") == body
     with pytest.raises(ValueError, match="base64"):
-        devhost.decode_message("not base64!", "base64")
+        queues.decode_message("not base64!", "base64")
 
 
 def test_queue_output_values() -> None:
-    assert devhost.output_bodies("a") == [b"a"]
-    assert devhost.output_bodies(b"\x00") == [b"\x00"]
-    assert devhost.output_bodies(["a", b"b", func.QueueMessage(body="c")]) == [b"a", b"b", b"c"]
+    assert queues.output_bodies("a") == [b"a"]
+    assert queues.output_bodies(b"\x00") == [b"\x00"]
+    assert queues.output_bodies(["a", b"b", func.QueueMessage(body="c")]) == [b"a", b"b", b"c"]
     with pytest.raises(TypeError):
-        devhost.output_bodies({"not": "supported"})
+        queues.output_bodies({"not": "supported"})
 
 
 def test_timer_request_is_past_due_only_when_late() -> None:
     due = datetime(2025, 1, 1, 12)
     upcoming = due + timedelta(seconds=1)
-    on_time = devhost.timer_request(due, due + timedelta(milliseconds=300), None, upcoming)
-    late = devhost.timer_request(due, due + timedelta(seconds=3), None, upcoming)
+    on_time = timers.timer_request(due, due + timedelta(milliseconds=300), None, upcoming)
+    late = timers.timer_request(due, due + timedelta(seconds=3), None, upcoming)
     assert (on_time.past_due, late.past_due) == (False, True)
     assert late.schedule_status["Next"] == upcoming.isoformat()
 
 
 def test_timespan_schedules() -> None:
-    schedule = devhost.parse_schedule("00:00:30")
+    schedule = timers.parse_schedule("00:00:30")
     assert schedule.next_after(datetime(2025, 1, 1)) == datetime(2025, 1, 1, 0, 0, 30)
 
 
@@ -195,16 +195,16 @@ def test_http_responses_keep_what_the_function_made() -> None:
     )
     response.headers.add("Set-Cookie", "a=1")
     response.headers.add("Set-Cookie", "b=2")
-    out = devhost.to_wsgi_response(response)
+    out = serving.to_wsgi_response(response)
     assert out.status_code == 201
     assert out.headers["Content-Type"] == "application/json"  # no charset added to JSON
     assert out.headers.getlist("Set-Cookie") == ["a=1", "b=2"]
-    assert devhost.to_wsgi_response("hi").headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert serving.to_wsgi_response("hi").headers["Content-Type"] == "text/plain; charset=utf-8"
     explicit = func.HttpResponse("x", headers={"content-type": "text/csv"})
-    assert devhost.to_wsgi_response(explicit).headers.getlist("Content-Type") == ["text/csv"]
-    assert devhost.to_wsgi_response(None).status_code == 204
+    assert serving.to_wsgi_response(explicit).headers.getlist("Content-Type") == ["text/csv"]
+    assert serving.to_wsgi_response(None).status_code == 204
     with pytest.raises(TypeError):
-        devhost.to_wsgi_response({"a": 1})
+        serving.to_wsgi_response({"a": 1})
 
 
 # --------------------------------------------------------------------------- over HTTP

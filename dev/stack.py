@@ -1,0 +1,320 @@
+"""Azurite + the sandbox + the app on the local host (+ seeding): the one way they start together.
+
+- `make run` (dev/run.py): ``start_local()``, on the fixed ports, with data kept in ``.azurite/``
+  and ``.local/``, the sandbox as its own process and the app's settings from local.settings.json.
+- bench/: ``running()``, everything on free ports, Azurite in memory, state in a temporary folder.
+- the tests (tests/plugins/): session fixtures start Azurite and the sandbox, then ``start_app``
+  puts the app on them; ``settings_env`` is a complete settings environment for lib's tests.
+
+Each part is stopped in reverse order, also when a later one fails to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dev.azurite import Azurite, start_azurite
+from dev.procs import ROOT, free_port, start_group, stop, wait_for_port
+
+if TYPE_CHECKING:
+    from dev.sandbox import Sandbox
+
+# make run's fixed addresses: what local.settings.sample.json and the sandbox defaults name.
+APP_PORT = 7071
+SANDBOX_PORT = 7443
+AZURITE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true points at
+STATE = ROOT / ".local"
+
+TENANT = "7d3c1c5e-0b1a-4c1e-9f00-00000000e7c0"
+AUDIENCE = "api://evc-connector-local"
+# The client secrets the app and the sandbox EHRs share in tests and benchmarks.
+EPIC_SECRET = "epic-e2e-secret-0123456789"
+CERNER_SECRET = "cerner-e2e-secret-0123456789"
+
+
+# -- the app's settings ---------------------------------------------------------------------------
+
+
+# base64 of b"test-only-sealing-key-0123456789" (32 bytes): obviously not a production key.
+SEALING_KEY = "dGVzdC1vbmx5LXNlYWxpbmcta2V5LTAxMjM0NTY3ODk="
+
+
+def settings_env(**overrides: str) -> dict[str, str]:
+    """A complete, valid settings environment; storage defaults to an unreachable address."""
+    env = {
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:7071",
+        "CONNECTOR_LOCAL_MODE": "true",
+        "CONNECTOR_HASH_KEY": "test-hash-key-0123456789abcdef0123456789",
+        "CONNECTOR_LOG_LEVEL": "INFO",
+        "CONNECTOR_SEALING_KEYS": SEALING_KEY,
+        "ENTRA_TENANT_ID": TENANT,
+        "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
+        "ENTRA_API_AUDIENCE": AUDIENCE,
+        "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
+        "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
+    }
+    env.update(overrides)
+    return env
+
+
+def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, str]:
+    """The app's settings against this Azurite and this (in-process) sandbox, at ``url``.
+    Each party's address comes from its stand-in, not from the sandbox's one origin."""
+    from dev.settings import generate_signing_keys
+
+    return settings_env(
+        AzureWebJobsStorage=storage,
+        CONNECTOR_PUBLIC_URL=url,
+        ENTRA_AUTHORITY_HOST=sandbox.entra.authority_host,
+        REQUESTS_CA_BUNDLE=str(sandbox.ca_file),
+        CONNECTOR_SIGNING_KEYS=generate_signing_keys(),
+        EPIC_CLIENT_SECRET=EPIC_SECRET,
+        CERNER_CLIENT_SECRET=CERNER_SECRET,
+        CONNECTOR_TABLE_PREFIX=prefix,
+        GRAPH_BASE_URL=sandbox.graph.base,
+    )
+
+
+def local_app_env(state_dir: Path = STATE) -> dict[str, str]:
+    """make run's environment for the sandbox and the app: local.settings.json's values."""
+    from dev.settings import LOCAL, load_values
+
+    env = {**os.environ, **load_values(LOCAL)}
+    # The sandbox's CA, absolute: this machine may already export a system CA bundle.
+    env["REQUESTS_CA_BUNDLE"] = str(state_dir / "certs" / "sandbox-ca.pem")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def point_sandbox_at(sandbox: Sandbox, app_url: str) -> None:
+    """Tell the sandbox EHRs our redirect URI, JWKS URL and client secrets for this run."""
+    sandbox.configure_connector(
+        redirect_uri=f"{app_url}/api/launch/callback",
+        jwks_url=f"{app_url}/api/.well-known/jwks.json",
+        epic_secret=EPIC_SECRET,
+        cerner_secret=CERNER_SECRET,
+        launch_base=f"{app_url}/api/launch",
+    )
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningHost:
+    """``python -m dev.host`` in its own process group."""
+
+    proc: subprocess.Popen
+    port: int
+    log_path: Path | None  # None: the output goes to our own stdout
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        if self.log_path is None:
+            return ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+def launch_host(
+    app_dir: Path,
+    log_path: Path | None,
+    env: Mapping[str, str] | None = None,
+    settings: Path | None = None,
+    args: tuple[str, ...] = (),
+    port: int | None = None,
+    timeout: float = 30,
+) -> RunningHost:
+    """Start dev.host for app_dir and return once it listens (or raise with its log).
+
+    `port`: when the app must know its own URL in advance (redirect URIs it registers).
+    """
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "dev.host", "--app-dir", str(app_dir), "--port", str(port)]
+    if settings is not None:
+        cmd += ["--settings", str(settings)]
+    with contextlib.ExitStack() as files:
+        out: Any = None
+        if log_path is not None:
+            out = files.enter_context(log_path.open("wb"))
+        proc = start_group(
+            [*cmd, *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+        )
+    host = RunningHost(proc, port, log_path)
+    try:
+        wait_for_port(port, timeout, proc)
+    except Exception as exc:
+        host.stop()
+        raise RuntimeError(f"dev.host did not start:\n{host.log()}") from exc
+    return host
+
+
+@dataclass
+class SandboxProcess:
+    """``python -m dev.sandbox`` in its own process group (make run)."""
+
+    proc: subprocess.Popen
+    port: int
+    ca_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> SandboxProcess:
+    cmd = [sys.executable, "-m", "dev.sandbox", "--port", str(port), "--state-dir",
+           str(state_dir), "--quiet"]  # fmt: skip
+    proc = start_group(cmd, cwd=ROOT, env=dict(env))
+    sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem")
+    try:
+        wait_for_port(port, 30, proc)
+    except Exception:
+        sandbox.stop()
+        raise
+    return sandbox
+
+
+def start_app(
+    storage: str, sandbox: Sandbox, folder: Path, prefix: str, app_dir: Path = ROOT
+) -> tuple[RunningHost, dict[str, str]]:
+    """The app on dev.host on a free port, against this Azurite and sandbox, with the sandbox
+    EHRs pointed at it; settings only from the environment (``folder`` keeps an empty
+    local.settings.json and the host's log). Returns the host and the app's settings."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    empty = folder / "local.settings.json"
+    empty.write_text('{"Values": {}}')
+    env = app_env(storage, sandbox, url, prefix)
+    point_sandbox_at(sandbox, url)
+    host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port)
+    return host, env
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> dict:
+    """The app's /api/health answer once it is 200."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            resp = requests.get(url, timeout=3)
+            if resp.status_code == 200:
+                return resp.json()
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+# -- the stack ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    azurite: Azurite
+    sandbox: Any  # Sandbox (in-process: tests, bench) or SandboxProcess (make run)
+    host: RunningHost
+    env: dict[str, str]  # the app's settings, to build its services in-process when digging
+    seeded: list[str] = field(default_factory=list)  # one line per sandbox endpoint
+    _parts: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.host.url
+
+    @property
+    def storage(self) -> str:
+        return self.azurite.connection_string
+
+    def seed(self, token: Callable[[str], str]) -> list[str]:
+        """Register (and approve) the sandbox EHRs through the app's config API."""
+        from dev.seed import seed
+
+        self.seeded = seed(self.url, self.sandbox.url, str(self.sandbox.ca_file), token)
+        return self.seeded
+
+    def alive(self) -> bool:
+        """Whether the processes of the stack still run (make run watches them)."""
+        procs = [self.host.proc, getattr(self.sandbox, "proc", None)]
+        return all(p.poll() is None for p in procs if p is not None)
+
+    def stop(self) -> None:
+        self._parts.close()
+
+
+def start_local(
+    app_port: int = APP_PORT,
+    sandbox_port: int = SANDBOX_PORT,
+    azurite_ports: tuple[int, int, int] = AZURITE_PORTS,
+    state_dir: Path = STATE,
+) -> tuple[Stack, dict]:
+    """make run's stack, seeded: returns it with the app's health answer."""
+    from dev.token import mint_token
+
+    with contextlib.ExitStack() as parts:  # stops what started if a later part fails
+        azurite = start_azurite(ROOT / ".azurite", azurite_ports, quiet=True)
+        parts.callback(azurite.stop)
+        env = local_app_env(state_dir)
+        sandbox = launch_sandbox(sandbox_port, state_dir, env)
+        parts.callback(sandbox.stop)
+        host = launch_host(ROOT, None, env=env, port=app_port, timeout=60)
+        parts.callback(host.stop)
+        stack = Stack(azurite, sandbox, host, env)
+        health = wait_healthy(f"{stack.url}/api/health")
+        stack.seed(lambda role: mint_token(role, url=sandbox.url, state_dir=state_dir))
+        stack._parts = parts.pop_all()
+    return stack, health
+
+
+@contextlib.contextmanager
+def running(prefix: str = "stack", seed: bool = True) -> Iterator[Stack]:
+    """Azurite + sandbox + app on free ports, seeded; all stopped on the way out, whatever
+    happened. ``prefix`` names the app's tables."""
+    from dev.sandbox import start_sandbox
+    from dev.sandbox.directory import ROLE_VALUES
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{prefix}-stack-") as tmp,
+        contextlib.ExitStack() as on,
+    ):
+        folder = Path(tmp)
+        azurite = start_azurite()
+        on.callback(azurite.stop)
+        sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
+        on.callback(sandbox.stop)
+        host, env = start_app(azurite.connection_string, sandbox, folder, prefix)
+        on.callback(host.stop)
+        stack = Stack(azurite, sandbox, host, env)
+        if seed:
+
+            def token(role: str) -> str:
+                return sandbox.entra.mint(roles=[ROLE_VALUES[role]], user=role)
+
+            lines = stack.seed(token)
+            if not all(line.endswith(": active") for line in lines):
+                raise RuntimeError(f"seeding failed: {lines}")
+        yield stack
