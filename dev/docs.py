@@ -1,18 +1,22 @@
-"""`make docs`: regenerate the README's tables (error catalogue, config routes) from the code.
+"""`make docs`: regenerate the reference tables in docs/ from the code.
 
-Each generated block sits between `<!-- name:begin -->` and `<!-- name:end -->`; `blocks()` gives
-what each must hold and `extract()` what the README holds, so a test can compare them exactly.
+Each generated block sits between `<!-- name:begin -->` and `<!-- name:end -->` in its file;
+`blocks()` gives what each must hold and `extract()` what the file holds, so a test compares them
+exactly.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from dev.procs import ROOT
 from lib.admin.api import ROUTES
+from lib.endpoints.lifecycle import DIAGRAM
 from lib.web.errors import catalogue_markdown
 
-README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def routes_markdown() -> str:
@@ -23,8 +27,6 @@ def routes_markdown() -> str:
 
 
 def settings_markdown() -> str:
-    import json
-
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())
     values, docs = sample["Values"], sample["Documentation"]
     # Optional settings without a local value are only in Documentation (an empty value in
@@ -46,18 +48,21 @@ def settings_markdown() -> str:
     return "\n".join(rows)
 
 
-def blocks() -> dict[str, str]:
-    """Every generated README block by name, as `make docs` writes it."""
+def blocks() -> dict[Path, dict[str, str]]:
+    """Every generated block, by file and name, as `make docs` writes it."""
     return {
-        "errors": catalogue_markdown(),
-        "routes": routes_markdown(),
-        "settings": settings_markdown(),
+        DOCS / "errors.md": {"errors": catalogue_markdown()},
+        DOCS / "config-api.md": {
+            "lifecycle": f"```\n{DIAGRAM}\n```",
+            "routes": routes_markdown(),
+        },
+        DOCS / "settings.md": {"settings": settings_markdown()},
     }
 
 
 def extract(text: str, name: str) -> str | None:
     """What block `name` holds: the text between its begin line and its end marker's line."""
-    found = re.search(rf"<!-- {name}:begin -->\n(.*?)\n<!-- {name}:end -->", text, re.S)
+    found = re.search(rf"<!-- {name}:begin -->\n(.*?)\n?<!-- {name}:end -->", text, re.S)
     return found.group(1) if found else None
 
 
@@ -67,10 +72,11 @@ def replace(text: str, name: str, body: str) -> str:
 
 
 def main() -> None:
-    text = README.read_text()
-    for name, body in blocks().items():
-        text = replace(text, name, body)
-    README.write_text(text)
+    for path, named in blocks().items():
+        text = path.read_text()
+        for name, body in named.items():
+            text = replace(text, name, body)
+        path.write_text(text)
 
 
 if __name__ == "__main__":

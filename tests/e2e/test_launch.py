@@ -405,8 +405,12 @@ def test_a_stranger_can_neither_show_an_error_nor_burn_the_sign_in(app, endpoint
         launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
     )
     state = dict(parse_qsl(urlsplit(callback).query))["state"]
-    forged = app.api("launch/callback") + "?" + urlencode(
-        {"state": state, "error": "access_denied", "error_description": "Call 555-0100 now"}
+    forged = (
+        app.api("launch/callback")
+        + "?"
+        + urlencode(
+            {"state": state, "error": "access_denied", "error_description": "Call 555-0100 now"}
+        )
     )
     stranger = Browser(app.sandbox, entra_user="okafor").go(forged)
     assert stranger.error_code == "LAUNCH-BROWSER-MISMATCH"
