@@ -31,11 +31,20 @@ PERSONAL_FIELDS = {
 
 _SENSITIVE_PARAM_NAMES = "|".join(sorted(SECRET_FIELDS - {"key"}, key=len, reverse=True))
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # PEM blocks (keys, certificates pasted into a setting or an error)
+    (re.compile(r"-----BEGIN [A-Z0-9 ]+-----.*?(?:-----END [A-Z0-9 ]+-----|$)", re.S), "[pem]"),
     # Authorization: Bearer xxx / Basic xxx (header lines and repr'd dicts)
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
     # any JWT / JWS / JWE compact form
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*)*"),
      "[jwt]"),
+    # the same, URL-encoded once more (a URL inside a URL, a logged redirect target)
+    (re.compile(r"(?i)(?<![a-z])(bearer|basic)(?:%20|\+)[A-Za-z0-9._~%+/=-]{8,}"),
+     r"\1 " + REDACTED),
+    (re.compile(
+        rf"(?i)(?:(?<=%3F)|(?<=%26)|(?<=%22)|(?<![A-Za-z0-9_%]))({_SENSITIVE_PARAM_NAMES})"
+        rf"(%3D|%22%3A(?:%20)?%22)((?:(?!%26|%22)[^&\s\"'])+)"
+     ), r"\1\2" + REDACTED),
     # name=value in query strings and forms; "name": "value" in JSON text
     (re.compile(rf"(?i)\b({_SENSITIVE_PARAM_NAMES})=([^&\s\"']+)"), r"\1=" + REDACTED),
     (re.compile(rf"(?i)([\"'](?:{_SENSITIVE_PARAM_NAMES})[\"']\s*:\s*)[\"'][^\"']*[\"']"),
@@ -45,6 +54,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # phone numbers: E.164 and common national formats
     (re.compile(r"(?<![\w/])\+\d[\d ().-]{7,17}\d"), "[phone]"),
     (re.compile(r"(?<![\w/-])\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?![\w-])"), "[phone]"),
+    # North American numbers written bare (NXX NXX XXXX, optionally with the leading 1): the
+    # area and exchange codes start with 2-9, so epoch seconds (1...) and most ids are kept.
+    (re.compile(r"(?<![\w/.:-])1?[2-9]\d{2}[2-9]\d{6}(?![\w-])"), "[phone]"),
 ]  # fmt: skip
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.

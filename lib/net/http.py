@@ -45,6 +45,9 @@ FormData = Mapping[str, str] | Callable[[], Mapping[str, str]]
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _REDIRECTS = {301, 302, 303, 307, 308}
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Public by IANA, private by Azure: the platform's virtual IP (DNS, DHCP, health probes and the
+# wire server with the VM's configuration) answers only inside Azure, and must never be fetched.
+_PLATFORM = (ipaddress.ip_network("168.63.129.16/32"),)
 # Path segments after these resource types are ids; masked in logs (F20: no patient data).
 _FHIR_ID_IN_PATH = re.compile(
     r"(/(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person|Appointment|Encounter|"
@@ -100,7 +103,8 @@ def address_allowed(address: str) -> bool:
         or ip.is_multicast  # 224.0.0.0/4 counts as "global" for the ipaddress module
         or ip.is_unspecified
     )
-    return ip.is_global and not blocked
+    platform = any(ip in net for net in _PLATFORM)
+    return ip.is_global and not blocked and not platform
 
 
 def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[Any]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from lib.web.errors import AppError
 
+MAX_JSON_DEPTH = 32
 MAX_JSON_BODY = 64 * 1024  # configuration documents are small; anything larger is a mistake
 
 
@@ -61,9 +62,28 @@ class Request:
         ):
             raise AppError("REQ-UNSUPPORTED-MEDIA", f"Content-Type was {ctype or 'missing'}.")
         try:
-            return json.loads(self.body or b"null")
+            data = json.loads(self.body or b"null")
+        except RecursionError:
+            raise AppError("REQ-BAD-JSON", f"Nested more than {MAX_JSON_DEPTH} levels.") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise AppError("REQ-BAD-JSON", f"Invalid JSON: {exc.__class__.__name__}.") from None
+        if _depth(data) > MAX_JSON_DEPTH:
+            # No request of ours nests deeply; a deep body only costs validation time (and
+            # deeper still, the parser's recursion limit).
+            raise AppError("REQ-BAD-JSON", f"Nested more than {MAX_JSON_DEPTH} levels.")
+        return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest in a parsed JSON value (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 @dataclass

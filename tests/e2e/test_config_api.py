@@ -281,6 +281,8 @@ def test_epic_without_approver(app, approver):
         (b"[1, 2]", "application/json", 422, "REQ-VALIDATION"),
         (b"{}", "text/plain", 415, "REQ-UNSUPPORTED-MEDIA"),
         (b'{"a": "' + b"x" * 70_000 + b'"}', "application/json", 413, "REQ-TOO-LARGE"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", 400, "REQ-BAD-JSON"),  # parser limit
+        (b'{"launch": ' * 40 + b"1" + b"}" * 40, "application/json", 400, "REQ-BAD-JSON"),
     ],
 )
 def test_bodies_we_cannot_read(app, data, ctype, status, code):

@@ -281,6 +281,8 @@ def test_allowed_hosts_pin(ehr, http):
         "https://10.0.0.1/fhir",
         "https://192.168.1.20/fhir",
         "https://169.254.169.254/metadata/instance",
+        "https://168.63.129.16/machine?comp=goalstate",  # Azure's wire server (public range)
+        "https://[::ffff:168.63.129.16]/",
         "https://[::1]/fhir",
         "https://localhost/fhir",  # a name resolving to loopback
         "https://user:pw@ehr.example.org/fhir",
