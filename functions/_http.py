@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from lib.settings import get_settings
 from lib.storage.tables import StorageUnavailable
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
@@ -39,6 +40,10 @@ def to_http_response(resp: Response) -> func.HttpResponse:
     headers = dict(resp.headers)
     headers["Content-Type"] = resp.content_type
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
+
+
+def _served_over_https() -> bool:
+    return get_settings().public_url.startswith("https://")
 
 
 def _safe_origins(framing: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
@@ -85,7 +90,7 @@ def handler(
                 )
             if framing is not None and response.status >= 400 and response.kind == "page":
                 response.frame_ancestors = _safe_origins(framing)
-            return to_http_response(security_headers(response))
+            return to_http_response(security_headers(response, https=_served_over_https()))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would
         # follow __wrapped__ to `request`; the trigger's parameter must stay `req`.

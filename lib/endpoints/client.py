@@ -16,7 +16,8 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
 from lib.ehr.profiles import Persona, VendorProfile, profile_for
-from lib.endpoints.models import ClientSecretBasicConfig, Endpoint, EndpointStatus
+from lib.endpoints.lifecycle import check_launchable
+from lib.endpoints.models import ClientSecretBasicConfig, Endpoint
 from lib.net.http import OutboundHttp, host_of
 from lib.settings import setting_value
 from lib.signin.sessions import SignInSession
@@ -78,10 +79,7 @@ class EndpointClient:
     # --- may it be used ------------------------------------------------------------------------
     def check_usable(self) -> None:
         """Launches need an enabled, active endpoint (checked again when a sign-in returns)."""
-        if not self.endpoint.enabled:
-            raise AppError("LAUNCH-ENDPOINT-DISABLED")
-        if self.endpoint.status != EndpointStatus.ACTIVE:
-            raise AppError("LAUNCH-ENDPOINT-NOT-ACTIVE", f"Status is {self.endpoint.status.value}.")
+        check_launchable(self.endpoint)
 
     @property
     def pinned_hosts(self) -> frozenset[str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from lib.ehr.profiles import profile_for
 from lib.endpoints.models import Endpoint, EndpointStatus, Environment
+from lib.web.errors import AppError
 
 DIAGRAM = """\
 create ──validate──> invalid ──(fix: PATCH, or POST .../validate)──┐
@@ -22,6 +23,14 @@ create ──validate──> invalid ──(fix: PATCH, or POST .../validate)─
                                               (a new base URL, client or auth: awaiting_approval)
 production (any vendor): awaiting_test until the same organization has an active test endpoint
 any: disabled (POST .../disable); POST .../enable applies these rules again"""
+
+
+def check_launchable(endpoint: Endpoint) -> None:
+    """Launches (and every sign-in they lead to) need an enabled, active endpoint."""
+    if not endpoint.enabled:
+        raise AppError("LAUNCH-ENDPOINT-DISABLED")
+    if endpoint.status != EndpointStatus.ACTIVE:
+        raise AppError("LAUNCH-ENDPOINT-NOT-ACTIVE", f"Status is {endpoint.status.value}.")
 
 
 def validated(endpoint: Endpoint) -> bool:

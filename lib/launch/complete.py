@@ -158,6 +158,9 @@ class LaunchCompletion:
 
     def _patient(self, launch: SignedInLaunch) -> Response:
         endpoint, existing = launch.client.endpoint, launch.existing
+        if launch.context.user_type in ("Practitioner", "PractitionerRole"):
+            # A clinician on the patient launch URL would be admitted as the patient's guest.
+            raise AppError("LAUNCH-NO-USER", f"The signed-in user is a {launch.context.user_type}.")
         if existing is not None:
             return self._open(launch, None, existing.organizer_oid)
         pending, clinicians = self._pending(launch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from lib.endpoints.lifecycle import check_launchable
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.launch.visit_page import VisitPages
@@ -64,7 +65,8 @@ class MicrosoftSignIn:
             redirect_uri=self._urls.callback,
             endpoint_id=endpoint.id,
             data={
-                "flow": flow,
+                # msal needs its flow back to check the answer; not the URL we already sent.
+                "flow": {k: v for k, v in flow.items() if k != "auth_uri"},
                 "pending": pending.model_dump(mode="json"),
                 "clinician_hash": clinician_hash,
             },
@@ -81,6 +83,8 @@ class MicrosoftSignIn:
         if claims.get("tid") != self._entra.tenant_id or not claims.get("oid"):
             raise AppError("LAUNCH-MS-SIGNIN-FAILED", "The account is not in this organization.")
         endpoint = self._endpoints.get(session.endpoint_id or "")
+        # Disabled while the clinician was at Microsoft: no mapping, no meeting.
+        check_launchable(endpoint)
         pending = PendingVisit.model_validate(session.data["pending"])
         self._mappings.put(endpoint.id, session.data["clinician_hash"], claims["oid"])
         visit = self._opener.open(endpoint, "provider", pending, claims["oid"])

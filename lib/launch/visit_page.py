@@ -8,10 +8,13 @@ proxy or telemetry records it; the page hands it to the status call in a header.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from lib.ehr.profiles import Persona
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.privacy import PrivacyKeys
+from lib.visits.opening import DEFAULT_LENGTH
 from lib.visits.store import Visit, VisitStore
 from lib.web.errors import AppError
 from lib.web.http import Response
@@ -19,7 +22,18 @@ from lib.web.render import page
 from lib.web.urls import Urls
 
 PAGE_PURPOSE = "visit-page"
-PAGE_TTL = 12 * 3600
+# The page's token lives for the visit's window and a grace period after it (a visit that runs
+# over, a clinician writing notes), never less than a few minutes and never more than a day.
+PAGE_GRACE = timedelta(hours=2)
+PAGE_TTL_MIN = timedelta(minutes=15)
+PAGE_TTL_MAX = timedelta(hours=24)
+
+
+def page_ttl(visit: Visit, now: datetime) -> int:
+    """Seconds the visit page's token may live, from the visit's end (or start + an hour)."""
+    end = visit.end or (visit.start or now) + DEFAULT_LENGTH
+    ttl = end + PAGE_GRACE - now
+    return int(min(max(ttl, PAGE_TTL_MIN), PAGE_TTL_MAX).total_seconds())
 
 
 class VisitPages:
@@ -36,7 +50,9 @@ class VisitPages:
         if persona == "patient" or endpoint.launch.open_teams_directly:
             return Response.redirect(visit.join_url or "")
         token = self._privacy.sign(
-            {"v": visit.key, "e": endpoint.id}, purpose=PAGE_PURPOSE, ttl_seconds=PAGE_TTL
+            {"v": visit.key, "e": endpoint.id},
+            purpose=PAGE_PURPOSE,
+            ttl_seconds=page_ttl(visit, datetime.now(UTC)),
         )
         return Response.redirect(f"{self._urls.visit_page}#{token}")
 

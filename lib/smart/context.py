@@ -17,16 +17,20 @@ The EHR user is the id_token's `fhirUser` when present (it is signed); the vendo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from lib.smart.id_token import fhir_user, parse_reference
+from lib.smart.id_token import FHIR_ID, fhir_user, parse_reference
+from lib.web.errors import AppError
 
 if TYPE_CHECKING:
     from lib.smart.tokens import TokenResponse
 
+# A user id from a vendor field (Epic's configured user id, Cerner's `user`): printable, short.
+EHR_USER_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 # context name -> LaunchContext attribute
 _ATTRIBUTES = {
     "ehr_user_id": "user_id",
@@ -118,4 +122,19 @@ def extract_context(
         found["user_type"], found["user_id"] = user
         if user[0] == "Patient" and not found["patient_id"]:
             found["patient_id"] = user[1]  # a patient launch: the user is the patient
+    _check_ids(found)
     return LaunchContext(**found, extras=extras)
+
+
+def _check_ids(found: Mapping[str, Any]) -> None:
+    """Ids go into FHIR URLs and keys: anything but FHIR id syntax is refused before any use.
+
+    The error names the field, never the value (it may be patient data, or an attack).
+    """
+    for name in ("appointment_id", "encounter_id", "patient_id"):
+        value = found.get(name)
+        if value is not None and not FHIR_ID.match(value):
+            raise AppError("LAUNCH-BAD-CONTEXT", f"{name.removesuffix('_id')} is not a FHIR id.")
+    user = found.get("user_id")
+    if user is not None and not EHR_USER_ID.match(user):
+        raise AppError("LAUNCH-BAD-CONTEXT", "The user id is not an id.")

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]+$")
-_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+# FHIR R4 id: https://hl7.org/fhir/R4/datatypes.html#id
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def _invalid(reason: str) -> AppError:
@@ -56,7 +57,7 @@ def parse_reference(reference: str) -> tuple[str, str] | None:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
-    if len(parts) < 2 or not _RESOURCE_TYPE.match(parts[-2]) or not _FHIR_ID.match(parts[-1]):
+    if len(parts) < 2 or not _RESOURCE_TYPE.match(parts[-2]) or not FHIR_ID.match(parts[-1]):
         return None
     return parts[-2], parts[-1]
 

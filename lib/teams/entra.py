@@ -14,7 +14,11 @@ from typing import Any
 def confidential_client(
     authority: str, client_id: str, secret: str, *, timeout: float | None = None
 ) -> Any:
-    """An msal ConfidentialClientApplication with its own in-memory token cache."""
+    """An msal ConfidentialClientApplication with its own in-memory token cache.
+
+    msal asks for `offline_access` with every sign-in by default; we never refresh a user's
+    token (we only need who signed in), so no refresh token is ever minted for us.
+    """
     import msal  # heavy: only when Entra is first used
 
     return msal.ConfidentialClientApplication(
@@ -22,6 +26,7 @@ def confidential_client(
         client_credential=secret,
         authority=authority,
         instance_discovery=False,  # our authority is exact (and local in the sandbox)
+        exclude_scopes=["offline_access"],
         timeout=timeout,
     )
 

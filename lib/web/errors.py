@@ -155,6 +155,10 @@ _ENTRIES: list[ErrorDef] = [
              "Open the virtual visit from an appointment or an encounter.",
              "The EHR sent no appointment or encounter context; check the launch configuration "
              "(Epic: the appointment context; Cerner: launch from the encounter)."),
+    ErrorDef("LAUNCH-BAD-CONTEXT", 502, "The EHR sent an unusable launch context",
+             "The EHR named the appointment, encounter, patient or user in a form we cannot use.",
+             "The EHR must send FHIR ids ([A-Za-z0-9-.], at most 64 characters) or references; "
+             "check the launch context and the endpoint's field_map."),
     ErrorDef("LAUNCH-NO-USER", 422, "The EHR did not say who you are",
              "The EHR did not identify the signed-in user.",
              "The EHR must grant openid fhirUser (or Cerner's user field; Epic: map ehr_user_id "

@@ -84,9 +84,15 @@ def render_error(
     return problem(err, instance=instance, request_id=request_id)
 
 
-def security_headers(response: Response) -> Response:
-    """Headers every answer carries. Pages may be framed only by the origins they name (an EHR)."""
+def security_headers(response: Response, *, https: bool = False) -> Response:
+    """Headers every answer carries. Pages may be framed only by the origins they name (an EHR).
+
+    `https`: the app is served over https (its public URL), so browsers are told to keep to it
+    (HSTS; no includeSubDomains: the hospital's other hosts are not ours to decide for).
+    """
     h = response.headers
+    if https:
+        h.setdefault("Strict-Transport-Security", "max-age=31536000")
     frame_ancestors, form_action = response.frame_ancestors, response.form_action
     nonce = h.pop("X-CSP-Nonce", None)
     ancestors = " ".join(frame_ancestors) or "'none'"

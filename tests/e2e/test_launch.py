@@ -606,3 +606,44 @@ def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
         visit_data(app, clinician)["join_url"].split("?")[0] == patient.response.url.split("?")[0]
     )
     assert visit_status(app, clinician)["patient"] == "connected"
+
+
+def test_endpoint_disabled_during_the_microsoft_sign_in(app, endpoints, quiet_sandbox):
+    """Disabled while a clinician was at Microsoft: no mapping is made and no meeting."""
+    from dev.browser import entra_sign_in
+    from dev.sandbox.directory import user
+
+    admin = app.session("admin")
+    mappings_url = app.api("config/endpoints/cerner-launch-test/mappings")
+    lindqvist = user("lindqvist").object_id
+    for m in admin.get(mappings_url, params={"entra_oid": lindqvist}).json()["items"]:
+        admin.delete(f"{mappings_url}/{m['mapping']}")  # an earlier test may have mapped her
+    b = Browser(app.sandbox, entra_user="lindqvist")
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="lindqvist")
+    to_microsoft = b._get(b.to_callback(url))
+    assert to_microsoft.is_redirect and "/entra/" in to_microsoft.headers["Location"]
+    done = entra_sign_in(b.s, to_microsoft.headers["Location"], "lindqvist")
+    admin.post(app.api("config/endpoints/cerner-launch-test/disable"))
+    try:
+        meetings_before = app.sandbox.journal.entries(stand_in="graph", path="*/createOrGet")
+        out = b.go(f"{done.target}?{urlencode(done.params)}")
+        assert out.response.status_code == 403 and out.error_code == "LAUNCH-ENDPOINT-DISABLED"
+        after = app.sandbox.journal.entries(stand_in="graph", path="*/createOrGet")
+        assert len(after) == len(meetings_before)
+        mappings = admin.get(mappings_url).json()
+        assert lindqvist not in {m["entra_oid"] for m in mappings["items"]}
+    finally:
+        admin.post(app.api("config/endpoints/cerner-launch-test/enable"))
+
+
+def test_a_clinician_on_the_patient_url_is_not_the_patient(app, endpoints, quiet_sandbox):
+    minted = app.sandbox.cerner.mint_launch("provider", clinician="reyes", appointment="reyes-0900")
+    url = (
+        app.api("launch/cerner-launch-test/patient")
+        + "?"
+        + urlencode({"iss": minted.iss, "launch": minted.token})
+    )
+    out = Browser(app.sandbox).go(url)
+    assert out.response.status_code == 422 and out.error_code == "LAUNCH-NO-USER"
+    assert "Practitioner" in out.response.text
+    assert app.sandbox.journal.entries(stand_in="graph", path="*/createOrGet") == []

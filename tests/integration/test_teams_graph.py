@@ -279,3 +279,20 @@ def test_importing_lib_teams_loads_neither_msal_nor_requests():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_clinicians_sign_in_asks_for_no_refresh_token(clean_sandbox, sandbox_trust):
+    """The one msal builder excludes offline_access: we only need who signed in."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from lib.teams.entra import confidential_client
+
+    app = confidential_client(
+        clean_sandbox.entra.authority,
+        CONNECTOR_CLIENT_ID,
+        clean_sandbox.entra.clients.secrets[CONNECTOR_CLIENT_ID],
+    )
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri="https://app.example/cb")
+    scopes = parse_qs(urlsplit(flow["auth_uri"]).query)["scope"][0].split()
+    assert "User.Read" in scopes and "openid" in scopes
+    assert "offline_access" not in scopes

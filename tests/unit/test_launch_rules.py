@@ -42,3 +42,25 @@ def test_a_service_account_organizer_lets_the_clinicians_present():
 )
 def test_practitioners_of_an_appointment(participants, expected):
     assert practitioners({"participant": participants}) == expected
+
+
+def test_the_visit_page_token_lives_for_the_visit_and_a_grace_period():
+    from datetime import timedelta
+
+    from lib.launch.visit_page import page_ttl
+    from lib.visits.store import Visit
+
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+    def visit(start=None, end=None) -> Visit:
+        return Visit(partition_key="k", row_key="visit", endpoint_id="x", organizer_oid=ORG,
+                     start=start, end=end, created_at=now, created_by_role="provider")  # fmt: skip
+
+    hour = 3600
+    assert page_ttl(visit(now, now + timedelta(minutes=30)), now) == 2.5 * hour
+    assert page_ttl(visit(now), now) == 3 * hour  # no end: an hour from the start
+    assert page_ttl(visit(), now) == 3 * hour  # no times at all: from now
+    assert page_ttl(visit(now - timedelta(days=1), now - timedelta(hours=23)), now) == 15 * 60
+    assert page_ttl(visit(now + timedelta(days=7), now + timedelta(days=7, hours=1)), now) == (
+        24 * hour
+    )

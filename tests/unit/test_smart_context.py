@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lib.ehr.profiles import CERNER, EPIC
 from lib.smart.context import context_references, extract_context
 from lib.smart.tokens import parse_token_response
+from lib.web.errors import AppError
 
 
 def token(**fields):
@@ -93,3 +96,20 @@ def test_older_servers_profile_claim():
 
 def test_context_references_ignore_bad_items():
     assert context_references([{"reference": "nope"}, {"reference": 5}, {}]) == {}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"appointment": "A1%2F..%2FPatient%2F1"},
+        {"appointment": "a" * 65},
+        {"encounter": "E 1"},
+        {"patient": "P1?_format=xml"},
+        {"appointment": "A1", "user": "u\nx"},
+    ],
+)
+def test_ids_outside_fhir_id_syntax_are_refused_without_echo(fields):
+    with pytest.raises(AppError) as err:
+        extract_context(token(**fields), field_map=CERNER.context_fields)
+    assert err.value.code == "LAUNCH-BAD-CONTEXT"
+    assert all(v not in (err.value.detail or "") for v in fields.values())

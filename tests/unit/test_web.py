@@ -89,3 +89,11 @@ def test_catalogue_entries_are_complete():
     for entry in CATALOGUE.values():
         assert re.fullmatch(r"[A-Z]+(-[A-Z0-9]+)+", entry.code)
         assert 400 <= entry.status < 600 and entry.sentence.endswith(".") and entry.fix
+
+
+def test_hsts_only_when_the_app_is_served_over_https():
+    assert "Strict-Transport-Security" not in security_headers(Response.json({})).headers
+    for answer in (Response.json({}), page("error.html", code="X", title="t", sentence="s",
+                                           detail=None, fix="f", request_id=None)):  # fmt: skip
+        h = security_headers(answer, https=True).headers
+        assert h["Strict-Transport-Security"] == "max-age=31536000"
