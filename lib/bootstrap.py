@@ -115,7 +115,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
 
     smart = SmartDeps(http, IdTokenVerifier(http), keys)  # one JWKS cache for every EHR sign-in
     sessions = SessionStore(store)
-    binding = BrowserBinding(privacy, secure=urls.secure)
+    binding = BrowserBinding(privacy, sealer, secure=urls.secure)
     endpoints = EndpointService(store, lambda endpoint: validate_endpoint(endpoint, http, keys))
     approvals = ApprovalService(endpoints, sessions, smart, urls)
     visits = VisitStore(store)

@@ -60,7 +60,7 @@ class MicrosoftSignIn:
         flow = self._msal_app().initiate_auth_code_flow(
             SCOPES, redirect_uri=self._urls.callback, state=state, prompt="select_account"
         )
-        self._sessions.start(
+        session = self._sessions.start(
             "entra",
             redirect_uri=self._urls.callback,
             endpoint_id=endpoint.id,
@@ -72,7 +72,7 @@ class MicrosoftSignIn:
             },
             state=state,
         )
-        return self._binding.bind(Response.redirect(flow["auth_uri"]), state)
+        return self._binding.bind(Response.redirect(flow["auth_uri"]), session)
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `entra` sessions (msal checks the answer)."""

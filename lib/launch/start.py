@@ -76,7 +76,10 @@ class LaunchStart:
         found = client.discovery()
         authorize = client.profile.authorize_url(found.config.authorization_endpoint, persona)
         session = self._sessions.start(
-            persona, redirect_uri=self._urls.callback, endpoint_id=client.endpoint.id
+            persona,
+            redirect_uri=self._urls.callback,
+            endpoint_id=client.endpoint.id,
+            in_browser=True,  # no storage write for a URL anyone can open
         )
         # `aud` is exactly what the EHR sent: SMART servers compare it byte for byte.
         params = client.authorize_params(session, persona, launch=launch, aud=iss)
@@ -84,7 +87,7 @@ class LaunchStart:
             resp = self._auto_post(client, authorize, params)
         else:
             resp = Response.redirect(f"{authorize}?{urlencode(params)}")
-        return self._binding.bind(resp, session.row_key)
+        return self._binding.bind(resp, session)
 
     @staticmethod
     def _auto_post(client: EndpointClient, authorize: str, params: dict[str, str]) -> Response:

@@ -4,25 +4,37 @@ Without it, a sign-in link (the EHR's callback, or the Microsoft sign-in page of
 copied to a colleague's browser would complete there: the colleague's Microsoft account would be
 mapped to the first clinician's EHR user for good. Each sign-in gets its own cookie, named after
 a keyed hash of its state, so any number of launches run side by side in one browser with no
-shared slot; it lives as long as the sign-in session. Over https it is `__Host-`, Secure,
-`SameSite=None` and Partitioned (CHIPS), so it also works inside an EHR's iframe; on a local http
-host it is a plain Lax cookie.
+shared slot. Over https it is `__Host-`, Secure, `SameSite=None` and Partitioned (CHIPS), so it
+also works inside an EHR's iframe; on a local http host it is a plain Lax cookie.
+
+The cookie's value is a keyed hash of the state for a stored session, and for a launch the
+session itself, sealed (AES-GCM, bound to the state and the purpose `signin-state`): a launch
+start then writes nothing to storage, and only the browser that started it can finish it.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
+from datetime import datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 
 from lib.privacy import PrivacyKeys
-from lib.signin.sessions import LIFETIME
+from lib.sealing import SealBroken, Sealer
+from lib.signin.sessions import LIFETIME, SignInSession, _keys, check_fresh, check_state
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
+PURPOSE = "signin-state"
+# A launch's cookie outlives its session a little, so a late callback is told "expired" rather
+# than "another browser".
+EXPIRY_GRACE = timedelta(minutes=10)
+
 
 class BrowserBinding:
-    def __init__(self, privacy: PrivacyKeys, *, secure: bool) -> None:
+    def __init__(self, privacy: PrivacyKeys, sealer: Sealer, *, secure: bool) -> None:
         self._privacy = privacy
+        self._sealer = sealer
         self._secure = secure
 
     def _name(self, state: str) -> str:
@@ -32,18 +44,64 @@ class BrowserBinding:
     def _value(self, state: str) -> str:
         return self._privacy.keyed_hash(state, purpose="signin-cookie")
 
-    def bind(self, response: Response, state: str) -> Response:
-        attributes = f"Path=/; Max-Age={int(LIFETIME.total_seconds())}; HttpOnly; " + (
+    def bind(self, response: Response, session: SignInSession) -> Response:
+        state = session.state
+        if session.in_browser:
+            value = self._sealer.seal(_payload(session), visit_key=state, purpose=PURPOSE)
+            lifetime = LIFETIME + EXPIRY_GRACE
+        else:
+            value, lifetime = self._value(state), LIFETIME
+        attributes = f"Path=/; Max-Age={int(lifetime.total_seconds())}; HttpOnly; " + (
             "Secure; SameSite=None; Partitioned" if self._secure else "SameSite=Lax"
         )
-        response.headers["Set-Cookie"] = f"{self._name(state)}={self._value(state)}; {attributes}"
+        response.headers["Set-Cookie"] = f"{self._name(state)}={value}; {attributes}"
         return response
 
-    def check(self, request: Request, state: str) -> None:
+    def _cookie(self, request: Request, state: str) -> str | None:
         try:
             jar = SimpleCookie(request.headers.get("cookie", ""))
         except CookieError:
             jar = SimpleCookie()
         found = jar.get(self._name(state))
-        if found is None or not hmac.compare_digest(found.value, self._value(state)):
+        return found.value if found is not None else None
+
+    def check(self, request: Request, state: str) -> None:
+        """A stored session's sign-in must come back to the browser that started it."""
+        found = self._cookie(request, state)
+        if found is None or not hmac.compare_digest(found, self._value(state)):
             raise AppError("LAUNCH-BROWSER-MISMATCH")
+
+    def session(self, request: Request, state: str | None) -> SignInSession:
+        """The session a launch's browser holds for `state` (not yet marked used)."""
+        state = check_state(state)
+        found = self._cookie(request, state)
+        if found is None:
+            raise AppError("LAUNCH-BROWSER-MISMATCH")
+        try:
+            data = json.loads(self._sealer.open(found, visit_key=state, purpose=PURPOSE))
+            pk, rk = _keys(state)
+            session = SignInSession(partition_key=pk, row_key=rk, **data)
+        except (SealBroken, ValueError, TypeError):
+            raise AppError("LAUNCH-BROWSER-MISMATCH") from None
+        check_fresh(session)
+        return session
+
+
+def _payload(session: SignInSession) -> str:
+    """What a launch's callback needs of its session, and nothing else."""
+    return json.dumps(
+        {
+            "kind": session.kind,
+            "endpoint_id": session.endpoint_id,
+            "code_verifier": session.code_verifier,
+            "nonce": session.nonce,
+            "redirect_uri": session.redirect_uri,
+            "created_at": _iso(session.created_at),
+            "expires_at": _iso(session.expires_at),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()

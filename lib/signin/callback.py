@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from lib.signin.binding import BrowserBinding
-from lib.signin.sessions import SessionStore, SignInSession
+from lib.signin.sessions import BROWSER_PREFIX, SessionStore, SignInSession
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
@@ -42,12 +42,15 @@ class Callback:
 
     def handle(self, request: Request) -> Response:
         q = request.query
-        session = self._sessions.find(q.get("state"))
-        completer = self._completers.get(session.kind)
-        if completer is None:  # a kind this deployment no longer completes
-            raise AppError("LAUNCH-STATE-MISSING")
-        if completer.browser_bound:
-            self._binding.check(request, session.row_key)
+        state = q.get("state") or ""
+        if state.startswith(BROWSER_PREFIX):  # a launch: its browser holds the session
+            session = self._binding.session(request, state)
+            completer = self._completer(session)
+        else:
+            session = self._sessions.find(state)
+            completer = self._completer(session)
+            if completer.browser_bound:
+                self._binding.check(request, session.state)
         session = self._sessions.use(session)
         if q.get("error"):
             description = (q.get("error_description") or "")[:300]
@@ -55,3 +58,9 @@ class Callback:
                 "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
             )
         return completer.complete(session, q)
+
+    def _completer(self, session: SignInSession) -> Completer:
+        completer = self._completers.get(session.kind)
+        if completer is None:  # a kind this deployment no longer completes
+            raise AppError("LAUNCH-STATE-MISSING")
+        return completer

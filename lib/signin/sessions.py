@@ -1,14 +1,19 @@
 """Sign-in sessions: the server-side half of every OAuth round trip we start.
 
-A session is keyed by its `state` (>= 128 bits), holds the PKCE verifier and nonce, and is used
-once: completing it marks it consumed under its ETag, so two callbacks racing with the same state
-get one success and one LAUNCH-STATE-REUSED. The browser holds only a cookie per sign-in that
-proves it started it (binding.py); no cookie slot is shared, so any number of sign-ins run side
-by side in one browser (EHR tabs, iframes, embedded webviews).
+A session is named by its `state` (>= 256 random bits), holds the PKCE verifier and nonce, and is
+used once. There are two ways to keep one:
 
-Kinds (each has a completer in the callback's table, see callback.py): `approval` (an Epic
-approver proving EHR access), `provider` / `patient` (EHR launches), `entra` (a clinician's
-one-time Microsoft sign-in).
+- **In the browser** (EHR launches, `provider` / `patient`): the launch URL is opened by anyone
+  on the internet, so starting a launch writes nothing. The session is sealed (AES-GCM, bound to
+  its state) into the sign-in's own cookie (binding.py); its `state` is `l.` + random. Using it
+  is one create-if-absent write of a marker (`UsedStates`), so of two racing callbacks one wins
+  and the other gets LAUNCH-STATE-REUSED.
+- **In Table Storage** (`approval`, started with an admin's token; `entra`, a clinician's
+  Microsoft sign-in, whose msal flow is larger): the row is marked consumed under its ETag.
+
+The browser holds a cookie per sign-in, so no cookie slot is shared and any number of sign-ins
+run side by side in one browser (EHR tabs, iframes, embedded webviews). Each kind has a completer
+in the callback's table (callback.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from lib.storage import ConcurrencyConflict, Entity, TableStore
 from lib.web.errors import AppError
 
 SESSION_TABLE = "Sessions"
+USED_TABLE = "UsedStates"
 LIFETIME = timedelta(minutes=10)
+BROWSER_PREFIX = "l."  # a state whose session the browser holds (a launch)
+MAX_STATE = 100
 
 
 class SignInSession(Entity):
@@ -35,15 +43,37 @@ class SignInSession(Entity):
     consumed_at: datetime | None = None
     data: dict[str, Any] = {}
 
+    @property
+    def state(self) -> str:
+        return self.row_key
+
+    @property
+    def in_browser(self) -> bool:
+        return self.row_key.startswith(BROWSER_PREFIX)
+
+
+class UsedState(Entity):
+    """A browser-held session that has been used (PartitionKey: 2 characters of its state)."""
+
+    expires_at: datetime
+
 
 def _keys(state: str) -> tuple[str, str]:
-    # Spread sessions over partitions by a prefix of the (random) state.
-    return state[:2], state
+    # Spread rows over partitions by a prefix of the (random) part of the state.
+    random = state.removeprefix(BROWSER_PREFIX)
+    return random[:2], state
+
+
+def check_state(state: str | None) -> str:
+    if not state or len(state) < 22 or len(state) > MAX_STATE:
+        raise AppError("LAUNCH-STATE-MISSING")
+    return state
 
 
 class SessionStore:
     def __init__(self, store: TableStore) -> None:
         self._table = store.table(SESSION_TABLE, SignInSession)
+        self._used = store.table(USED_TABLE, UsedState)
 
     def start(
         self,
@@ -54,30 +84,32 @@ class SessionStore:
         data: dict[str, Any] | None = None,
         now: datetime | None = None,
         state: str | None = None,
+        in_browser: bool = False,
     ) -> SignInSession:
-        """`state`: when a library (msal) must know it before the session exists."""
+        """A new session. `in_browser`: not stored; the caller seals it into the browser's cookie
+        (BrowserBinding.bind). `state`: when a library (msal) must know it before the session."""
         now = now or datetime.now(UTC)
-        state = state or new_state()
-        verifier = new_pkce().verifier
+        state = state or ((BROWSER_PREFIX if in_browser else "") + new_state())
         pk, rk = _keys(state)
         session = SignInSession(
             partition_key=pk,
             row_key=rk,
             kind=kind,
             endpoint_id=endpoint_id,
-            code_verifier=verifier,
+            code_verifier=new_pkce().verifier,
             nonce=new_nonce(),
             redirect_uri=redirect_uri,
             created_at=now,
             expires_at=now + LIFETIME,
             data=data or {},
         )
+        if session.in_browser:
+            return session
         return self._table.create(session).entity
 
     def find(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
-        """The usable session for `state` (not yet used); or the precise reason there is none."""
-        if not state or len(state) < 22 or len(state) > 100:
-            raise AppError("LAUNCH-STATE-MISSING")
+        """The usable stored session for `state` (not yet used); or why there is none."""
+        state = check_state(state)
         try:
             session = self._table.get(*_keys(state))
         except ValueError:  # characters a key cannot hold: not one of ours
@@ -86,25 +118,41 @@ class SessionStore:
             raise AppError("LAUNCH-STATE-MISSING")
         if session.consumed_at is not None:
             raise AppError("LAUNCH-STATE-REUSED")
-        if (now or datetime.now(UTC)) >= session.expires_at:
-            raise AppError("LAUNCH-STATE-EXPIRED")
+        check_fresh(session, now)
         return session
 
     def use(self, session: SignInSession, *, now: datetime | None = None) -> SignInSession:
-        """Mark a found session used, under its ETag: of two racing callbacks, one wins."""
-        try:
-            return self._table.update(
-                session.model_copy(update={"consumed_at": now or datetime.now(UTC)})
+        """Mark a session used: of two racing callbacks with one state, one wins."""
+        now = now or datetime.now(UTC)
+        if session.in_browser:
+            marker = UsedState(
+                partition_key=session.partition_key,
+                row_key=session.row_key,
+                expires_at=session.expires_at,
             )
+            if not self._used.create(marker).created:
+                raise AppError("LAUNCH-STATE-REUSED")
+            return session.model_copy(update={"consumed_at": now})
+        try:
+            return self._table.update(session.model_copy(update={"consumed_at": now}))
         except ConcurrencyConflict:
             raise AppError("LAUNCH-STATE-REUSED") from None
 
     def consume(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
-        """`find` and `use` in one step."""
+        """`find` and `use` in one step (stored sessions)."""
         return self.use(self.find(state, now=now), now=now)
 
     def purge_expired(self, *, now: datetime | None = None, grace: timedelta = LIFETIME) -> int:
-        """Delete sessions past expiry (kept a little longer to tell 'reused' from 'unknown')."""
+        """Delete sessions and used-markers past expiry (kept a little longer to tell 'reused'
+        from 'unknown')."""
         cutoff = (now or datetime.now(UTC)) - grace
-        stale = self._table.query("expires_at lt @cutoff", {"cutoff": cutoff})
-        return self._table.delete_many((s.partition_key, s.row_key) for s in stale)
+        removed = 0
+        for table in (self._table, self._used):
+            stale = table.query("expires_at lt @cutoff", {"cutoff": cutoff})
+            removed += table.delete_many((s.partition_key, s.row_key) for s in stale)
+        return removed
+
+
+def check_fresh(session: SignInSession, now: datetime | None = None) -> None:
+    if (now or datetime.now(UTC)) >= session.expires_at:
+        raise AppError("LAUNCH-STATE-EXPIRED")

@@ -257,9 +257,35 @@ def test_callback_state_missing_forged_reused(app, endpoints, quiet_sandbox):
     # complete one launch, then replay its callback
     b2 = Browser(app.sandbox, entra_user="reyes")
     b2.go(launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes"))
-    callback = next(u for u in reversed(b2.visited) if "/api/launch/callback" in u)
-    replay = Browser(app.sandbox).go(callback)
-    assert replay.response.status_code == 400 and replay.error_code == "LAUNCH-STATE-REUSED"
+    callbacks = [u for u in b2.visited if "/api/launch/callback" in u]
+    for callback in callbacks:  # the EHR's answer, and (first launch) Microsoft's
+        replay = b2.go(callback)  # the same browser, its sign-in cookie still there
+        assert replay.response.status_code == 400 and replay.error_code == "LAUNCH-STATE-REUSED"
+    ehr_answer = next(u for u in callbacks if "state=l." in u)  # the browser held the session
+    elsewhere = Browser(app.sandbox).go(ehr_answer)  # no cookie: not this browser's sign-in
+    assert elsewhere.response.status_code == 400
+    assert elsewhere.error_code == "LAUNCH-BROWSER-MISMATCH"
+    tampered = ehr_answer.replace("state=l.", "state=l.A")
+    assert Browser(app.sandbox).go(tampered).error_code == "LAUNCH-BROWSER-MISMATCH"
+
+
+def test_a_launch_start_writes_nothing_to_storage(app, endpoints, quiet_sandbox):
+    """The launch URL is open to anyone: starting a launch costs no storage write."""
+    from azure.data.tables import TableServiceClient
+
+    service = TableServiceClient.from_connection_string(app.storage)
+
+    def rows() -> int:
+        names = [t.name for t in service.list_tables() if t.name.startswith("e2e")]
+        return sum(len(list(service.get_table_client(n).list_entities())) for n in names)
+
+    before = rows()
+    for _ in range(5):
+        started = Browser(app.sandbox)._get(
+            launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+        )
+        assert started.status_code == 200 and "Set-Cookie" in started.headers
+    assert rows() == before
 
 
 def test_expired_state(app, endpoints, quiet_sandbox):

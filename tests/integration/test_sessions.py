@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 from lib.signin.sessions import SessionStore
 from lib.storage import TableStore
 from lib.web.errors import AppError
+from lib.web.http import Headers, Request, Response
 
 
 @pytest.fixture
@@ -67,3 +68,87 @@ def test_expiry_and_cleanup(sessions):
     assert sessions.purge_expired() == 1
     assert code(lambda: sessions.consume(old.row_key)) == "LAUNCH-STATE-MISSING"
     assert sessions.consume(fresh.row_key)  # the live one is untouched
+
+
+# --- sessions the browser holds (launches) ---------------------------------------------------
+@pytest.fixture
+def binding():
+    import secrets
+
+    from lib.privacy import PrivacyKeys
+    from lib.sealing import Sealer
+    from lib.signin.binding import BrowserBinding
+
+    return BrowserBinding(PrivacyKeys("k" * 40), Sealer([secrets.token_bytes(32)]), secure=True)
+
+
+def browser_with(response) -> Request:
+    cookie = response.headers["Set-Cookie"].split(";")[0]
+    return Request("GET", "https://app/api/launch/callback", Headers({"cookie": cookie}))
+
+
+def test_a_launch_session_lives_in_its_browser_and_is_used_once(sessions, binding):
+    s = sessions.start("provider", redirect_uri="http://x/cb", endpoint_id="e", in_browser=True)
+    assert s.state.startswith("l.") and len(s.state) >= 45
+    cookie = binding.bind(Response.redirect("https://ehr/authorize"), s).headers["Set-Cookie"]
+    assert s.code_verifier not in cookie and s.nonce not in cookie  # sealed, not readable
+    assert cookie.startswith("__Host-") and "HttpOnly" in cookie and "Partitioned" in cookie
+    request = browser_with(binding.bind(Response.redirect("https://ehr/a"), s))
+    back = binding.session(request, s.state)
+    assert (back.kind, back.endpoint_id, back.code_verifier, back.nonce) == (
+        "provider", "e", s.code_verifier, s.nonce,
+    )  # fmt: skip
+    assert sessions.use(back).consumed_at is not None
+    assert code(lambda: sessions.use(binding.session(request, s.state))) == "LAUNCH-STATE-REUSED"
+
+
+def test_racing_launch_callbacks_get_one_success(sessions, binding):
+    s = sessions.start("patient", redirect_uri="http://x/cb", in_browser=True)
+    request = browser_with(binding.bind(Response.redirect("https://ehr/a"), s))
+    results: list[str] = []
+
+    def attempt() -> None:
+        try:
+            sessions.use(binding.session(request, s.state))
+            results.append("ok")
+        except AppError as err:
+            results.append(err.code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["LAUNCH-STATE-REUSED"] * 7 + ["ok"]
+
+
+def test_a_launch_cookie_from_another_state_or_tampered_is_refused(sessions, binding):
+    a = sessions.start("provider", redirect_uri="http://x/cb", in_browser=True)
+    b = sessions.start("provider", redirect_uri="http://x/cb", in_browser=True)
+    cookie_a = binding.bind(Response.redirect("https://ehr/a"), a).headers["Set-Cookie"]
+    name_b = binding.bind(Response.redirect("https://ehr/a"), b).headers["Set-Cookie"].split("=")[0]
+    value_a = cookie_a.split(";")[0].split("=", 1)[1]
+    swapped = Request("GET", "https://app/cb", Headers({"cookie": f"{name_b}={value_a}"}))
+    assert code(lambda: binding.session(swapped, b.state)) == "LAUNCH-BROWSER-MISMATCH"
+    flipped = value_a[:-2] + ("A" if value_a[-2] != "A" else "B") + value_a[-1]
+    name_a = cookie_a.split("=")[0]
+    bad = Request("GET", "https://app/cb", Headers({"cookie": f"{name_a}={flipped}"}))
+    assert code(lambda: binding.session(bad, a.state)) == "LAUNCH-BROWSER-MISMATCH"
+    assert code(lambda: binding.session(Request("GET", "https://app/cb"), a.state)) == (
+        "LAUNCH-BROWSER-MISMATCH"
+    )
+
+
+def test_an_old_launch_session_is_expired_and_its_marker_purged(sessions, binding):
+    old = sessions.start(
+        "provider", redirect_uri="http://x/cb", in_browser=True,
+        now=datetime.now(UTC) - timedelta(minutes=15),
+    )  # fmt: skip
+    request = browser_with(binding.bind(Response.redirect("https://ehr/a"), old))
+    assert code(lambda: binding.session(request, old.state)) == "LAUNCH-STATE-EXPIRED"
+    used = sessions.start(
+        "provider", redirect_uri="http://x/cb", in_browser=True,
+        now=datetime.now(UTC) - timedelta(minutes=9),
+    )  # fmt: skip
+    sessions.use(used)
+    assert sessions.purge_expired(now=datetime.now(UTC) + timedelta(minutes=15)) == 1
