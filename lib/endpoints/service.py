@@ -7,7 +7,11 @@ from the facts by `lifecycle.status_for`; this service only gathers the facts.
 
 from __future__ import annotations
 
+import functools
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +32,7 @@ from lib.storage import ConcurrencyConflict, KeyExists, TableStore
 from lib.web.errors import AppError
 
 ROW = "endpoint"
+SNAPSHOT_TTL = 5.0  # seconds a change on another instance may take to reach launches here
 Validator = Callable[[Endpoint], Validation]
 
 
@@ -35,7 +40,7 @@ def partition(endpoint_id: str) -> str:
     return f"ep-{endpoint_id}"
 
 
-def snapshot(endpoint: Endpoint | None) -> dict[str, Any] | None:
+def audit_view(endpoint: Endpoint | None) -> dict[str, Any] | None:
     """What an audit entry keeps of an endpoint: everything but timestamps (no secrets exist)."""
     if endpoint is None:
         return None
@@ -45,20 +50,71 @@ def snapshot(endpoint: Endpoint | None) -> dict[str, Any] | None:
     )
 
 
+@dataclass(frozen=True)
+class EndpointSnapshot:
+    """Every endpoint as read at one moment, indexed by id and by FHIR base."""
+
+    by_id: dict[str, Endpoint]
+    taken_at: float
+
+    @functools.cached_property
+    def _by_base(self) -> dict[str, Endpoint]:
+        return {e.fhir_base_url: e for e in self.by_id.values()}
+
+    def find(self, endpoint_id: str) -> Endpoint | None:
+        return self.by_id.get(endpoint_id)
+
+    def by_base(self, fhir_base_url: str) -> Endpoint | None:
+        return self._by_base.get(fhir_base_url.rstrip("/"))
+
+    def ehr_origins(self) -> tuple[str, ...]:
+        """Every EHR origin allowed to frame our pages (for pages not tied to one endpoint)."""
+        return tuple(sorted({o for e in self.by_id.values() for o in e.launch.ehr_origins}))
+
+
 class EndpointService:
-    def __init__(self, store: TableStore, validator: Validator) -> None:
+    def __init__(
+        self,
+        store: TableStore,
+        validator: Validator,
+        *,
+        staleness: float = SNAPSHOT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._table = store.table(audit.CONFIG_TABLE, Endpoint)
         self._validate = validator
+        self._staleness = staleness
+        self._clock = clock
+        self._snapshot: EndpointSnapshot | None = None
+        self._lock = threading.Lock()
 
     # --- reads ------------------------------------------------------------------------------
     def list(self) -> list[Endpoint]:
         rows = self._table.query("RowKey eq @row", {"row": ROW})
         return sorted(rows, key=lambda r: r.id)
 
+    def snapshot(self) -> EndpointSnapshot:
+        """Every endpoint, at most `staleness` seconds old: what launches and pages read.
+
+        Launches and page loads are many and need no ETag, so they share one read per instance
+        every few seconds instead of a read (or, for a foreign `iss`, a scan) each. A change
+        made through this instance is seen at once; one made on another instance within
+        `staleness` seconds (SNAPSHOT_TTL, documented in docs/config-api.md).
+        """
+        current = self._snapshot
+        if current is not None and self._clock() - current.taken_at < self._staleness:
+            return current
+        with self._lock:
+            current = self._snapshot
+            if current is None or self._clock() - current.taken_at >= self._staleness:
+                taken_at = self._clock()
+                current = EndpointSnapshot({e.id: e for e in self.list()}, taken_at)
+                self._snapshot = current
+            return current
+
     def ehr_origins(self) -> tuple[str, ...]:
-        """Every EHR origin allowed to frame our pages (for pages not tied to one endpoint)."""
-        return tuple(sorted({o for e in self.list() for o in e.launch.ehr_origins}))
+        return self.snapshot().ehr_origins()
 
     def find(self, endpoint_id: str) -> Endpoint | None:
         try:
@@ -259,8 +315,9 @@ class EndpointService:
             actor,
             action,
             f"endpoint:{endpoint.id}",
-            snapshot(before),
-            snapshot(after),
+            audit_view(before),
+            audit_view(after),
             note,
         )
         self._store.transact(audit.CONFIG_TABLE, [op, ("create", entry)])
+        self._snapshot = None  # this instance sees its own change at once

@@ -95,7 +95,10 @@ class LaunchCompletion:
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `provider` and `patient` sessions."""
-        client = self._smart.client(self._endpoints.get(session.endpoint_id or ""))
+        endpoint = self._endpoints.snapshot().find(session.endpoint_id or "")
+        if endpoint is None:  # deleted during the sign-in
+            raise AppError("LAUNCH-UNKNOWN-ENDPOINT")
+        client = self._smart.client(endpoint)
         code = client.code_from(query)
         client.check_usable()  # disabled during the sign-in: stop here, not after
         launch = self._sign_in(client, session, code)

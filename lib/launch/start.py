@@ -48,19 +48,20 @@ class LaunchStart:
 
     def launchable(self, endpoint_id: str, iss: str | None) -> EndpointClient:
         """The endpoint, if this launch may use it; the precise refusal otherwise. No network."""
-        endpoint = self._endpoints.find(endpoint_id)
+        snapshot = self._endpoints.snapshot()
+        endpoint = snapshot.find(endpoint_id)
         if endpoint is None:
             raise AppError("LAUNCH-UNKNOWN-ENDPOINT")
         if not iss:
             raise AppError("LAUNCH-MISSING-PARAM", "The iss parameter is missing.")
         if iss.rstrip("/") != endpoint.fhir_base_url:
-            self._refuse_other_base(endpoint, iss.rstrip("/"))
+            self._refuse_other_base(endpoint, snapshot.by_base(iss))
         client = self._smart.client(endpoint)
         client.check_usable()
         return client
 
-    def _refuse_other_base(self, endpoint: Endpoint, base: str) -> None:
-        other = next((e for e in self._endpoints.list() if e.fhir_base_url == base), None)
+    @staticmethod
+    def _refuse_other_base(endpoint: Endpoint, other: Endpoint | None) -> None:
         if other is not None and other.environment != endpoint.environment:
             opened = f"A {other.environment.value} EHR opened a {endpoint.environment.value}"
             raise AppError("LAUNCH-ENV-MISMATCH", f"{opened} launch URL.")

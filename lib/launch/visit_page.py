@@ -81,7 +81,7 @@ class VisitPages:
     def _visit_from(self, token: str | None) -> tuple[Visit, Endpoint]:
         claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
         visit = self._visits.get(claims["v"]) if claims else None
-        endpoint = self._endpoints.find(claims["e"]) if claims else None
+        endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
         if visit is None or endpoint is None:
             raise AppError("VISIT-LINK-INVALID")
         return visit, endpoint
