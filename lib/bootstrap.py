@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from lib.admin.auth import MIN_REFRESH_INTERVAL, AdminAuth
 from lib.endpoints.approval import ApprovalService
@@ -153,11 +154,23 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visits=visits,
         mappings=mappings,
         sealed=SealedValues(store, sealer),
-        launch=LaunchStart(endpoints, smart, sessions, binding, urls),
+        launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward_origins(settings)),
         visit_pages=pages,
         callback=callback,
         meetings=meetings,
     )
+
+
+def onward_origins(settings: Settings) -> tuple[str, ...]:
+    """Where a browser goes after our callback: Microsoft's sign-in and the meetings."""
+    hosts = {_origin(settings.entra_authority_host), _origin(settings.graph_base_url)}
+    hosts |= {f"https://{h}" for h in settings.join_hosts}
+    return tuple(sorted(hosts))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def load_keys(settings: Settings) -> KeySet | None:

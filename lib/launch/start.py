@@ -39,7 +39,11 @@ class LaunchStart:
         sessions: SessionStore,
         binding: BrowserBinding,
         urls: Urls,
+        onward: tuple[str, ...] = (),
     ) -> None:
+        """`onward`: origins the redirect chain after the EHR's answer may reach (Microsoft's
+        sign-in, the meeting's join pages), for the auto-POST page's CSP `form-action`."""
+        self._onward = onward
         self._endpoints = endpoints
         self._smart = smart
         self._sessions = sessions
@@ -90,12 +94,16 @@ class LaunchStart:
             resp = Response.redirect(f"{authorize}?{urlencode(params)}")
         return self._binding.bind(resp, session)
 
-    @staticmethod
-    def _auto_post(client: EndpointClient, authorize: str, params: dict[str, str]) -> Response:
+    def _auto_post(
+        self, client: EndpointClient, authorize: str, params: dict[str, str]
+    ) -> Response:
         resp = page("launch_post.html", action=authorize, fields=params)
-        # form-action also governs the redirects after the POST: allow every host the EHR's
-        # sign-in was pinned to, not only the authorize URL's.
+        # Browsers apply form-action to every redirect that follows the form's submission: a
+        # signed-in EHR answers the POST at once with a redirect to our callback ('self'), which
+        # redirects on to Microsoft's sign-in or the meeting. All of them must be allowed, or the
+        # browser stops on this page. The EHR's part: every host its sign-in was pinned to.
         pinned = client.pinned_hosts or set()
-        resp.form_action = tuple(sorted({_origin(authorize), *(f"https://{h}" for h in pinned)}))
+        ehr = {_origin(authorize), *(f"https://{h}" for h in pinned)}
+        resp.form_action = tuple(sorted(ehr | set(self._onward)))
         resp.frame_ancestors = tuple(client.endpoint.launch.ehr_origins)
         return resp

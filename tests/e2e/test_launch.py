@@ -673,3 +673,20 @@ def test_a_clinician_on_the_patient_url_is_not_the_patient(app, endpoints, quiet
     assert out.response.status_code == 422 and out.error_code == "LAUNCH-NO-USER"
     assert "Practitioner" in out.response.text
     assert app.sandbox.journal.entries(stand_in="graph", path="*/createOrGet") == []
+
+
+def test_the_auto_post_lets_the_redirects_after_it_through(app, endpoints, quiet_sandbox):
+    """form-action governs the whole redirect chain after the POST (EHR -> our callback ->
+    Microsoft's sign-in or the meeting): each of those origins is allowed, nothing more."""
+    page = Browser(app.sandbox)._get(
+        launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
+    )
+    csp = page.headers["Content-Security-Policy"]
+    actions = next(d for d in csp.split(";") if d.strip().startswith("form-action")).split()[1:]
+    entra = urlsplit(app.sandbox.entra.authority)
+    graph = urlsplit(app.sandbox.graph.base)
+    assert "'self'" in actions
+    assert f"{entra.scheme}://{entra.netloc}" in actions  # the first launch's Microsoft sign-in
+    assert f"{graph.scheme}://{graph.netloc}" in actions  # the sandbox's meeting pages
+    assert "https://teams.microsoft.com" in actions
+    assert "*" not in actions and all(a.startswith(("'self'", "https://")) for a in actions)
