@@ -48,6 +48,21 @@ def settings_markdown() -> str:
     return "\n".join(rows)
 
 
+def vendors_markdown() -> str:
+    from lib.ehr.profiles import PROFILES
+
+    rows = [
+        "| `vendor` | what it is | authorize | approval | context fields beyond SMART |",
+        "|---|---|---|---|---|",
+    ]
+    for p in PROFILES.values():
+        post = "form POST" if p.authorize_post else "redirect (POST if `authorize-post`)"
+        fields = ", ".join(f"`{k}` <- `{v}`" for k, v in p.context_fields.items()) or "none"
+        approval = "the named approver signs in" if p.needs_approval else "none"
+        rows.append(f"| `{p.vendor.value}` | {p.label} | {post} | {approval} | {fields} |")
+    return "\n".join(rows)
+
+
 def blocks() -> dict[Path, dict[str, str]]:
     """Every generated block, by file and name, as `make docs` writes it."""
     return {
@@ -57,6 +72,7 @@ def blocks() -> dict[Path, dict[str, str]]:
             "routes": routes_markdown(),
         },
         DOCS / "settings.md": {"settings": settings_markdown()},
+        DOCS / "launch.md": {"vendors": vendors_markdown()},
     }
 
 

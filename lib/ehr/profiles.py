@@ -20,6 +20,7 @@ PERSONAS: tuple[Persona, ...] = ("provider", "patient")
 class Vendor(StrEnum):
     EPIC = "epic"
     CERNER = "cerner"
+    SMART = "smart"  # any SMART App Launch 2.x server: no vendor quirks at all
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,19 @@ CERNER = VendorProfile(
     ),
 )
 
-PROFILES: dict[Vendor, VendorProfile] = {p.vendor: p for p in (EPIC, CERNER)}
+# Plain SMART: `patient` / `encounter` / `fhirContext` beside the token, the user from the
+# id_token's `fhirUser`, authorize by redirect unless the server declares `authorize-post`.
+SMART = VendorProfile(
+    vendor=Vendor.SMART,
+    label="SMART App Launch 2.x server",
+    record_notes=(
+        "Register the provider and patient launch URLs as the app's EHR launch URLs, the "
+        "redirect URI exactly as given, and the scopes listed here.",
+        "The launch must carry an appointment or encounter context (fhirContext, or encounter).",
+    ),
+)
+
+PROFILES: dict[Vendor, VendorProfile] = {p.vendor: p for p in (EPIC, CERNER, SMART)}
 
 
 def profile_for(vendor: Vendor | str) -> VendorProfile:

@@ -195,9 +195,24 @@ class EndpointClient:
     # --- FHIR ----------------------------------------------------------------------------------
     def read(self, token: TokenResponse, resource_type: str, fhir_id: str) -> dict[str, Any]:
         """One FHIR read with the launch's token; {} when it fails (a launch loses only detail)."""
+        found = self._get(token, f"{resource_type}/{fhir_id}")
+        return found if found.get("resourceType") == resource_type else {}
+
+    def search_one(
+        self, token: TokenResponse, resource_type: str, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The first `resource_type` a FHIR search finds with the launch's token; {} if none."""
+        bundle = self._get(token, f"{resource_type}?{urlencode(params)}")
+        for entry in bundle.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+                return resource
+        return {}
+
+    def _get(self, token: TokenResponse, path: str) -> dict[str, Any]:
         try:
             resp = self._deps.http.get(
-                f"{self.endpoint.fhir_base_url}/{resource_type}/{fhir_id}",
+                f"{self.endpoint.fhir_base_url}/{path}",
                 headers={
                     "Authorization": f"Bearer {token.access_token}",
                     "Accept": "application/fhir+json",

@@ -20,7 +20,7 @@ from lib.launch.visit_page import VisitPages
 from lib.privacy import PrivacyKeys
 from lib.signin.sessions import SignInSession
 from lib.smart.context import LaunchContext, extract_context
-from lib.smart.id_token import parse_reference
+from lib.smart.id_token import FHIR_ID, parse_reference
 from lib.smart.scopes import missing
 from lib.smart.tokens import TokenResponse
 from lib.visits.keys import clinician_hash, visit_key
@@ -42,17 +42,36 @@ class SignedInLaunch:
     subject: tuple[str, str]  # ("Appointment" | "Encounter", FHIR id)
     visit_key: str
     existing: Visit | None
+    read: dict[str, Any] | None = None  # the resource read to find the subject, if any
 
 
-def practitioners(appointment: Mapping[str, Any]) -> list[str]:
-    """Practitioner ids of the participants (relative, absolute or versioned references)."""
+def practitioners(resource: Mapping[str, Any]) -> list[str]:
+    """Practitioner ids of an Appointment's participants (`actor`) or an Encounter's
+    (`individual`): relative, absolute or versioned references."""
     found = []
-    for participant in appointment.get("participant") or []:
-        actor = (participant or {}).get("actor") or {}
-        parsed = parse_reference(str(actor.get("reference") or ""))
+    for participant in resource.get("participant") or []:
+        participant = participant if isinstance(participant, dict) else {}
+        who = participant.get("actor") or participant.get("individual") or {}
+        parsed = parse_reference(str(who.get("reference") or "")) if isinstance(who, dict) else None
         if parsed and parsed[0] == "Practitioner":
             found.append(parsed[1])
     return found
+
+
+def _times(resource: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """An Appointment's start / end, or an Encounter's period."""
+    period = resource.get("period") if resource.get("resourceType") == "Encounter" else resource
+    period = period if isinstance(period, dict) else {}
+    return _instant(period.get("start")), _instant(period.get("end"))
+
+
+def _appointment_of(encounter: Mapping[str, Any]) -> str | None:
+    """The Appointment an Encounter was booked from (`Encounter.appointment`), if it names one."""
+    for ref in encounter.get("appointment") or []:
+        parsed = parse_reference(str(ref.get("reference") or "")) if isinstance(ref, dict) else None
+        if parsed and parsed[0] == "Appointment":
+            return parsed[1]
+    return None
 
 
 def _instant(value: Any) -> datetime | None:
@@ -64,11 +83,30 @@ def _instant(value: Any) -> datetime | None:
     return parsed if parsed is not None and parsed.tzinfo is not None else None
 
 
-def _subject(context: LaunchContext) -> tuple[str, str]:
+def _subject(
+    client: EndpointClient, token: TokenResponse, context: LaunchContext
+) -> tuple[tuple[str, str], dict[str, Any] | None]:
+    """What the visit is about, and the resource read to find it out (None: nothing read).
+
+    An Appointment id is used as it is. An identifier-only Appointment (SMART 2.1) is searched
+    for. An Encounter is read: it has the times and the clinicians, and when it names the
+    Appointment it was booked from, the visit is that appointment's, so a launch from either
+    meets at one visit.
+    """
     if context.appointment_id:
-        return ("Appointment", context.appointment_id)
+        return ("Appointment", context.appointment_id), None
+    if context.appointment_identifier:
+        found = client.search_one(
+            token, "Appointment", {"identifier": context.appointment_identifier}
+        )
+        if found.get("id") and FHIR_ID.match(str(found["id"])):
+            return ("Appointment", str(found["id"])), found
     if context.encounter_id:
-        return ("Encounter", context.encounter_id)
+        encounter = client.read(token, "Encounter", context.encounter_id)
+        appointment = _appointment_of(encounter)
+        if appointment:
+            return ("Appointment", appointment), encounter
+        return ("Encounter", context.encounter_id), encounter
     raise AppError("LAUNCH-NO-APPOINTMENT")
 
 
@@ -114,26 +152,28 @@ class LaunchCompletion:
             raise AppError("LAUNCH-SCOPE-NOT-GRANTED", "Not granted: " + " ".join(absent))
         field_map = client.profile.field_map(client.endpoint.launch.field_map)
         context = extract_context(token, id_claims=claims, field_map=field_map)
-        subject = _subject(context)
+        subject, read = _subject(client, token, context)
         key = visit_key(self._privacy, client.endpoint, *subject)
-        return SignedInLaunch(client, persona, token, context, subject, key, self._visits.get(key))
+        existing = self._visits.get(key)
+        return SignedInLaunch(client, persona, token, context, subject, key, existing, read)
 
     def _pending(self, launch: SignedInLaunch) -> tuple[PendingVisit, list[str]]:
         """A new visit's times and department, and the appointment's clinicians.
 
-        Only a new visit reads the appointment: a launch into an existing one skips that call.
+        Only a new visit reads the appointment (a launch into an existing one skips that call),
+        and not twice: an Encounter or a search already read tells the times and clinicians.
         """
         kind, fhir_id = launch.subject
-        appointment = (
-            launch.client.read(launch.token, kind, fhir_id) if kind == "Appointment" else {}
-        )
+        resource = launch.read
+        if resource is None:
+            resource = (
+                launch.client.read(launch.token, kind, fhir_id) if kind == "Appointment" else {}
+            )
+        start, end = _times(resource)
         pending = PendingVisit(
-            visit_key=launch.visit_key,
-            start=_instant(appointment.get("start")),
-            end=_instant(appointment.get("end")),
-            department=launch.context.department,
+            visit_key=launch.visit_key, start=start, end=end, department=launch.context.department
         )
-        return pending, practitioners(appointment)
+        return pending, practitioners(resource)
 
     def _open(
         self, launch: SignedInLaunch, pending: PendingVisit | None, organizer: str

@@ -46,6 +46,8 @@ class LaunchContext(BaseModel):
     """What a launch is about. Ids are FHIR logical ids (no resource type prefix)."""
 
     appointment_id: str | None = None
+    # SMART 2.1 identifier-only context ("system|value"): resolved by a search before use
+    appointment_identifier: str | None = None
     encounter_id: str | None = None
     patient_id: str | None = None
     user_id: str | None = None
@@ -71,14 +73,37 @@ def _id_of(value: Any, resource_type: str) -> str | None:
     return parsed[1] if parsed and parsed[0] == resource_type else None
 
 
+LAUNCH_ROLE = "launch"
+
+
+def _launch_items(fhir_context: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SMART 2.1: an item without `role` (or with role `launch`) is the launch's own context;
+    any other role is additional context (e.g. the encounter a questionnaire belongs to)."""
+    return [i for i in fhir_context if i.get("role") in (None, LAUNCH_ROLE)]
+
+
 def context_references(fhir_context: list[dict[str, Any]]) -> dict[str, str]:
-    """{resource type: id} from `fhirContext` (first of each type wins)."""
+    """{resource type: id} from `fhirContext` references (first of each type wins)."""
     found: dict[str, str] = {}
-    for item in fhir_context:
+    for item in _launch_items(fhir_context):
         reference = item.get("reference")
         parsed = parse_reference(reference) if isinstance(reference, str) else None
-        if parsed:
+        if parsed and item.get("type") in (None, parsed[0]):
             found.setdefault(parsed[0], parsed[1])
+    return found
+
+
+def context_identifiers(fhir_context: list[dict[str, Any]]) -> dict[str, str]:
+    """{resource type: "system|value"} from identifier-only `fhirContext` items (SMART 2.1),
+    in the token form a FHIR search takes (`Appointment?identifier=system|value`)."""
+    found: dict[str, str] = {}
+    for item in _launch_items(fhir_context):
+        identifier, kind = item.get("identifier"), item.get("type")
+        if item.get("reference") or not isinstance(identifier, dict) or not isinstance(kind, str):
+            continue
+        system, value = identifier.get("system"), identifier.get("value")
+        if isinstance(value, str) and value and (system is None or isinstance(system, str)):
+            found.setdefault(kind, f"{system}|{value}" if system else value)
     return found
 
 
@@ -107,6 +132,7 @@ def extract_context(
         or references.get("Appointment"),
         "encounter_id": _id_of(token.encounter, "Encounter") or references.get("Encounter"),
         "patient_id": _id_of(token.patient, "Patient") or references.get("Patient"),
+        "appointment_identifier": context_identifiers(token.fhir_context).get("Appointment"),
         "tenant": token.tenant,
         "need_patient_banner": token.need_patient_banner,
     }

@@ -690,3 +690,36 @@ def test_the_auto_post_lets_the_redirects_after_it_through(app, endpoints, quiet
     assert f"{graph.scheme}://{graph.netloc}" in actions  # the sandbox's meeting pages
     assert "https://teams.microsoft.com" in actions
     assert "*" not in actions and all(a.startswith(("'self'", "https://")) for a in actions)
+
+
+# --- any conformant SMART server (vendor "smart": no vendor quirks) ----------------------------
+def test_a_generic_smart_server_launches_both_journeys(app, endpoints, quiet_sandbox):
+    """Plain SMART: context from `encounter` / `fhirContext`, the user from `fhirUser`."""
+    base = app.sandbox.variant_base("second-base", "cerner")
+    register(
+        app,
+        {
+            "id": "smart-launch-test", "fhir_base_url": base, "vendor": "smart",
+            "environment": "test", "organization": "Generic SMART Org",
+            "client_id": "evc-cerner-jwt",
+            "client_auth": {"method": "private_key_jwt", "alg": "ES384"},
+        },
+        approve=False,
+    )  # fmt: skip
+    records = app.session("reader").get(
+        app.api("config/endpoints/smart-launch-test/integration-records")
+    )
+    assert records.json()["vendor"] == "smart" and records.json()["notes"]
+
+    def url(kind: str, **who) -> str:
+        minted = app.sandbox.cerner.mint_launch(kind, appointment="okafor-1000", iss=base, **who)
+        query = urlencode({"iss": minted.iss, "launch": minted.token})
+        return app.api(f"launch/smart-launch-test/{kind}") + "?" + query
+
+    clinician = Browser(app.sandbox, entra_user="okafor").go(url("provider", clinician="okafor"))
+    assert clinician.response.status_code == 200 and "/api/visit#" in clinician.url
+    shown = visit_data(app, clinician)
+    assert shown["start"] and shown["end"]  # read from the Encounter the launch named
+    patient = Browser(app.sandbox).go(url("patient"))
+    assert "/graph/meet/" in patient.response.url
+    assert shown["join_url"].split("?")[0] == patient.response.url.split("?")[0]

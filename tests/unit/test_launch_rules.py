@@ -9,6 +9,7 @@ import pytest
 from lib.endpoints.models import Endpoint, LaunchOptions
 from lib.launch.complete import practitioners
 from lib.visits.opening import presenters_for
+from lib.web.errors import AppError
 
 ORG = "11111111-2222-4333-8444-555555555555"
 OTHER = "99999999-2222-4333-8444-555555555555"
@@ -64,3 +65,53 @@ def test_the_visit_page_token_lives_for_the_visit_and_a_grace_period():
     assert page_ttl(visit(now + timedelta(days=7), now + timedelta(days=7, hours=1)), now) == (
         24 * hour
     )
+
+
+class _Ehr:
+    """Answers the two FHIR calls _subject may make, and counts them."""
+
+    def __init__(self, encounter=None, found=None) -> None:
+        self.encounter, self.found, self.calls = encounter or {}, found or {}, []
+
+    def read(self, token, kind, fhir_id):
+        self.calls.append(("read", kind, fhir_id))
+        return self.encounter
+
+    def search_one(self, token, kind, params):
+        self.calls.append(("search", kind, params["identifier"]))
+        return self.found
+
+
+def test_the_subject_of_a_launch():
+    from lib.launch.complete import _subject
+    from lib.smart.context import LaunchContext
+
+    appt = LaunchContext(appointment_id="A1", encounter_id="E1")
+    ehr = _Ehr()
+    assert _subject(ehr, None, appt) == (("Appointment", "A1"), None) and ehr.calls == []
+    booked = {"resourceType": "Encounter", "appointment": [{"reference": "Appointment/A9"}]}
+    ehr = _Ehr(encounter=booked)
+    assert _subject(ehr, None, LaunchContext(encounter_id="E1"))[0] == ("Appointment", "A9")
+    ehr = _Ehr(encounter={"resourceType": "Encounter"})
+    assert _subject(ehr, None, LaunchContext(encounter_id="E1"))[0] == ("Encounter", "E1")
+    ehr = _Ehr(found={"resourceType": "Appointment", "id": "A5"})
+    by_identifier = LaunchContext(appointment_identifier="urn:x|5")
+    assert _subject(ehr, None, by_identifier)[0] == ("Appointment", "A5")
+    assert ehr.calls == [("search", "Appointment", "urn:x|5")]
+    with pytest.raises(AppError) as err:
+        _subject(_Ehr(found={"id": "../x"}), None, by_identifier)
+    assert err.value.code == "LAUNCH-NO-APPOINTMENT"
+
+
+def test_an_encounters_times_and_clinicians():
+    from lib.launch.complete import _times
+
+    encounter = {
+        "resourceType": "Encounter",
+        "period": {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T09:30:00+00:00"},
+        "participant": [{"individual": {"reference": "Practitioner/D1"}}, {"individual": 5}],
+    }
+    start, end = _times(encounter)
+    assert (start.hour, end.minute) == (9, 30)
+    assert practitioners(encounter) == ["D1"]
+    assert _times({"resourceType": "Appointment", "start": "not a time"}) == (None, None)

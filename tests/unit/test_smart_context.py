@@ -113,3 +113,20 @@ def test_ids_outside_fhir_id_syntax_are_refused_without_echo(fields):
         extract_context(token(**fields), field_map=CERNER.context_fields)
     assert err.value.code == "LAUNCH-BAD-CONTEXT"
     assert all(v not in (err.value.detail or "") for v in fields.values())
+
+
+def test_fhir_context_2_1_roles_identifiers_and_canonicals():
+    response = token(
+        fhirContext=[
+            {"reference": "Encounter/E-other", "role": "https://example.org/role/source"},
+            {"type": "Appointment", "identifier": {"system": "urn:oid:1.2.3", "value": "A-77"}},
+            {"canonical": "http://example.org/Questionnaire/intake|1.0", "type": "Questionnaire"},
+            {"reference": "Patient/P1", "type": "Encounter"},  # type and reference disagree
+            {"reference": "Encounter/E1", "role": "launch"},
+        ]
+    )
+    ctx = extract_context(response)
+    assert ctx.encounter_id == "E1"  # the launch's own encounter, not the other role's
+    assert ctx.patient_id is None
+    assert ctx.appointment_identifier == "urn:oid:1.2.3|A-77"
+    assert ctx.appointment_id is None

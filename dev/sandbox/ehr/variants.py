@@ -167,6 +167,12 @@ VARIANTS: dict[str, Variant] = {
             edit=_moved_hosts,
         ),
         Variant(
+            "second-base",
+            "valid and unchanged: a second FHIR base of the same server (e.g. for registering it "
+            "under another vendor profile, such as the generic SMART one)",
+            "nothing: the endpoint validates",
+        ),
+        Variant(
             "slow",
             "valid, answers after quirks['slow_seconds'] (default 12 s)",
             "DISC-UNREACHABLE (timeout)",
