@@ -126,10 +126,12 @@ class EndpointClient:
         """The code of the EHR's answer at our callback, after the RFC 9207 mix-up check.
 
         An `iss`, when the EHR sends one, must be the issuer we sent the user to (or, with none
-        recorded, a pinned host); the FHIR base is never taken from it.
+        recorded, a pinned host); the FHIR base is never taken from it. A server that declared
+        `authorization_response_iss_parameter_supported` at validation must send it.
         """
         iss = query.get("iss")
-        if iss and not self._issuer_matches(iss):
+        promised = bool(self.endpoint.validation and self.endpoint.validation.iss_parameter)
+        if (iss and not self._issuer_matches(iss)) or (promised and not iss):
             raise AppError("LAUNCH-CALLBACK-ISS")
         code = query.get("code")
         if not code:

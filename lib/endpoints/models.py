@@ -183,6 +183,9 @@ class Validation(BaseModel):
     pinned_hosts: PinnedHosts | None = None
     capabilities: list[str] = []
     permission_v2: bool = False
+    # RFC 9207: the server promises `iss` on every authorization response; one without it is
+    # then refused (a mix-up attack would strip it).
+    iss_parameter: bool = False
 
 
 class Approval(BaseModel):

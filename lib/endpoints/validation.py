@@ -62,4 +62,6 @@ def validate_endpoint(endpoint: Endpoint, http: OutboundHttp, keys: KeySet | Non
         pinned_hosts=found.hosts,
         capabilities=sorted(found.capabilities),
         permission_v2=found.permission_v2,
+        iss_parameter=getattr(conf, "authorization_response_iss_parameter_supported", None)
+        is True,
     )

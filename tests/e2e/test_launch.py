@@ -723,3 +723,18 @@ def test_a_generic_smart_server_launches_both_journeys(app, endpoints, quiet_san
     patient = Browser(app.sandbox).go(url("patient"))
     assert "/graph/meet/" in patient.response.url
     assert shown["join_url"].split("?")[0] == patient.response.url.split("?")[0]
+
+
+def test_a_server_that_promises_rfc9207_iss_must_send_it(app, endpoints, quiet_sandbox):
+    """Cerner-like declares authorization_response_iss_parameter_supported: an answer without
+    `iss` (what a mix-up attacker's relay would send) is refused before the code is used."""
+    got = app.session("reader").get(app.api("config/endpoints/cerner-launch-test")).json()
+    assert got["validation"]["iss_parameter"] is True
+    b = Browser(app.sandbox)
+    back = b.to_callback(launch_url(app, "cerner-launch-test", "provider", "cerner"))
+    params = dict(parse_qsl(urlsplit(back).query))
+    assert params.pop("iss")
+    before = len(app.sandbox.journal.entries(stand_in="cerner", path="*/token"))
+    out = b.go(app.api("launch/callback") + "?" + urlencode(params))
+    assert out.response.status_code == 400 and out.error_code == "LAUNCH-CALLBACK-ISS"
+    assert len(app.sandbox.journal.entries(stand_in="cerner", path="*/token")) == before
