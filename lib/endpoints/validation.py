@@ -36,6 +36,11 @@ def _credential_problems(endpoint: Endpoint, keys: KeySet | None) -> list[Valida
     return []
 
 
+def _declares_iss(conf: object) -> bool:
+    """RFC 9207's flag, from the discovery document's extra fields."""
+    return getattr(conf, "authorization_response_iss_parameter_supported", None) is True
+
+
 def validate_endpoint(endpoint: Endpoint, http: OutboundHttp, keys: KeySet | None) -> Validation:
     now = datetime.now(UTC)
     try:
@@ -62,6 +67,5 @@ def validate_endpoint(endpoint: Endpoint, http: OutboundHttp, keys: KeySet | Non
         pinned_hosts=found.hosts,
         capabilities=sorted(found.capabilities),
         permission_v2=found.permission_v2,
-        iss_parameter=getattr(conf, "authorization_response_iss_parameter_supported", None)
-        is True,
+        iss_parameter=_declares_iss(conf),
     )
