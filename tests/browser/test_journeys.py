@@ -33,12 +33,12 @@ pytestmark = [
 def seeded(app):
     """The sandbox endpoints registered under the ids the sandbox's buttons launch."""
     admin = app.session("admin")
-    wanted = {e["fhir_base_url"]: e["id"] for e in sandbox_endpoints(app.sandbox.url)}
+    wanted = {e["fhir_base_url"]: e["id"] for e in sandbox_endpoints(app.sandbox.origins)}
     for item in admin.get(app.api("config/endpoints")).json()["items"]:
         if wanted.get(item["fhir_base_url"], item["id"]) != item["id"]:  # another test's endpoint
             etag = admin.get(app.api(f"config/endpoints/{item['id']}")).headers["ETag"]
             admin.delete(app.api(f"config/endpoints/{item['id']}"), headers={"If-Match": etag})
-    lines = seed(app.url, app.sandbox.url, str(app.sandbox.ca_file), app.token)
+    lines = seed(app.url, app.sandbox.origins, str(app.sandbox.ca_file), app.token)
     assert all(line.endswith(": active") for line in lines), lines
     app.sandbox.reset()
 
@@ -70,9 +70,15 @@ def click(driver, testid: str) -> None:
 
 
 def wait_for(driver, predicate, timeout: float = 15.0) -> None:
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: predicate(d))
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: predicate(d))
+    except TimeoutException:
+        # What the browser refused (CSP, framing) is in its console: say it, not just "timeout".
+        refused = [e["message"] for e in driver.get_log("browser") if e["source"] == "security"]
+        raise AssertionError(f"stuck at {driver.current_url}; browser refused: {refused}") from None
 
 
 def shot(driver, name: str) -> Path:
@@ -82,6 +88,16 @@ def shot(driver, name: str) -> Path:
     return path
 
 
+FORM_ACTION_BLOCKS_CHAIN = (
+    "product: the launch's auto-POST page sends CSP form-action 'self' plus the EHR's origin "
+    "only; Chromium applies form-action to every redirect after the form submission, so the "
+    "callback's redirect to Entra ID (first launch) or to the meeting page (patient) on their "
+    "own origins is blocked. Fix in lib/launch/start.py: add the Entra authority and the join "
+    "hosts to form-action, or end the POST's redirect chain at a page of the app."
+)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FORM_ACTION_BLOCKS_CHAIN)
 @pytest.mark.parametrize(
     ("vendor", "clinician", "patient", "portal"),
     [("epic", "reyes", "rivera", "mychart"), ("cerner", "okafor", "haddad", "portal")],
@@ -94,7 +110,7 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     appointment = slot.ids[vendor]
 
     # The clinician, in the EHR: Begin virtual visit -> (first time) Microsoft sign-in -> visit
-    chrome.get(f"{app.sandbox.url}/{vendor}/schedule?clinician={clinician}")
+    chrome.get(f"{ehr.schedule_url}?clinician={clinician}")
     click(chrome, f"begin-{appointment}")
     wait_for(chrome, lambda d: "/entra/" in d.current_url or "/api/visit#" in d.current_url)
     if "/entra/" in chrome.current_url:
@@ -102,13 +118,13 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     wait_for(chrome, lambda d: "/api/visit#" in d.current_url)
     wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "not connected")
     join = chrome.find_element(By.ID, "join").get_attribute("href")
-    assert join.startswith(f"{app.sandbox.url}/graph/meet/")
+    assert join.startswith(app.sandbox.graph.url("/meet/"))
     visit_tab = chrome.current_window_handle
     shot(chrome, f"{vendor}-visit-page-waiting")
 
     # The patient, in the portal: Begin virtual visit -> the meeting's lobby, no Microsoft account
     chrome.switch_to.new_window("tab")
-    chrome.get(f"{app.sandbox.url}/{vendor}/{portal}?patient={patient}")
+    chrome.get(f"{ehr.portal_url}?patient={patient}")
     click(chrome, f"begin-{appointment}")
     wait_for(chrome, lambda d: "/graph/meet/" in d.current_url)
     chrome.find_element(By.CSS_SELECTOR, "[data-testid='name']").send_keys("Patient")

@@ -181,7 +181,7 @@ def ehr(request, clean_sandbox):
 
 # -- discovery ----------------------------------------------------------------------------------
 def test_smart_configuration_per_vendor(sandbox, sandbox_http):
-    base = sandbox.url
+    base = sandbox.epic.origin  # each EHR on its own origin
     epic = sandbox_http.get(f"{base}/epic/api/FHIR/R4/.well-known/smart-configuration")
     assert epic.status_code == 200 and epic.headers["Content-Type"].startswith("application/json")
     e = epic.json()
@@ -192,6 +192,7 @@ def test_smart_configuration_per_vendor(sandbox, sandbox_http):
     assert "user/Appointment.read" in e["scopes_supported"]
     assert "authorization_response_iss_parameter_supported" not in e
 
+    base = sandbox.cerner.origin
     cerner_base = f"{base}/cerner/r4/{TENANT}"
     c = sandbox_http.get(f"{cerner_base}/.well-known/smart-configuration").json()
     smart_v1 = f"{base}/cerner/tenants/{TENANT}/protocols/oauth2/profiles/smart-v1"
@@ -242,7 +243,7 @@ def test_metadata_and_openid_configuration(sandbox, sandbox_http, vendor):
 
 def test_epic_dstu2_base(sandbox, sandbox_http):
     base = sandbox.epic.dstu2_base
-    assert base == f"{sandbox.url}/epic/api/FHIR/DSTU2"
+    assert base == f"{sandbox.epic.origin}/epic/api/FHIR/DSTU2"
     conformance = sandbox_http.get(f"{base}/metadata").json()
     assert conformance["resourceType"] == "Conformance"
     assert conformance["fhirVersion"] == "1.0.2"
@@ -295,7 +296,9 @@ def test_variants_that_break_the_answer(sandbox, sandbox_http):
     moved = smart_doc(sandbox_http, epic.variant_base("redirect-other-host"))
     assert moved.status_code == 302
     target = moved.headers["Location"]
-    assert target == epic.smart_configuration_url.replace("127.0.0.1", "localhost")
+    assert target == epic.smart_configuration_url.replace(
+        epic.origin, sandbox.url.replace("127.0.0.1", "localhost")
+    )  # the other host name: localhost on the control origin's port
     assert sandbox_http.get(target).json()["issuer"] == epic.issuer  # the cert covers localhost
 
     huge = smart_doc(sandbox_http, sandbox.cerner.variant_base("huge"))
@@ -374,7 +377,7 @@ def test_provider_launch_end_to_end(ehr, clean_sandbox, sandbox_http):
         assert body["fhirContext"] == [{"reference": f"Appointment/{minted['appointment']}"}]
         assert body["user"] == minted["practitioner"] and body["username"] == "AR012742"
         assert "appointment" not in body
-    assert body["smart_style_url"].startswith(clean_sandbox.url)
+    assert body["smart_style_url"].startswith(ehr.origin)
     assert sandbox_http.get(body["smart_style_url"]).json()["color_background"]
 
     claims = verify_id_token(clean_sandbox, sandbox_http, body["id_token"], flow.client_id)
@@ -1094,5 +1097,7 @@ def test_describe_lists_the_urls(sandbox):
         lines = sandbox.stand_ins[vendor].describe()
         text = " ".join(lines.values())
         assert lines["FHIR R4 base (iss)"] == sandbox.stand_ins[vendor].fhir_base
-        assert f"{sandbox.url}/{vendor}/schedule" in text and f"{sandbox.url}{portal}" in text
-        assert f"{sandbox.url}/_sandbox/{vendor}/" in text
+        origin = sandbox.origins[vendor]
+        assert lines["origin"] == origin and origin != sandbox.url
+        assert f"{origin}/{vendor}/schedule" in text and f"{origin}{portal}" in text
+        assert f"{sandbox.url}/_sandbox/{vendor}/" in text  # controls: the control origin
