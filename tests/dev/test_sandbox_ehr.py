@@ -12,7 +12,7 @@ import secrets
 import ssl
 import time
 import uuid
-from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote_plus, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -814,7 +814,8 @@ def test_standalone_sign_in(ehr, clean_sandbox, sandbox_http):
     assert claims["fhirUser"] == f"{ehr.fhir_base}/Practitioner/{ehr.chart.id_of(doc)}"
     assert claims["sub"] == ehr.chart.id_of(doc)
 
-    # The sign-in request is single use.
+    # The sign-in request is single use (with the picker on every sign-in: no EHR session).
+    ehr.set_quirks(signed_in=False)
     again = ehr_sign_in_raw(sandbox_http, flow.url)
     replay = sandbox_http.post(
         ehr.authorize_url, data={"request_id": again, "user": "reyes"}, allow_redirects=False
@@ -824,6 +825,56 @@ def test_standalone_sign_in(ehr, clean_sandbox, sandbox_http):
         ehr.authorize_url, data={"request_id": again, "user": "reyes"}, allow_redirects=False
     )
     assert stale.status_code == 400
+
+
+def test_standalone_sign_in_keeps_an_ehr_session(ehr, clean_sandbox, sandbox_http):
+    """After the first pick the browser is signed in to the EHR, as in Hyperspace or MyChart:
+    the next standalone authorize answers at once, for the same person, with a fresh code."""
+    flow = Flow(ehr, scope="openid fhirUser")
+    first = sandbox_http.get(flow.url, allow_redirects=False)
+    request_id = first.text.split("name='request_id' value='")[1].split("'")[0]
+    picked = sandbox_http.post(
+        ehr.authorize_url, data={"request_id": request_id, "user": "lindqvist"},
+        allow_redirects=False,
+    )  # fmt: skip
+    cookie = picked.headers["Set-Cookie"]
+    assert cookie.startswith(f"{ehr.name}_ehr_session=") and f"Path=/{ehr.name};" in cookie
+    assert all(a in cookie for a in ("Secure", "HttpOnly", "SameSite=None"))
+    assert sandbox_http.cookies.get(f"{ehr.name}_ehr_session")
+
+    again = Flow(ehr, scope="openid fhirUser")
+    answer = sandbox_http.get(again.url, allow_redirects=False)
+    assert answer.status_code == 302, "signed in: no sign-in page"
+    params = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+    assert params["state"] == again.state
+    body = again.redeem(sandbox_http, params["code"]).json()
+    claims = verify_id_token(clean_sandbox, sandbox_http, body["id_token"], again.client_id)
+    assert claims["sub"] == ehr.chart.id_of(ehr.chart.clinician("lindqvist"))
+    # PKCE and the exact redirect URI are still checked for the session's codes.
+    other = Flow(ehr, scope="openid fhirUser")
+    location = sandbox_http.get(other.url, allow_redirects=False).headers["Location"]
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+    other.verifier = "x" * 64
+    assert other.redeem(sandbox_http, code).json()["error"] == "invalid_grant"
+
+    # A patient sign-in is another persona: the picker, not the clinician's session.
+    patient = Flow(ehr, scope="openid fhirUser patient/Patient.read")
+    (at,) = [u for u, p in ehr.authorize_urls.items() if p in ("patient", "by scopes")]
+    url = f"{at}?{urlencode(patient.params)}"
+    assert sandbox_http.get(url, allow_redirects=False).status_code == 200
+    # A browser without the cookie, or the EHR with signed_in=False, gets the picker.
+    fresh = requests_without_cookies(sandbox_http)
+    assert fresh.get(again.url, allow_redirects=False).status_code == 200
+    ehr.set_quirks(signed_in=False)
+    assert sandbox_http.get(again.url, allow_redirects=False).status_code == 200
+    clean_sandbox.reset()  # and a reset forgets every session
+    assert sandbox_http.get(again.url, allow_redirects=False).status_code == 200
+
+
+def requests_without_cookies(http):
+    fresh = requests.Session()
+    fresh.trust_env, fresh.verify = False, http.verify
+    return fresh
 
 
 def ehr_sign_in_raw(http, url: str) -> str:

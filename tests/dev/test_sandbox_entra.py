@@ -292,6 +292,15 @@ def test_auth_code_expires(clean_sandbox, sandbox_http):
     assert expired.status_code == 400 and 70008 in expired.json()["error_codes"]
 
 
+def test_sign_in_page_refuses_to_be_framed(sandbox, sandbox_http):
+    """As login.microsoftonline.com does: an app framed by an EHR cannot show it in the frame."""
+    _, challenge = pkce_pair()
+    page = sandbox_http.get(authorize_url(sandbox, challenge))
+    assert page.status_code == 200 and "Sign in" in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
 def test_authorize_refuses_bad_requests(sandbox, sandbox_http):
     _, challenge = pkce_pair()
     foreign = authorize_url(sandbox, challenge, redirect_uri="https://evil.example/cb")

@@ -61,6 +61,15 @@ class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
         self._lock = threading.Lock()
         super().__init__(state)
 
+    def dispatch(self, request: Request, path: str) -> Response:
+        response = super().dispatch(request, path)
+        if response.mimetype == "text/html":
+            # Like login.microsoftonline.com: the sign-in pages refuse to be framed, so an app
+            # opened in an EHR iframe cannot show them there.
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        return response
+
     def routes(self) -> list[Rule]:
         return [
             Rule(
