@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dev.sandbox.origins import CONTROL
 from dev.settings import sync
-from dev.stack import AZURITE_PORTS, STATE, Stack, start_local
+from dev.stack import AZURITE_PORTS, STATE, TENANT, Stack, start_local
 
 
 def main() -> int:
@@ -71,8 +71,9 @@ EHR virtual-visit connector is running
         f"    Epic-like MyChart       {epic}/epic/mychart\n"
         f"    Cerner-like portal      {cerner}/cerner/portal\n"
         "  The other parties, each on its own origin:\n"
-        f"    Entra ID                {origins['entra']}/entra/\n"
-        f"    Microsoft Graph         {origins['graph']}/graph/\n"
+        f"    Entra ID                {origins['entra']}/entra/{TENANT}/v2.0/"
+        ".well-known/openid-configuration\n"
+        f"    Microsoft Graph         {origins['graph']}/graph/_meetings  (meetings, rosters)\n"
         "  Endpoints registered in the app (config API, see README):"
     )
     for line in seeded:
