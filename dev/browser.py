@@ -103,8 +103,8 @@ class Browser:
         self.s.verify = str(sandbox.ca_file)
         self.s.headers["Accept"] = "text/html"
         self.entra_user = entra_user
-        self.entra_prefix = f"{sandbox.url}/entra/"
-        self.graph_prefix = f"{sandbox.url}/graph/meet/"
+        self.entra_prefix = sandbox.entra.url("/")
+        self.graph_prefix = sandbox.graph.url("/meet/")
         self.visited: list[str] = []
 
     def _get(self, url: str) -> requests.Response:

@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+from dev.sandbox.origins import CONTROL
 from dev.settings import sync
-from dev.stack import AZURITE_PORTS, STATE, Stack, start_local
+from dev.stack import AZURITE_PORTS, STATE, TENANT, Stack, start_local
 
 
 def main() -> int:
@@ -29,7 +30,7 @@ def main() -> int:
     try:
         print("starting Azurite, the sandbox and the app ...", flush=True)
         stack, health = start_local()  # stops what it started if a part fails
-        print_urls(stack.url, stack.sandbox.url, health, stack.seeded)
+        print_urls(stack.url, stack.sandbox.origins, health, stack.seeded)
         while stack.alive():
             time.sleep(0.5)
         print("a process stopped; shutting down", file=sys.stderr)
@@ -44,8 +45,9 @@ def main() -> int:
         shutdown()
 
 
-def print_urls(app_url: str, sandbox_url: str, health: dict, seeded: list[str]) -> None:
+def print_urls(app_url: str, origins: dict[str, str], health: dict, seeded: list[str]) -> None:
     ca = Path(STATE / "certs" / "sandbox-ca.pem")
+    epic, cerner = origins["epic"], origins["cerner"]
     print(
         f"""
 EHR virtual-visit connector is running
@@ -53,7 +55,7 @@ EHR virtual-visit connector is running
 
   App (Functions host)    {app_url}/api/health
   Config API (OpenAPI)    {app_url}/api/openapi.json
-  Sandbox index           {sandbox_url}/
+  Sandbox index           {origins[CONTROL]}/   (every party, its origin and controls)
   Admin token             .venv/bin/python -m dev.token --role admin
   Sandbox CA certificate  {ca}   (trust it once in your browser, or click through)
   Storage (Azurite)       127.0.0.1:{AZURITE_PORTS[0]}-{AZURITE_PORTS[2]}  (data in .azurite/)
@@ -61,12 +63,17 @@ EHR virtual-visit connector is running
         flush=True,
     )
     print(
-        "  Clinician journeys ('Begin virtual visit' in the EHR):\n"
-        f"    Epic-like schedule      {sandbox_url}/epic/schedule\n"
-        f"    Cerner-like schedule    {sandbox_url}/cerner/schedule\n"
+        "  Clinician journeys ('Begin virtual visit' in the EHR; ?open=iframe or ?open=popup\n"
+        "  opens the launch inside the EHR's page or in a new window):\n"
+        f"    Epic-like schedule      {epic}/epic/schedule\n"
+        f"    Cerner-like schedule    {cerner}/cerner/schedule\n"
         "  Patient journeys (portal 'Begin virtual visit'):\n"
-        f"    Epic-like MyChart       {sandbox_url}/epic/mychart\n"
-        f"    Cerner-like portal      {sandbox_url}/cerner/portal\n"
+        f"    Epic-like MyChart       {epic}/epic/mychart\n"
+        f"    Cerner-like portal      {cerner}/cerner/portal\n"
+        "  The other parties, each on its own origin:\n"
+        f"    Entra ID                {origins['entra']}/entra/{TENANT}/v2.0/"
+        ".well-known/openid-configuration\n"
+        f"    Microsoft Graph         {origins['graph']}/graph/_meetings  (meetings, rosters)\n"
         "  Endpoints registered in the app (config API, see README):"
     )
     for line in seeded:

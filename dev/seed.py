@@ -2,12 +2,15 @@
 
 Idempotent: an endpoint already active is left alone. The Epic-like endpoint is approved by the
 sandbox's approver through the same EHR sign-in a person would do (scripted here); every step is
-in the audit trail like any admin's.
+in the audit trail like any admin's. Each EHR is registered at the FHIR base on its own origin
+(dev/sandbox/origins.py), and that origin may frame the app's pages (``launch.ehr_origins``), as
+a Hyperspace activity or a PowerChart MPage does; an endpoint left from a run before the EHRs
+had their own origins (another FHIR base under the same id) is registered again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import requests
 
@@ -17,21 +20,23 @@ CERNER_TENANT = "ec2458f2-1e24-41c8-b71b-0e701af7583d"
 APPROVER = {"oid": "1c1a00a9-0000-4000-8000-00000000a901", "display_name": "Priya Analyst"}
 
 
-def sandbox_endpoints(sandbox_url: str) -> list[dict]:
+def sandbox_endpoints(origins: Mapping[str, str]) -> list[dict]:
+    """The two sandbox endpoints, from the EHRs' origins (``{"epic": ..., "cerner": ...}``)."""
     return [
         {
             "id": "epic-sandbox-test",
-            "fhir_base_url": f"{sandbox_url}/epic/api/FHIR/R4",
+            "fhir_base_url": f"{origins['epic']}/epic/api/FHIR/R4",
             "vendor": "epic",
             "environment": "test",
             "organization": "Sandbox Health",
             "client_id": "evc-epic-jwt",
             "client_auth": {"method": "private_key_jwt", "alg": "RS384"},
             "approver": APPROVER,
+            "launch": {"ehr_origins": [origins["epic"]]},
         },
         {
             "id": "cerner-sandbox-test",
-            "fhir_base_url": f"{sandbox_url}/cerner/r4/{CERNER_TENANT}",
+            "fhir_base_url": f"{origins['cerner']}/cerner/r4/{CERNER_TENANT}",
             "vendor": "cerner",
             "environment": "test",
             "organization": "Sandbox Health",
@@ -40,20 +45,29 @@ def sandbox_endpoints(sandbox_url: str) -> list[dict]:
                 "method": "client_secret_basic",
                 "secret_setting": "CERNER_CLIENT_SECRET",
             },
+            "launch": {"ehr_origins": [origins["cerner"]]},
         },
     ]
 
 
-def seed(app_url: str, sandbox_url: str, ca_file: str, token: Callable[[str], str]) -> list[str]:
-    """Make both sandbox endpoints active; returns one line per endpoint saying what was done."""
+def seed(
+    app_url: str, origins: Mapping[str, str], ca_file: str, token: Callable[[str], str]
+) -> list[str]:
+    """Make both sandbox endpoints active; returns one line per endpoint saying what was done.
+    ``origins``: where the EHR stand-ins are (``Sandbox.origins``, or the fixed ones)."""
     api = f"{app_url}/api/config/endpoints"
     admin = _session(token("admin"))
     lines = []
     registered = {e["id"]: e for e in admin.get(api, timeout=30).json()["items"]}
     taken = {e["fhir_base_url"]: e["id"] for e in registered.values()}
-    for body in sandbox_endpoints(sandbox_url):
+    for body in sandbox_endpoints(origins):
         eid = body["id"]
         current = registered.get(eid)
+        if current is not None and current["fhir_base_url"] != body["fhir_base_url"]:
+            etag = admin.get(f"{api}/{eid}", timeout=30).headers["ETag"]
+            admin.delete(f"{api}/{eid}", headers={"If-Match": etag}, timeout=30)
+            taken.pop(current["fhir_base_url"], None)
+            current = None
         if current is None and body["fhir_base_url"] in taken:
             lines.append(f"{eid}: base URL already registered as {taken[body['fhir_base_url']]}")
             continue

@@ -1,6 +1,7 @@
 """Create local.settings.json from the sample, or add the settings the sample gained since.
 
-Never overwrites a value a developer has set. `python -m dev.settings` (make does it).
+Never overwrites a value a developer has set; a value still equal to an earlier sample's
+default (``RETIRED``) follows the sample. `python -m dev.settings` (make does it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,11 @@ from dev.procs import ROOT
 
 SAMPLE = ROOT / "local.settings.sample.json"
 LOCAL = ROOT / "local.settings.json"
+# Sample defaults that moved: when every sandbox party shared one origin (before origins.py).
+RETIRED = {
+    "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
+    "GRAPH_BASE_URL": "https://127.0.0.1:7443/graph",
+}
 
 
 def sync(local: Path = LOCAL, sample: Path = SAMPLE) -> list[str]:
@@ -27,6 +33,10 @@ def sync(local: Path = LOCAL, sample: Path = SAMPLE) -> list[str]:
     added = [k for k in wanted["Values"] if k not in values]
     for name in added:
         values[name] = wanted["Values"][name]
+    for name, old in RETIRED.items():
+        if values.get(name) == old and wanted["Values"].get(name, old) != old:
+            values[name] = wanted["Values"][name]
+            added.append(f"{name} (moved)")
     current.setdefault("Host", wanted.get("Host", {}))
     if not values.get("CONNECTOR_SIGNING_KEYS"):
         values["CONNECTOR_SIGNING_KEYS"] = generate_signing_keys()

@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from dev.azurite import Azurite, start_azurite
 from dev.procs import ROOT, free_port, start_group, stop, wait_for_port
+from dev.sandbox.origins import CONTROL, PLACES, fixed_origin
 
 if TYPE_CHECKING:
     from dev.sandbox import Sandbox
 
-# make run's fixed addresses: what local.settings.sample.json and the sandbox defaults name.
+# make run's fixed addresses: what local.settings.sample.json and the sandbox defaults name
+# (each sandbox party on its own loopback address and port: dev/sandbox/origins.py).
 APP_PORT = 7071
-SANDBOX_PORT = 7443
+SANDBOX_PORT = PLACES[CONTROL].port
 AZURITE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true points at
 STATE = ROOT / ".local"
 
@@ -58,7 +60,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "CONNECTOR_LOG_LEVEL": "INFO",
         "CONNECTOR_SEALING_KEYS": SEALING_KEY,
         "ENTRA_TENANT_ID": TENANT,
-        "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
+        "ENTRA_AUTHORITY_HOST": f"{fixed_origin('entra')}/entra",
         "ENTRA_API_AUDIENCE": AUDIENCE,
         "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
         "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
@@ -170,7 +172,7 @@ def launch_host(
 
 @dataclass
 class SandboxProcess:
-    """``python -m dev.sandbox`` in its own process group (make run)."""
+    """``python -m dev.sandbox`` in its own process group (make run), on the fixed origins."""
 
     proc: subprocess.Popen
     port: int
@@ -178,7 +180,12 @@ class SandboxProcess:
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        """The control origin (index page, ``/_sandbox/``)."""
+        return f"https://{PLACES[CONTROL].address}:{self.port}"
+
+    @property
+    def origins(self) -> dict[str, str]:
+        return {CONTROL: self.url} | {n: fixed_origin(n) for n in PLACES if n != CONTROL}
 
     def stop(self) -> None:
         stop(self.proc)
@@ -190,7 +197,7 @@ def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> Sandbo
     proc = start_group(cmd, cwd=ROOT, env=dict(env))
     sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem")
     try:
-        wait_for_port(port, 30, proc)
+        wait_for_port(port, 30, proc)  # the control origin binds last
     except Exception:
         sandbox.stop()
         raise
@@ -254,7 +261,7 @@ class Stack:
         """Register (and approve) the sandbox EHRs through the app's config API."""
         from dev.seed import seed
 
-        self.seeded = seed(self.url, self.sandbox.url, str(self.sandbox.ca_file), token)
+        self.seeded = seed(self.url, self.sandbox.origins, str(self.sandbox.ca_file), token)
         return self.seeded
 
     def alive(self) -> bool:
@@ -285,7 +292,8 @@ def start_local(
         parts.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)
         health = wait_healthy(f"{stack.url}/api/health")
-        stack.seed(lambda role: mint_token(role, url=sandbox.url, state_dir=state_dir))
+        entra = sandbox.origins["entra"]
+        stack.seed(lambda role: mint_token(role, url=entra, state_dir=state_dir))
         stack._parts = parts.pop_all()
     return stack, health
 

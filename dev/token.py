@@ -19,8 +19,9 @@ import requests
 from dev.procs import ROOT
 from dev.sandbox.certs import CA_CERT_NAME, certs_dir
 from dev.sandbox.directory import CONNECTOR_API_AUDIENCE, ROLE_VALUES, TENANT_ID
+from dev.sandbox.origins import fixed_origin
 
-DEFAULT_URL = "https://127.0.0.1:7443"
+DEFAULT_URL = fixed_origin("entra")  # the Entra stand-in's origin under make run
 DEFAULT_STATE_DIR = ROOT / ".local"
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", help="demo user key, object id or UPN (default: per role)")
     parser.add_argument("--expires-in", type=int, help="seconds; negative gives an expired token")
     parser.add_argument("--audience", default=CONNECTOR_API_AUDIENCE)
-    parser.add_argument("--url", default=DEFAULT_URL, help="sandbox base URL")
+    parser.add_argument("--url", default=DEFAULT_URL, help="the sandbox Entra ID's origin")
     parser.add_argument(
         "--state-dir",
         type=Path,

@@ -1,4 +1,7 @@
-"""python -m dev.sandbox [--port 7443] [--state-dir .local] [--latency S] [--set KEY=VALUE]"""
+"""python -m dev.sandbox [--port 7443] [--state-dir .local] [--latency S] [--set KEY=VALUE]
+
+Each party on its own origin (dev/sandbox/origins.py): --port is the control origin's (index
+page, /_sandbox/); with --port 0 every origin takes a free port."""
 
 from __future__ import annotations
 
@@ -46,10 +49,10 @@ def _settings(pairs: list[str]) -> dict[str, str]:
 
 
 def print_urls(sandbox: Sandbox) -> None:
-    print(f"Sandbox on {sandbox.url}  (Ctrl-C to stop)")
+    print(f"Sandbox index and controls on {sandbox.url}  (Ctrl-C to stop)")
     print(f"  REQUESTS_CA_BUNDLE={sandbox.ca_file}")
     for name, stand_in in sorted(sandbox.stand_ins.items()):
-        print(f"  [{name}] {stand_in.title}")
+        print(f"  [{name}] {stand_in.title}  at {stand_in.origin}")
         for label, url in stand_in.describe().items():
             print(f"      {label}: {url}")
     print(f"  control: {sandbox.url}/_sandbox/  (requests, reset, config, faults, ca.pem)")
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             settings=_settings(args.set),
         )
     except OSError as exc:
-        print(f"cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        print(f"cannot listen (control port {args.port}, see dev/sandbox/origins.py): {exc}",
+              file=sys.stderr)  # fmt: skip
         return 1
     print_urls(sandbox)
     stopped = threading.Event()

@@ -14,7 +14,6 @@ import trustme
 
 CA_CERT_NAME = "sandbox-ca.pem"
 CA_KEY_NAME = "sandbox-ca-key.pem"
-SERVER_NAMES = ("127.0.0.1", "localhost", "::1")
 # Short-lived leaf, re-issued on every start: some platforms refuse long-lived server
 # certificates even from a locally trusted root.
 SERVER_CERT_DAYS = 90
@@ -56,11 +55,12 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def server_ssl_context(ca: trustme.CA) -> ssl.SSLContext:
-    """A TLS server context with a fresh leaf for 127.0.0.1 and localhost."""
+def server_ssl_context(ca: trustme.CA, names: tuple[str, ...]) -> ssl.SSLContext:
+    """A TLS server context with a fresh leaf whose SAN lists ``names`` (one origin's address:
+    a browser or client reaching another party's address with it fails the TLS check)."""
     now = dt.datetime.now(dt.UTC)
     leaf = ca.issue_cert(
-        *SERVER_NAMES,
+        *names,
         organization_name="EVC Connector local sandbox",
         not_before=now - dt.timedelta(days=1),
         not_after=now + dt.timedelta(days=SERVER_CERT_DAYS),

@@ -1,4 +1,5 @@
-"""One threaded HTTPS server hosting every stand-in under its own path prefix."""
+"""One threaded HTTPS server per origin: each stand-in on its own (dev/sandbox/origins.py), under
+its path prefix, and a control origin for the index page and ``/_sandbox/``."""
 
 from __future__ import annotations
 
@@ -20,21 +21,25 @@ from werkzeug.wrappers import Request, Response
 from dev.procs import ROOT
 from dev.sandbox.certs import load_or_create_ca, server_ssl_context
 from dev.sandbox.control import ControlPanel, fault_response
+from dev.sandbox.origins import CONTROL, origin, place
 from dev.sandbox.standin import StandIn, json_response
 from dev.sandbox.state import Fault, Faults, Journal, JournalEntry, SandboxState
 
 log = logging.getLogger("dev.sandbox")
 
 DEFAULT_STATE_DIR = ROOT / ".local"
-SETTINGS_ENV_PREFIX = "SANDBOX_"  # SANDBOX_ENTRA_CLIENT_SECRET=... -> ENTRA_CLIENT_SECRET
+SETTINGS_ENV_PREFIX = "SANDBOX_"
+OTHER_HOST_NAME = "localhost"  # SANDBOX_ENTRA_CLIENT_SECRET=... -> ENTRA_CLIENT_SECRET
 
 
 class SandboxApp:
-    """The WSGI app: control plane, or a stand-in wrapped in latency, faults and the journal."""
+    """The WSGI app of one origin: its stand-in (``home``) wrapped in latency, faults and the
+    journal, and the control plane; another stand-in's path is a 404 naming its origin."""
 
-    def __init__(self, state: SandboxState, control: ControlPanel) -> None:
+    def __init__(self, state: SandboxState, control: ControlPanel, home: str = CONTROL) -> None:
         self.state = state
         self.control = control
+        self.home = home
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -45,7 +50,20 @@ class SandboxApp:
         stand_in = self.state.stand_ins.get(name)
         if stand_in is None:
             return self.control.dispatch(request)
+        if name != self.home and not self._other_host_name(request):
+            return json_response(
+                {
+                    "error": "wrong_origin",
+                    "message": f"/{name} is served at {stand_in.origin}, not on this origin.",
+                },
+                404,
+            )
         return self.serve(stand_in, request, "/" + rest)
+
+    def _other_host_name(self, request: Request) -> bool:
+        """``localhost`` on the control origin's port answers for every stand-in: the "other host
+        name" of the moved-host variants and quirks (dev/sandbox/ehr/variants.py)."""
+        return self.home == CONTROL and request.host.rsplit(":", 1)[0] == OTHER_HOST_NAME
 
     def serve(self, stand_in: StandIn, request: Request, rest: str) -> Response:
         started = time.monotonic()
@@ -139,20 +157,28 @@ def _subclasses(cls: type) -> Iterator[type]:
 
 
 class Sandbox:
-    """A running sandbox. Stand-ins are reachable as attributes: ``sandbox.entra``."""
+    """A running sandbox. Stand-ins are reachable as attributes: ``sandbox.entra``.
+    ``url`` is the control origin; ``origins`` maps each party to its own."""
 
-    def __init__(self, state: SandboxState, server: BaseWSGIServer, ca_file: Path) -> None:
+    def __init__(self, state: SandboxState, servers: dict[str, BaseWSGIServer], ca_file: Path):
         self.state = state
-        self.server = server
+        self.servers = servers
         self.ca_file = ca_file
-        self.port: int = server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name=f"sandbox:{self.port}",
-            daemon=True,
-        )
+        self.origins = {
+            name: origin(server.server_address[0], server.server_address[1])
+            for name, server in servers.items()
+        }
+        self.url = self.origins[CONTROL]
+        self.port: int = servers[CONTROL].server_address[1]
+        self._threads = [
+            threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"sandbox:{name}:{server.server_address[1]}",
+                daemon=True,
+            )
+            for name, server in servers.items()
+        ]
 
     @property
     def journal(self) -> Journal:
@@ -203,7 +229,13 @@ class Sandbox:
     def ehr_standalone_sign_in(self, authorize_url: str, user: str | None = None) -> Any:
         """Sign in at the EHR whose authorize URL this is and follow the redirects back to the
         app; returns the app's final ``requests.Response``."""
-        name = urlsplit(authorize_url).path.strip("/").split("/")[0]
+        found = urlsplit(authorize_url)
+        at = f"{found.scheme}://{found.netloc}"
+        name = next((n for n, o in self.origins.items() if o == at), None)
+        if found.hostname == OTHER_HOST_NAME:  # the other host name: the path says who
+            name = found.path.strip("/").split("/")[0]
+        if name not in self.state.stand_ins:
+            raise ValueError(f"{at} is no stand-in's origin")
         return self.state.stand_ins[name].standalone_sign_in(authorize_url, user)  # type: ignore[attr-defined]
 
     def set_latency(self, seconds: float, per_stand_in: Mapping[str, float] | None = None) -> None:
@@ -217,16 +249,19 @@ class Sandbox:
         return {"REQUESTS_CA_BUNDLE": str(self.ca_file)}
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         for stand_in in self.state.stand_ins.values():
             stand_in.start()
 
     def stop(self) -> None:
         for stand_in in self.state.stand_ins.values():
             stand_in.stop()
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)
+        for server in self.servers.values():
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -242,7 +277,9 @@ def start_sandbox(
     settings: Mapping[str, str] | None = None,
     stand_ins: Iterable[str] | None = None,
 ) -> Sandbox:
-    """Start the HTTPS sandbox on 127.0.0.1 in a background thread; returns once listening.
+    """Start the HTTPS sandbox in background threads, one server per origin; returns once they
+    listen. ``port=0`` puts every origin on a free port of its own address; any other ``port``
+    is the control origin's, and each party takes its fixed port (dev/sandbox/origins.py).
 
     ``settings`` (merged over ``SANDBOX_*`` environment variables) configure stand-ins, e.g.
     ``{"ENTRA_CLIENT_SECRET": "..."}``. ``stand_ins`` limits which are mounted (default: all).
@@ -255,15 +292,28 @@ def start_sandbox(
         if wanted is None or cls.name in wanted:
             state.stand_ins[cls.name] = cls(state)
     ca, ca_file = load_or_create_ca(state_dir)
-    server = make_server(
-        "127.0.0.1",
-        port,
-        SandboxApp(state, ControlPanel(state, ca_file)),
-        threaded=True,
-        request_handler=_QuietHandler,
-    )
-    _enable_tls(server, server_ssl_context(ca))
-    sandbox = Sandbox(state, server, ca_file)
+    control = ControlPanel(state, ca_file)
+    servers: dict[str, BaseWSGIServer] = {}
+    try:
+        for name in [*state.stand_ins, CONTROL]:  # control last: it listening means all do
+            where = place(name)
+            bind_port = 0 if port == 0 else (port if name == CONTROL else where.port)
+            server = make_server(
+                where.address,
+                bind_port,
+                SandboxApp(state, control, name),
+                threaded=True,
+                request_handler=_QuietHandler,
+            )
+            servers[name] = server
+            names = (where.address, OTHER_HOST_NAME) if name == CONTROL else (where.address,)
+            _enable_tls(server, server_ssl_context(ca, names))
+    except OSError:
+        for server in servers.values():
+            server.server_close()
+        raise
+    sandbox = Sandbox(state, servers, ca_file)
+    state.origins = dict(sandbox.origins)
     state.base_url = sandbox.url
     sandbox.start()
     return sandbox

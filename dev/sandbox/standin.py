@@ -1,7 +1,8 @@
 """The plug-in contract for stand-ins.
 
-A stand-in is a subclass of ``StandIn`` with a ``name`` (its path prefix: ``/entra``, ``/graph``)
-and a ``routes()`` list of werkzeug ``Rule``s whose endpoints are bound methods taking
+A stand-in is a subclass of ``StandIn`` with a ``name`` (its path prefix: ``/entra``, ``/graph``,
+and its line in dev/sandbox/origins.py: its own address, port and certificate) and a
+``routes()`` list of werkzeug ``Rule``s whose endpoints are bound methods taking
 ``(request, **url_values)`` and returning a ``Response``. Rules are written *without* the prefix.
 Any module under ``dev/sandbox/`` that defines such a subclass is mounted automatically, so
 adding a stand-in never means editing the server. Journal, latency and faults are applied by
@@ -9,7 +10,8 @@ the server around every route; a stand-in only speaks its protocol.
 
 A stand-in may also offer sandbox-only controls (mint a launch, register a client, flip a
 quirk) through ``control_routes()``: they are mounted under ``/_sandbox/{name}/`` by the control
-panel, so, like every control call, they are never journaled, delayed or faulted.
+panel (on the control origin and on every party's), so, like every control call, they are never
+journaled, delayed or faulted.
 """
 
 from __future__ import annotations
@@ -73,9 +75,23 @@ class StandIn:
         return _dispatch(self.control_map, request, f"/_sandbox/{self.name}", path)
 
     # -- helpers for subclasses --------------------------------------------------------------
+    @property
+    def origin(self) -> str:
+        """This stand-in's own origin, ``https://127.0.0.N:PORT`` (known once it listens)."""
+        return self.state.origins[self.name]
+
     def url(self, path: str = "") -> str:
-        """Absolute URL of ``path`` under this stand-in, from the fixed base (127.0.0.1)."""
-        return f"{self.state.base_url}/{self.name}{path}"
+        """Absolute URL of ``path`` under this stand-in, on its own origin."""
+        return f"{self.origin}/{self.name}{path}"
+
+    def url_of(self, other: str, path: str = "") -> str:
+        """Absolute URL of ``path`` under another stand-in (``graph``), on that one's origin."""
+        return f"{self.state.origins[other]}/{other}{path}"
+
+    @property
+    def control_url(self) -> str:
+        """Where this stand-in's controls are: ``/_sandbox/{name}`` on the control origin."""
+        return f"{self.state.base_url}/_sandbox/{self.name}"
 
 
 def _dispatch(url_map: Map, request: Request, script_name: str, path: str) -> Response:

@@ -185,7 +185,8 @@ class LatencyConfig:
 
 @dataclass
 class SandboxState:
-    """Shared by the server and every stand-in. ``base_url`` is set once the port is bound."""
+    """Shared by the servers and every stand-in. Once the ports are bound, ``origins`` maps each
+    stand-in's name (and ``origins.CONTROL``) to its origin; ``base_url`` is the control one."""
 
     state_dir: Path
     settings: dict[str, str] = field(default_factory=dict)
@@ -194,6 +195,7 @@ class SandboxState:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     initial_latency: float = 0.0
     base_url: str = ""
+    origins: dict[str, str] = field(default_factory=dict)
     stand_ins: dict[str, StandIn] = field(default_factory=dict)
 
     def setting(self, name: str, default: str) -> str:

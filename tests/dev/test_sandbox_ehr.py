@@ -12,7 +12,7 @@ import secrets
 import ssl
 import time
 import uuid
-from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote_plus, urlencode, urlsplit
 
 import jwt
 import pytest
@@ -181,7 +181,7 @@ def ehr(request, clean_sandbox):
 
 # -- discovery ----------------------------------------------------------------------------------
 def test_smart_configuration_per_vendor(sandbox, sandbox_http):
-    base = sandbox.url
+    base = sandbox.epic.origin  # each EHR on its own origin
     epic = sandbox_http.get(f"{base}/epic/api/FHIR/R4/.well-known/smart-configuration")
     assert epic.status_code == 200 and epic.headers["Content-Type"].startswith("application/json")
     e = epic.json()
@@ -192,6 +192,7 @@ def test_smart_configuration_per_vendor(sandbox, sandbox_http):
     assert "user/Appointment.read" in e["scopes_supported"]
     assert "authorization_response_iss_parameter_supported" not in e
 
+    base = sandbox.cerner.origin
     cerner_base = f"{base}/cerner/r4/{TENANT}"
     c = sandbox_http.get(f"{cerner_base}/.well-known/smart-configuration").json()
     smart_v1 = f"{base}/cerner/tenants/{TENANT}/protocols/oauth2/profiles/smart-v1"
@@ -242,7 +243,7 @@ def test_metadata_and_openid_configuration(sandbox, sandbox_http, vendor):
 
 def test_epic_dstu2_base(sandbox, sandbox_http):
     base = sandbox.epic.dstu2_base
-    assert base == f"{sandbox.url}/epic/api/FHIR/DSTU2"
+    assert base == f"{sandbox.epic.origin}/epic/api/FHIR/DSTU2"
     conformance = sandbox_http.get(f"{base}/metadata").json()
     assert conformance["resourceType"] == "Conformance"
     assert conformance["fhirVersion"] == "1.0.2"
@@ -295,7 +296,9 @@ def test_variants_that_break_the_answer(sandbox, sandbox_http):
     moved = smart_doc(sandbox_http, epic.variant_base("redirect-other-host"))
     assert moved.status_code == 302
     target = moved.headers["Location"]
-    assert target == epic.smart_configuration_url.replace("127.0.0.1", "localhost")
+    assert target == epic.smart_configuration_url.replace(
+        epic.origin, sandbox.url.replace("127.0.0.1", "localhost")
+    )  # the other host name: localhost on the control origin's port
     assert sandbox_http.get(target).json()["issuer"] == epic.issuer  # the cert covers localhost
 
     huge = smart_doc(sandbox_http, sandbox.cerner.variant_base("huge"))
@@ -374,7 +377,7 @@ def test_provider_launch_end_to_end(ehr, clean_sandbox, sandbox_http):
         assert body["fhirContext"] == [{"reference": f"Appointment/{minted['appointment']}"}]
         assert body["user"] == minted["practitioner"] and body["username"] == "AR012742"
         assert "appointment" not in body
-    assert body["smart_style_url"].startswith(clean_sandbox.url)
+    assert body["smart_style_url"].startswith(ehr.origin)
     assert sandbox_http.get(body["smart_style_url"]).json()["color_background"]
 
     claims = verify_id_token(clean_sandbox, sandbox_http, body["id_token"], flow.client_id)
@@ -811,7 +814,8 @@ def test_standalone_sign_in(ehr, clean_sandbox, sandbox_http):
     assert claims["fhirUser"] == f"{ehr.fhir_base}/Practitioner/{ehr.chart.id_of(doc)}"
     assert claims["sub"] == ehr.chart.id_of(doc)
 
-    # The sign-in request is single use.
+    # The sign-in request is single use (with the picker on every sign-in: no EHR session).
+    ehr.set_quirks(signed_in=False)
     again = ehr_sign_in_raw(sandbox_http, flow.url)
     replay = sandbox_http.post(
         ehr.authorize_url, data={"request_id": again, "user": "reyes"}, allow_redirects=False
@@ -821,6 +825,56 @@ def test_standalone_sign_in(ehr, clean_sandbox, sandbox_http):
         ehr.authorize_url, data={"request_id": again, "user": "reyes"}, allow_redirects=False
     )
     assert stale.status_code == 400
+
+
+def test_standalone_sign_in_keeps_an_ehr_session(ehr, clean_sandbox, sandbox_http):
+    """After the first pick the browser is signed in to the EHR, as in Hyperspace or MyChart:
+    the next standalone authorize answers at once, for the same person, with a fresh code."""
+    flow = Flow(ehr, scope="openid fhirUser")
+    first = sandbox_http.get(flow.url, allow_redirects=False)
+    request_id = first.text.split("name='request_id' value='")[1].split("'")[0]
+    picked = sandbox_http.post(
+        ehr.authorize_url, data={"request_id": request_id, "user": "lindqvist"},
+        allow_redirects=False,
+    )  # fmt: skip
+    cookie = picked.headers["Set-Cookie"]
+    assert cookie.startswith(f"{ehr.name}_ehr_session=") and f"Path=/{ehr.name};" in cookie
+    assert all(a in cookie for a in ("Secure", "HttpOnly", "SameSite=None"))
+    assert sandbox_http.cookies.get(f"{ehr.name}_ehr_session")
+
+    again = Flow(ehr, scope="openid fhirUser")
+    answer = sandbox_http.get(again.url, allow_redirects=False)
+    assert answer.status_code == 302, "signed in: no sign-in page"
+    params = dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+    assert params["state"] == again.state
+    body = again.redeem(sandbox_http, params["code"]).json()
+    claims = verify_id_token(clean_sandbox, sandbox_http, body["id_token"], again.client_id)
+    assert claims["sub"] == ehr.chart.id_of(ehr.chart.clinician("lindqvist"))
+    # PKCE and the exact redirect URI are still checked for the session's codes.
+    other = Flow(ehr, scope="openid fhirUser")
+    location = sandbox_http.get(other.url, allow_redirects=False).headers["Location"]
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+    other.verifier = "x" * 64
+    assert other.redeem(sandbox_http, code).json()["error"] == "invalid_grant"
+
+    # A patient sign-in is another persona: the picker, not the clinician's session.
+    patient = Flow(ehr, scope="openid fhirUser patient/Patient.read")
+    (at,) = [u for u, p in ehr.authorize_urls.items() if p in ("patient", "by scopes")]
+    url = f"{at}?{urlencode(patient.params)}"
+    assert sandbox_http.get(url, allow_redirects=False).status_code == 200
+    # A browser without the cookie, or the EHR with signed_in=False, gets the picker.
+    fresh = requests_without_cookies(sandbox_http)
+    assert fresh.get(again.url, allow_redirects=False).status_code == 200
+    ehr.set_quirks(signed_in=False)
+    assert sandbox_http.get(again.url, allow_redirects=False).status_code == 200
+    clean_sandbox.reset()  # and a reset forgets every session
+    assert sandbox_http.get(again.url, allow_redirects=False).status_code == 200
+
+
+def requests_without_cookies(http):
+    fresh = requests.Session()
+    fresh.trust_env, fresh.verify = False, http.verify
+    return fresh
 
 
 def ehr_sign_in_raw(http, url: str) -> str:
@@ -1094,5 +1148,7 @@ def test_describe_lists_the_urls(sandbox):
         lines = sandbox.stand_ins[vendor].describe()
         text = " ".join(lines.values())
         assert lines["FHIR R4 base (iss)"] == sandbox.stand_ins[vendor].fhir_base
-        assert f"{sandbox.url}/{vendor}/schedule" in text and f"{sandbox.url}{portal}" in text
-        assert f"{sandbox.url}/_sandbox/{vendor}/" in text
+        origin = sandbox.origins[vendor]
+        assert lines["origin"] == origin and origin != sandbox.url
+        assert f"{origin}/{vendor}/schedule" in text and f"{origin}{portal}" in text
+        assert f"{sandbox.url}/_sandbox/{vendor}/" in text  # controls: the control origin

@@ -127,7 +127,7 @@ def redeem(
 def test_discovery_and_jwks(sandbox, sandbox_http):
     entra = sandbox.entra
     config = sandbox_http.get(f"{entra.authority}/v2.0/.well-known/openid-configuration").json()
-    assert config["issuer"] == f"{sandbox.url}/entra/{TENANT_ID}/v2.0"
+    assert config["issuer"] == f"{sandbox.origins['entra']}/entra/{TENANT_ID}/v2.0"
     assert config["token_endpoint"] == f"{entra.authority}/oauth2/v2.0/token"
     assert config["authorization_endpoint"] == f"{entra.authority}/oauth2/v2.0/authorize"
     assert "S256" in config["code_challenge_methods_supported"]
@@ -292,6 +292,15 @@ def test_auth_code_expires(clean_sandbox, sandbox_http):
     assert expired.status_code == 400 and 70008 in expired.json()["error_codes"]
 
 
+def test_sign_in_page_refuses_to_be_framed(sandbox, sandbox_http):
+    """As login.microsoftonline.com does: an app framed by an EHR cannot show it in the frame."""
+    _, challenge = pkce_pair()
+    page = sandbox_http.get(authorize_url(sandbox, challenge))
+    assert page.status_code == 200 and "Sign in" in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+
+
 def test_authorize_refuses_bad_requests(sandbox, sandbox_http):
     _, challenge = pkce_pair()
     foreign = authorize_url(sandbox, challenge, redirect_uri="https://evil.example/cb")
@@ -343,7 +352,8 @@ def test_nothing_secret_is_logged(clean_sandbox, sandbox_http, caplog):
 )
 def test_dev_token_roles(sandbox, capsys, role, value):
     state_dir = sandbox.state.state_dir
-    code = dev_token.main(["--role", role, "--url", sandbox.url, "--state-dir", str(state_dir)])
+    url = sandbox.entra.origin
+    code = dev_token.main(["--role", role, "--url", url, "--state-dir", str(state_dir)])
     assert code == 0
     token = capsys.readouterr().out.strip()
     claims = validate(sandbox, token, CONNECTOR_API_AUDIENCE)
@@ -365,7 +375,7 @@ def test_dev_token_cli_user_and_expiry(sandbox):
             "--expires-in",
             "120",
             "--url",
-            sandbox.url,
+            sandbox.entra.origin,
             "--state-dir",
             str(sandbox.state.state_dir),
         ],
@@ -410,7 +420,10 @@ def test_key_rotation_keeps_old_key_published(clean_sandbox, sandbox_http):
 def test_journal_records_requests(clean_sandbox, sandbox_http):
     sandbox = clean_sandbox
     sandbox_http.get(sandbox.entra.jwks_uri, params={"probe": "secret-value"})
-    sandbox_http.get(f"{sandbox.url}/entra/{TENANT_ID}/nope")
+    sandbox_http.get(f"{sandbox.entra.origin}/entra/{TENANT_ID}/nope")
+    # On another party's origin the path is not Entra's at all: a 404 that is not journaled.
+    wrong = sandbox_http.get(f"{sandbox.graph.origin}/entra/{TENANT_ID}/nope")
+    assert wrong.status_code == 404 and wrong.json()["error"] == "wrong_origin"
     entries = sandbox.journal.entries(stand_in="entra")
     assert [(e.method, e.status) for e in entries] == [("GET", 200), ("GET", 404)]
     assert entries[0].path == urlsplit(sandbox.entra.jwks_uri).path

@@ -513,6 +513,6 @@ def test_settings_control_and_reset(graph, sandbox, sandbox_http):
 
 def test_describe_lines_for_the_cli(sandbox):
     lines = sandbox.graph.describe()
-    assert lines["GRAPH_BASE_URL"] == f"{sandbox.url}/graph"
+    assert lines["GRAPH_BASE_URL"] == f"{sandbox.origins['graph']}/graph"
     assert "/meet/" in lines["meeting page"] and "createOrGet" in lines["createOrGet"]
     assert urlsplit(lines["meeting rosters (JSON)"]).path == "/graph/_meetings"

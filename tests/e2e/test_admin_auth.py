@@ -21,7 +21,7 @@ OTHER_TENANT = "0b9e2f4c-1111-4222-8333-444455556666"
 
 
 def make_auth(sandbox, min_refresh: float = 30) -> AdminAuth:
-    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=f"{sandbox.url}/entra"))
+    settings = load_settings(settings_env(ENTRA_AUTHORITY_HOST=sandbox.entra.authority_host))
     http = OutboundHttp(local_mode=True)
     return AdminAuth(settings, JwksCache(http, min_refresh_seconds=min_refresh))
 

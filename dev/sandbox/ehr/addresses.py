@@ -60,17 +60,13 @@ class EhrAddresses:
     def portal_url(self) -> str:
         return self.url(self.portal_path)
 
-    @property
-    def control_url(self) -> str:
-        return f"{self.state.base_url}/_sandbox/{self.name}"
-
     def known_bases(self) -> list[str]:
         """Every FHIR base of this EHR: valid ``iss`` / ``aud`` values, compared exactly."""
         bases = [self.url(path) for path in self.fhir_paths.values()]
         return bases + [self.variant_base(kind) for kind in VARIANTS]
 
     def describe(self) -> dict[str, str]:
-        lines = {"FHIR R4 base (iss)": self.fhir_base}
+        lines = {"origin": self.origin, "FHIR R4 base (iss)": self.fhir_base}
         if self.dstu2_base:
             lines["FHIR DSTU2 base"] = self.dstu2_base
         lines.update(

@@ -88,6 +88,9 @@ class SmartAuthorization:
             return self._redirect_error(redirect_uri, exc, state)
         if pending.launch is not None:
             return self._issue_code(pending, pending.launch.clinician or pending.launch.patient)
+        known = self._session_user(request, pending.persona)
+        if known is not None:  # signed in to the EHR already: no page
+            return self._issue_code(pending, known)
         request_id = self.authorizations.hold(pending)
         people = (
             [person_of_patient(p) for p in PATIENTS]
@@ -178,7 +181,19 @@ class SmartAuthorization:
         )
         if user is None:
             return self._error_page("invalid_request", "Unknown demo user.")
-        return self._issue_code(pending, user)
+        answer = self._issue_code(pending, user)
+        if self.quirks["signed_in"]:
+            self.sessions.sign_in(answer, pending.persona, key)
+        return answer
+
+    def _session_user(self, request: Request, persona: str) -> Clinician | Patient | None:
+        """The user of the browser's EHR session, if it has one for this persona."""
+        session = self.sessions.current(request) if self.quirks["signed_in"] else None
+        if session is None or session.persona != persona:
+            return None
+        if persona == "patient":
+            return self.chart.patient(session.user_key)
+        return self.chart.clinician(session.user_key)
 
     def _issue_code(self, pending: AuthRequest, user: Clinician | Patient | None) -> Response:
         if pending.launch is not None:

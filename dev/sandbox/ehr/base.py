@@ -5,7 +5,8 @@ What it speaks (see README.md in this folder for every URL):
 - discovery: ``{base}/.well-known/smart-configuration``, ``{base}/metadata``, the issuer's
   ``openid-configuration`` and JWKS; misbehaving copies under ``/variant/{kind}`` (variants.py);
 - authorize (GET or form POST): EHR launch with a launch token this EHR minted (no sign-in page),
-  or standalone with a demo-person picker; errors go back to a *valid* redirect URI;
+  or standalone: a demo-person picker the first time, then the browser's EHR session
+  (sessions.py; quirk ``signed_in``); errors go back to a *valid* redirect URI;
 - token: authorization_code (PKCE S256, single-use codes bound to client, redirect URI and
   verifier) and client_credentials (Backend Services), with client_secret_basic or
   private_key_jwt checked for real (clients.py); id_token RS256;
@@ -63,6 +64,7 @@ from dev.sandbox.ehr.model import (
     copy_quirks,
 )
 from dev.sandbox.ehr.portals import Portals, play_standalone_sign_in
+from dev.sandbox.ehr.sessions import EhrSessions
 from dev.sandbox.ehr.variants import VARIANTS
 from dev.sandbox.entra.keys import KeySet, load_or_create_key
 from dev.sandbox.oauth import CODE_LIFETIME, AuthorizationStore, with_query
@@ -110,6 +112,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         # WRITE-BACK: appointment id -> connection status text shown on the schedule page.
         self.connection_status: dict[str, str] = {}
         self._stores = Stores()
+        self.sessions = EhrSessions(self.vendor)
         self.authorizations: AuthorizationStore[AuthRequest, Grant] = AuthorizationStore()
         self._lock = threading.Lock()
         super().__init__(state)
@@ -127,6 +130,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         with self._lock:
             self._stores = Stores()
         self.authorizations.reset()
+        self.sessions.reset()
 
     def on_reset(self) -> None:
         self._restore()

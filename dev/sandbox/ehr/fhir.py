@@ -36,7 +36,8 @@ class FhirSurface:
         authorize, token = self.authorize_url, self.token_url
         host = self.quirks["advertised_host"]
         if host and not variant:
-            authorize, token = move_host(authorize, host), move_host(token, host)
+            other = int(urlsplit(self.state.base_url).port or 443)
+            authorize, token = move_host(authorize, host, other), move_host(token, host, other)
         doc = discovery.smart_configuration(
             issuer=self.issuer,
             jwks_uri=self.jwks_uri,

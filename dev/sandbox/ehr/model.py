@@ -33,6 +33,8 @@ QUIRKS: dict[str, str] = {
     "user_field": "name of the extra user-id field (Epic epicUserID), None to omit",
     "expires_in": "access token lifetime in seconds (token response expires_in)",
     "slow_seconds": "how long the 'slow' variant waits before answering",
+    "signed_in": "keep an EHR session (cookie) after the first pick on the sign-in page, so a "
+    "standalone authorize answers at once; False: the picker on every sign-in (sessions.py)",
 }
 GENERIC_QUIRKS: dict[str, Any] = {
     "omit_context": [],
@@ -45,6 +47,7 @@ GENERIC_QUIRKS: dict[str, Any] = {
     "user_field": None,
     "expires_in": 3600,
     "slow_seconds": 12.0,
+    "signed_in": True,
 }
 
 
@@ -154,6 +157,7 @@ def check_quirk(name: str, value: Any) -> Any:
         "user_field": lambda v: v is None or (isinstance(v, str) and v != ""),
         "expires_in": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
         "slow_seconds": lambda v: isinstance(v, int | float) and v >= 0,
+        "signed_in": lambda v: isinstance(v, bool),
     }
     if name not in checks:
         raise ValueError(f"unknown quirk {name!r}; known: {sorted(checks)}")

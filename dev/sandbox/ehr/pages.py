@@ -1,5 +1,10 @@
 """HTML pages of the EHR stand-ins: schedule (provider), portal (patient), standalone sign-in,
-errors. Plain HTML with inline CSS, no external resources, no scripts."""
+errors. Plain HTML with inline CSS, no external resources, no scripts.
+
+The schedule and the portal open the launch as the EHR is set up to (``?open=``): ``top`` (the
+whole window navigates), ``iframe`` (inside the EHR's page, as an Epic Hyperspace activity or a
+Cerner MPage / PowerChart view does: the button's form targets the frame), or ``popup`` (a new
+window: the form targets ``_blank``)."""
 
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ def page(title: str, vendor_title: str, body: str) -> str:
     )
 
 
+OPEN_MODES = ("top", "iframe", "popup")
+_TARGET = {"top": "", "iframe": " target='activity'", "popup": " target='_blank'"}
+
+
 @dataclass(frozen=True)
 class Person:
     key: str
@@ -50,16 +59,40 @@ class Row:
     connection: str | None  # written back by the connector, when it has
 
 
-def _picker(people: Sequence[Person], selected: str, param: str, path: str) -> str:
+def _picker(people: Sequence[Person], selected: str, param: str, path: str, mode: str) -> str:
     links = "".join(
-        f"<a href='{escape(path)}?{param}={escape(p.key)}' data-testid='{param}-{escape(p.key)}'"
+        f"<a href='{escape(path)}?{param}={escape(p.key)}&amp;open={mode}' "
+        f"data-testid='{param}-{escape(p.key)}'"
         f"{' class=on' if p.key == selected else ''}>{escape(p.name)}</a>"
         for p in people
     )
-    return f"<nav>{links}</nav>"
+    modes = "".join(
+        f"<a href='{escape(path)}?{param}={escape(selected)}&amp;open={m}' data-testid='open-{m}'"
+        f"{' class=on' if m == mode else ''}>{m}</a>"
+        for m in OPEN_MODES
+    )
+    return f"<nav>{links}</nav><nav>Open the launch: {modes}</nav>"
 
 
-def _rows(rows: Sequence[Row], action: str, hidden: dict[str, str], who: str, status: bool) -> str:
+def _activity(mode: str) -> str:
+    """The frame an embedded launch opens in (Hyperspace activity, PowerChart view)."""
+    if mode != "iframe":
+        return ""
+    return (
+        "<h2>Virtual visit activity</h2><iframe name='activity' data-testid='activity' "
+        "title='Virtual visit' allow='camera; microphone; display-capture' "
+        "style='width:100%;height:30rem;border:1px solid #8a8886'></iframe>"
+    )
+
+
+def _rows(
+    rows: Sequence[Row],
+    action: str,
+    hidden: dict[str, str],
+    who: str,
+    status: bool,
+    mode: str = "top",
+) -> str:
     if not rows:
         return "<p>No appointments today.</p>"
     fixed = "".join(
@@ -79,7 +112,7 @@ def _rows(rows: Sequence[Row], action: str, hidden: dict[str, str], who: str, st
         lines.append(
             f"<tr data-appointment='{escape(r.appointment_id)}'><td>{escape(r.time)}</td>"
             f"<td>{escape(r.who)}</td><td>{escape(r.reason)}</td><td>{escape(r.status)}</td>"
-            f"{cell}<td><form method='post' action='{escape(action)}'>{fixed}"
+            f"{cell}<td><form method='post' action='{escape(action)}'{_TARGET[mode]}>{fixed}"
             f"<input type='hidden' name='appointment' value='{escape(r.appointment_id)}'>"
             f"<button type='submit' data-testid='begin-{escape(r.appointment_id)}'>"
             "Begin virtual visit</button></form></td></tr>"
@@ -102,13 +135,15 @@ def schedule_page(
     launch_url: str,
     fhir_base: str,
     day: str,
+    mode: str = "top",
 ) -> str:
     body = (
         f"<h1>Schedule: {escape(selected.name)}</h1><p>{escape(selected.detail)}, {escape(day)}</p>"
-        f"{_picker(clinicians, selected.key, 'clinician', path)}"
-        f"{_rows(rows, action, {'clinician': selected.key}, 'Patient', status=True)}"
+        f"{_picker(clinicians, selected.key, 'clinician', path, mode)}"
+        f"{_rows(rows, action, {'clinician': selected.key}, 'Patient', True, mode)}"
         f"<p><small>Begin virtual visit opens <code>{escape(launch_url)}</code> with "
-        f"<code>iss={escape(fhir_base)}</code> and a fresh launch token.</small></p>"
+        f"<code>iss={escape(fhir_base)}</code> and a fresh launch token ({mode}).</small></p>"
+        f"{_activity(mode)}"
     )
     return page(f"Schedule - {selected.name}", vendor_title, body)
 
@@ -123,13 +158,15 @@ def portal_page(
     action: str,
     launch_url: str,
     day: str,
+    mode: str = "top",
 ) -> str:
     body = (
         f"<h1>{escape(portal_name)}: {escape(selected.name)}</h1>"
         f"<p>Your appointments today, {escape(day)}</p>"
-        f"{_picker(patients, selected.key, 'patient', path)}"
-        f"{_rows(rows, action, {'patient': selected.key}, 'Clinician', status=False)}"
-        f"<p><small>Begin virtual visit opens <code>{escape(launch_url)}</code>.</small></p>"
+        f"{_picker(patients, selected.key, 'patient', path, mode)}"
+        f"{_rows(rows, action, {'patient': selected.key}, 'Clinician', False, mode)}"
+        f"<p><small>Begin virtual visit opens <code>{escape(launch_url)}</code> "
+        f"({mode}).</small></p>{_activity(mode)}"
     )
     return page(f"{portal_name} - {selected.name}", vendor_title, body)
 

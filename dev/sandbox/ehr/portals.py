@@ -54,6 +54,9 @@ class Portals:
         if request.method == "POST":
             return self._launch_from_page(request, "provider")
         key = request.args.get("clinician", CLINICIANS[0].key)
+        mode = request.args.get("open", "top")
+        if mode not in pages.OPEN_MODES:
+            return self._error_page("invalid_request", f"open must be one of {pages.OPEN_MODES}.")
         doc = self.chart.clinician(key)
         if doc is None:
             return self._error_page("invalid_request", f"Unknown clinician {key!r}.")
@@ -84,6 +87,7 @@ class Portals:
             self.launch_urls["provider"],
             self.fhir_base,
             day.isoformat(),
+            mode,
         )
         return html_response(body)
 
@@ -91,6 +95,9 @@ class Portals:
         if request.method == "POST":
             return self._launch_from_page(request, "patient")
         key = request.args.get("patient", PATIENTS[0].key)
+        mode = request.args.get("open", "top")
+        if mode not in pages.OPEN_MODES:
+            return self._error_page("invalid_request", f"open must be one of {pages.OPEN_MODES}.")
         pat = self.chart.patient(key)
         if pat is None:
             return self._error_page("invalid_request", f"Unknown patient {key!r}.")
@@ -119,6 +126,7 @@ class Portals:
             request.path,
             self.launch_urls["patient"],
             day.isoformat(),
+            mode,
         )
         return html_response(body)
 

@@ -1,8 +1,8 @@
 """Misbehaving FHIR servers, for the connector's endpoint-validation tests (F2).
 
 Each variant is a FHIR base of its own: ``{ehr}/variant/{kind}{normal FHIR path}``, e.g.
-``https://127.0.0.1:7443/epic/variant/no-s256/api/FHIR/R4`` or
-``https://127.0.0.1:7443/cerner/variant/http-500/r4/{tenant}``. Only the two discovery documents
+``https://127.0.0.2:7444/epic/variant/no-s256/api/FHIR/R4`` or
+``https://127.0.0.3:7445/cerner/variant/http-500/r4/{tenant}``. Only the two discovery documents
 (``.well-known/smart-configuration`` and ``metadata``) misbehave; FHIR reads, authorize (``aud``
 may be a variant base) and token work as usual, so a valid variant (``moved-hosts``) can launch.
 
@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 Doc = dict[str, Any]
 
@@ -24,7 +25,7 @@ Doc = dict[str, Any]
 class VariantContext:
     """What a variant may need from the EHR that serves it."""
 
-    port: int
+    port: int  # where the other host name answers: the control origin's port
     normal_url: str  # the same document at the normal base
     slow_seconds: float
 
@@ -66,14 +67,16 @@ def _no_openid(doc: Doc, ctx: VariantContext) -> Doc:
 def _moved_hosts(doc: Doc, ctx: VariantContext) -> Doc:
     return {
         **doc,
-        "authorization_endpoint": move_host(doc["authorization_endpoint"], "localhost"),
-        "token_endpoint": move_host(doc["token_endpoint"], "localhost"),
+        "authorization_endpoint": move_host(doc["authorization_endpoint"], "localhost", ctx.port),
+        "token_endpoint": move_host(doc["token_endpoint"], "localhost", ctx.port),
     }
 
 
-def move_host(url: str, host: str) -> str:
-    """``https://127.0.0.1:PORT/x`` -> ``https://{host}:PORT/x`` (the sandbox answers both)."""
-    return url.replace("://127.0.0.1:", f"://{host}:", 1)
+def move_host(url: str, host: str, port: int) -> str:
+    """``https://127.0.0.N:P/x`` -> ``https://{host}:{port}/x``: with ``localhost`` and the control
+    origin's port, the other host name on which every stand-in also answers (server.py)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, f"{host}:{port}", parts.path, parts.query, parts.fragment))
 
 
 def _html(ctx: VariantContext) -> tuple[int, dict[str, str], bytes]:
@@ -90,7 +93,7 @@ def _http_500(ctx: VariantContext) -> tuple[int, dict[str, str], bytes]:
 
 
 def _redirect(ctx: VariantContext) -> tuple[int, dict[str, str], bytes]:
-    return 302, {"Location": move_host(ctx.normal_url, "localhost")}, b""
+    return 302, {"Location": move_host(ctx.normal_url, "localhost", ctx.port)}, b""
 
 
 HUGE_BYTES = 2 * 1024 * 1024
@@ -162,8 +165,8 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant(
             "moved-hosts",
-            "valid, but authorize and token on https://localhost:{port} instead of 127.0.0.1",
-            "DISC-HOSTS-MOVED (once pinned to 127.0.0.1)",
+            "valid, but authorize and token on https://localhost:{port}, not the EHR's address",
+            "DISC-HOSTS-MOVED (once pinned to the EHR's own address)",
             edit=_moved_hosts,
         ),
         Variant(

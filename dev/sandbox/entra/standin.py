@@ -61,6 +61,15 @@ class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
         self._lock = threading.Lock()
         super().__init__(state)
 
+    def dispatch(self, request: Request, path: str) -> Response:
+        response = super().dispatch(request, path)
+        if response.mimetype == "text/html":
+            # Like login.microsoftonline.com: the sign-in pages refuse to be framed, so an app
+            # opened in an EHR iframe cannot show them there.
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+        return response
+
     def routes(self) -> list[Rule]:
         return [
             Rule(
@@ -105,6 +114,7 @@ class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
 
     def describe(self) -> dict[str, str]:
         return {
+            "origin": self.origin,
             "ENTRA_AUTHORITY_HOST": self.authority_host,
             "authority": self.authority,
             "openid configuration": f"{self.authority}/v2.0/.well-known/openid-configuration",
@@ -191,7 +201,7 @@ class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
                 "token_endpoint": self.token_endpoint,
                 "jwks_uri": self.jwks_uri,
                 "end_session_endpoint": f"{a}/oauth2/v2.0/logout",
-                "userinfo_endpoint": f"{self.state.base_url}/graph/oidc/userinfo",
+                "userinfo_endpoint": self.url_of("graph", "/oidc/userinfo"),
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_post",
                     "private_key_jwt",

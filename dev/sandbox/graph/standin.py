@@ -169,13 +169,14 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
     def describe(self) -> dict[str, str]:
         organizers = ", ".join(f"{u.key}={u.object_id}" for u in USERS[:3])
         return {
+            "origin": self.origin,
             "GRAPH_BASE_URL": self.base,
             "token scope (app-only)": f"{GRAPH_AUDIENCE}/.default",
             "createOrGet": self.url("/v1.0/users/{organizer oid}/onlineMeetings/createOrGet"),
             "demo organizers": organizers,
             "meeting page": self.url("/meet/{meeting id}?role=organizer|member|guest&name=..."),
             "meeting rosters (JSON)": self.url("/_meetings"),
-            "controls": f"{self.state.base_url}/_sandbox/graph/",
+            "controls": f"{self.control_url}/",
         }
 
     def on_reset(self) -> None:
