@@ -208,9 +208,7 @@ class EndpointUpdate(_Strict):
     approver: Approver | None = None
     launch: LaunchOptions = _unchanged()
 
-    _base_url = field_validator("fhir_base_url")(
-        classmethod(lambda c, v, info: _base_url(v, info))
-    )
+    _base_url = field_validator("fhir_base_url")(classmethod(lambda c, v, info: _base_url(v, info)))
 
 
 class RejectRequest(_Strict):
