@@ -7,6 +7,7 @@ path and hands every request, with the services, to `dispatch`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from lib.endpoints.approval import ApprovalService
     from lib.endpoints.models import Endpoint
     from lib.endpoints.service import EndpointService
+    from lib.settings import Settings
     from lib.storage import TableStore
     from lib.visits.mappings import ClinicianMappings
     from lib.web.urls import Urls
@@ -30,6 +32,7 @@ from lib.web.http import Request, Response
 class ConfigServices(Protocol):
     """What the config API needs (the composition root's `Services` has it all)."""
 
+    settings: Settings
     store: TableStore
     urls: Urls
     auth: AdminAuth
@@ -85,15 +88,25 @@ def get_endpoint(call: Call) -> Response:
     return _endpoint_answer(call.svc.endpoints.get(call.param("id")))
 
 
+# One entity tag as GET gives it (RFC 9110 entity-tag; Table Storage's are weak). `*` and lists are
+# not taken: a change must name the version it was based on.
+ETAG = r'^(?:W/)?"[!#-~]*"$'
+
+
+def if_match(request: Request) -> str | None:
+    """The If-Match entity tag; a malformed one counts as none (428), never as a mismatch."""
+    value = (request.headers.get("if-match") or "").strip()
+    return value if re.fullmatch(ETAG, value) else None
+
+
 def update_endpoint(call: Call) -> Response:
-    etag = call.request.headers.get("if-match")
+    etag = if_match(call.request)
     endpoint = call.svc.endpoints.update(call.param("id"), call.body, etag, call.principal.actor)
     return _endpoint_answer(endpoint)
 
 
 def delete_endpoint(call: Call) -> Response:
-    etag = call.request.headers.get("if-match")
-    call.svc.endpoints.delete(call.param("id"), etag, call.principal.actor)
+    call.svc.endpoints.delete(call.param("id"), if_match(call.request), call.principal.actor)
     return Response(204)
 
 
@@ -133,17 +146,21 @@ def integration_records(call: Call) -> Response:
     from lib.endpoints.records import as_text
     from lib.endpoints.records import integration_records as build_records
 
+    fmt = _choice(call.request.query.get("format"), "format", ("json", "text"))
     endpoint = call.svc.endpoints.get(call.param("id"))
     records = build_records(endpoint, call.svc.urls)
     accept = call.request.headers.get("accept", "")
-    if call.request.query.get("format") == "text" or "text/plain" in accept:
+    if fmt == "text" or (fmt is None and "text/plain" in accept):
         return Response(200, as_text(endpoint, records).encode(), "text/plain; charset=utf-8")
     return Response.json(records)
 
 
 def list_mappings(call: Call) -> Response:
+    from lib.endpoints.models import GUID
+
+    oid = _matching(call.request.query.get("entra_oid"), "entra_oid", GUID)
     endpoint = call.svc.endpoints.get(call.param("id"))
-    found = call.svc.mappings.list(endpoint.id, call.request.query.get("entra_oid"))
+    found = call.svc.mappings.list(endpoint.id, oid)
     items = [
         {"mapping": m.row_key, "entra_oid": m.entra_oid, "created_at": m.created_at.isoformat()}
         for m in found
@@ -174,37 +191,67 @@ def delete_mapping(call: Call) -> Response:
 
 def list_audit(call: Call) -> Response:
     from lib.endpoints import audit
+    from lib.endpoints.models import GUID, SLUG
     from lib.endpoints.service import partition
 
     q = call.request.query
     size = _int(q.get("pageSize", "50"), "pageSize", 1, 200)
     since = _date(q.get("since"), "since") or datetime.now(UTC) - timedelta(days=90)
     until = _date(q.get("until"), "until")
+    endpoint = _matching(q.get("endpoint"), "endpoint", SLUG)
     items, cursor = audit.query(
         call.svc.store,
-        partition_key=partition(q["endpoint"]) if q.get("endpoint") else None,
-        actor=q.get("actor"),
-        action=q.get("action"),
+        partition_key=partition(endpoint) if endpoint else None,
+        actor=_matching(q.get("actor"), "actor", GUID),
+        action=_matching(q.get("action"), "action", AUDIT_ACTION),
         since=since,
         until=until,
         size=size,
-        cursor=q.get("continuation"),
+        cursor=_matching(q.get("continuation"), "continuation", AUDIT_CURSOR),
     )
     data = [e.model_dump(mode="json", exclude={"partition_key"}) for e in items]
     return Response.json({"items": data, "continuation": cursor})
 
 
+# Query parameters: what the OpenAPI document declares for them (lib/admin/openapi.py).
+AUDIT_ACTION = r"^[a-z]+(?:\.[a-z]+)+$"  # endpoint.create, mapping.delete, ...
+AUDIT_CURSOR = r"^audit-[0-9]{13}-[0-9a-f]{8}$"  # the RowKey of the last entry of a page
+
+
+def _matching(value: str | None, name: str, pattern: str) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(pattern, value):
+        raise AppError("CFG-BAD-QUERY", f"{name} is not in the form the API documentation gives.")
+    return value
+
+
+def _choice(value: str | None, name: str, choices: tuple[str, ...]) -> str | None:
+    if value is not None and value not in choices:
+        raise AppError("CFG-BAD-QUERY", f"{name} must be one of {', '.join(choices)}.")
+    return value
+
+
 def _int(value: str, name: str, lo: int, hi: int) -> int:
-    if not value.isdigit() or not lo <= int(value) <= hi:
+    if not re.fullmatch(r"[0-9]{1,9}", value) or not lo <= int(value) <= hi:
         raise AppError("CFG-BAD-QUERY", f"{name} must be a whole number from {lo} to {hi}.")
     return int(value)
 
 
+# RFC 3339: a full-date, or a date-time with its offset (what `format: date`/`date-time` mean).
+DATE_OR_TIME = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2}))?"
+)
+
+
 def _date(value: str | None, name: str) -> datetime | None:
-    if not value:
+    if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not re.fullmatch(DATE_OR_TIME, value):
+            raise ValueError(value)
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise AppError("CFG-BAD-QUERY", f"{name} must be an ISO 8601 date or time.") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -261,7 +308,8 @@ def dispatch(svc: ConfigServices, request: Request, path: str) -> Response:
     if route is None:
         raise AppError("REQ-METHOD")
     principal = svc.auth.require(request, route.role) if route.role else None
-    body = _parse(route.body, request) if route.body is not None else None
+    context = {"local_mode": svc.settings.local_mode}
+    body = _parse(route.body, request, context) if route.body is not None else None
     return route.handler(Call(svc, request, principal, body))
 
 
@@ -271,7 +319,7 @@ def body_model(name: str) -> type[BaseModel]:
     return getattr(models, name)
 
 
-def _parse(name: str, request: Request) -> BaseModel:
+def _parse(name: str, request: Request, context: dict[str, Any]) -> BaseModel:
     from pydantic import ValidationError
 
     model = body_model(name)
@@ -279,7 +327,7 @@ def _parse(name: str, request: Request) -> BaseModel:
     if not isinstance(data, dict):
         raise AppError("REQ-VALIDATION", "The body must be a JSON object.")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise AppError("REQ-VALIDATION", errors=field_errors(exc)) from None
 

@@ -9,8 +9,15 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from lib.admin.api import ROUTES, body_model
-from lib.endpoints.models import Endpoint
+from lib.admin.api import AUDIT_ACTION, AUDIT_CURSOR, ETAG, ROUTES, body_model
+from lib.endpoints.models import (
+    GUID,
+    HTTP_OR_HTTPS_URL,
+    HTTPS_URL,
+    MAPPING_KEY,
+    SLUG,
+    Endpoint,
+)
 
 REF = "#/components/schemas/{model}"
 _ENTITY_ONLY = ("partition_key", "row_key", "etag", "timestamp")
@@ -97,45 +104,209 @@ def _extra_schemas() -> dict[str, Any]:
     }
 
 
+# Path parameters, as the handlers find them (anything else is a 404).
+PATH_PARAMS = {
+    "id": {"type": "string", "pattern": SLUG, "description": "The endpoint's id."},
+    "mapping": {
+        "type": "string",
+        "pattern": MAPPING_KEY,
+        "description": "A clinician mapping's key (a keyed hash, as GET .../mappings lists).",
+    },
+}
+# Query parameters by route; the handlers refuse what these refuse (CFG-BAD-QUERY, 400).
+_DATE = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+}
+QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", "config/audit"): [
+        {"name": "endpoint", "schema": {"type": "string", "pattern": SLUG},
+         "description": "Only this endpoint's entries."},
+        {"name": "actor", "schema": {"type": "string", "pattern": GUID},
+         "description": "Only changes by this Entra object id."},
+        {"name": "action", "schema": {"type": "string", "pattern": AUDIT_ACTION},
+         "description": "Only this action, e.g. endpoint.update or mapping.delete."},
+        {"name": "since", "schema": _DATE,
+         "description": "Entries at or after this time (default: 90 days ago)."},
+        {"name": "until", "schema": _DATE, "description": "Entries before this time."},
+        {"name": "pageSize", "schema": {"type": "integer", "minimum": 1, "maximum": 200,
+                                        "default": 50}},
+        {"name": "continuation", "schema": {"type": "string", "pattern": AUDIT_CURSOR},
+         "description": "The `continuation` of the previous page."},
+    ],
+    ("GET", "config/endpoints/{id}/integration-records"): [
+        {"name": "format", "schema": {"type": "string", "enum": ["json", "text"]},
+         "description": "text: the same records as plain text for a build ticket (also with "
+         "Accept: text/plain)."},
+    ],
+    ("GET", "config/endpoints/{id}/mappings"): [
+        {"name": "entra_oid", "schema": {"type": "string", "pattern": GUID},
+         "description": "Only the mappings to this Entra object id."},
+    ],
+}  # fmt: skip
+
+# The error answers, each with the catalogue codes behind it (README "Errors").
+ERRORS = {
+    400: "The body is not JSON, or a query parameter is not valid (REQ-BAD-JSON, CFG-BAD-QUERY).",
+    401: "No valid bearer token (AUTH-MISSING-TOKEN, AUTH-INVALID-TOKEN, AUTH-EXPIRED-TOKEN, "
+    "AUTH-WRONG-AUDIENCE).",
+    403: "The token lacks the app role, comes from another tenant, or the caller is not the "
+    "named approver (AUTH-FORBIDDEN-ROLE, AUTH-WRONG-TENANT, CFG-NOT-APPROVER).",
+    404: "No such endpoint or mapping (CFG-ENDPOINT-NOT-FOUND, CFG-MAPPING-NOT-FOUND).",
+    409: "The endpoint's state does not allow this (CFG-ENDPOINT-EXISTS, CFG-NOT-ACTIVE, "
+    "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST).",
+    412: "The endpoint changed since it was read (CFG-STALE-ETAG).",
+    413: "The body is larger than 64 KiB (REQ-TOO-LARGE).",
+    415: "The body is not JSON (REQ-UNSUPPORTED-MEDIA).",
+    422: "A field is missing or not valid, see `errors` (REQ-VALIDATION, CFG-APPROVER-REQUIRED, "
+    "CFG-SECRET-SETTING-MISSING, CFG-SIGNING-KEY-MISSING).",
+    428: "If-Match is missing (CFG-IF-MATCH-REQUIRED).",
+    503: "Storage or Entra ID signing keys are unreachable right now (SRV-STORAGE-UNAVAILABLE, "
+    "AUTH-KEYS-UNAVAILABLE).",
+}
+# What a route can answer besides what its shape implies (see `error_statuses`).
+_MORE_ERRORS: dict[tuple[str, str], set[int]] = {
+    ("POST", "config/endpoints"): {409},
+    ("PATCH", "config/endpoints/{id}"): {409},
+    ("POST", "config/endpoints/{id}/activate"): {409},
+    ("POST", "config/endpoints/{id}/approval"): {409, 422},
+    ("POST", "config/endpoints/{id}/reject"): {409},
+    ("GET", "config/endpoints/{id}/integration-records"): {409},
+}
+_SAVES = {"validate", "activate", "disable", "enable", "reject"}  # 412 on a concurrent change
+
+
+def needs_if_match(route) -> bool:
+    return route.method in ("PATCH", "DELETE") and route.path == "config/endpoints/{id}"
+
+
+def error_statuses(route) -> set[int]:
+    """Every error status the route can answer, from what it does."""
+    found = {503}
+    if route.role:
+        found |= {401, 403}
+    if "{id}" in route.path:
+        found.add(404)
+    if route.body is not None:
+        found |= {400, 413, 415, 422}
+    if (route.method, route.path) in QUERY:
+        found.add(400)
+    if needs_if_match(route):
+        found |= {412, 428}
+    if route.path.rsplit("/", 1)[-1] in _SAVES:
+        found.add(412)
+    return found | _MORE_ERRORS.get((route.method, route.path), set())
+
+
+def _answer(route) -> dict[str, Any]:
+    if route.status == 204:
+        return {"description": "Done"}
+    content = {"application/json": {"schema": {"$ref": REF.format(model=route.answer)}}}
+    if route.answer == "IntegrationRecords":
+        content["text/plain"] = {"schema": {"type": "string"}}
+    answer: dict[str, Any] = {"description": "OK", "content": content}
+    if route.answer == "Endpoint":
+        answer["headers"] = {"ETag": {"$ref": "#/components/headers/ETag"}}
+        if route.status == 201:
+            answer["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
+        answer["links"] = _ENDPOINT_LINKS
+    return answer
+
+
+# From any answer that is an endpoint: read it, or change it with the ETag that came with it.
+_BY_ID = {"id": "$response.body#/id"}
+_ENDPOINT_LINKS = {
+    "read": {"operationId": "get_config_endpoints_id", "parameters": _BY_ID},
+    "update": {
+        "operationId": "patch_config_endpoints_id",
+        "parameters": {**_BY_ID, "header.If-Match": "$response.header.ETag"},
+    },
+    "delete": {
+        "operationId": "delete_config_endpoints_id",
+        "parameters": {**_BY_ID, "header.If-Match": "$response.header.ETag"},
+    },
+}
+
+
 def _operation(route) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": route.summary,
         "operationId": re.sub(r"\W+", "_", f"{route.method}_{route.path}").strip("_").lower(),
-        "responses": {},
+        "responses": {str(route.status): _answer(route)},
     }
-    params = re.findall(r"{(\w+)}", route.path)
-    op["parameters"] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": PATH_PARAMS[p]}
+        for p in re.findall(r"{(\w+)}", route.path)
     ]
-    if route.method in ("PATCH", "DELETE"):
-        op["parameters"].append(
-            {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}}
-        )
+    query = QUERY.get((route.method, route.path), [])
+    params += [{"in": "query", "required": False, **q} for q in query]
+    if needs_if_match(route):
+        params.append({"$ref": "#/components/parameters/IfMatch"})
+    op["parameters"] = params
     if route.body is not None:
         op["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": REF.format(model=route.body)}}},
         }
-    if route.status == 204:
-        op["responses"]["204"] = {"description": "Done"}
-    else:
-        answer = route.answer
-        op["responses"][str(route.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=answer)}}},
-        }
-    problem = {
-        "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    }
-    op["responses"]["default"] = {"description": "An error from the catalogue", **problem}
+    for status in sorted(error_statuses(route)):
+        op["responses"][str(status)] = {"$ref": f"#/components/responses/E{status}"}
     if route.role:
         op["security"] = [{"entra": [route.role.value]}]
         op["description"] = f"Needs the app role `{route.role.value}`."
     return op
 
 
+def _components_extra() -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
+    responses = {f"E{s}": {"description": text, "content": problem} for s, text in ERRORS.items()}
+    challenge = {"schema": {"type": "string", "pattern": "^Bearer "}, "required": True,
+                 "description": "RFC 6750 challenge."}  # fmt: skip
+    responses["E401"]["headers"] = {"WWW-Authenticate": challenge}
+    return {
+        "responses": responses,
+        "parameters": {
+            "IfMatch": {
+                "name": "If-Match",
+                "in": "header",
+                "required": True,
+                "description": "The ETag from GET /config/endpoints/{id}: changes are refused "
+                "without it (428) and when the endpoint changed since (412).",
+                "schema": {"type": "string", "pattern": ETAG},
+            }
+        },
+        "headers": {
+            "ETag": {
+                "required": True,
+                "description": "The endpoint's version, for If-Match.",
+                "schema": {"type": "string", "pattern": ETAG},
+            },
+            "Location": {
+                "required": True,
+                "description": "Where the new endpoint is read.",
+                "schema": {"type": "string", "pattern": "^/api/config/endpoints/"},
+            },
+        },
+    }
+
+
+def _local(node: Any) -> Any:
+    """The schemas as local mode enforces them: FHIR base URLs may also be http."""
+    if isinstance(node, dict):
+        return {
+            k: HTTP_OR_HTTPS_URL if k == "pattern" and v == HTTPS_URL else _local(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_local(v) for v in node]
+    return node
+
+
 @functools.cache
-def document(version: str) -> dict[str, Any]:
+def document(version: str, local_mode: bool | None = None) -> dict[str, Any]:
+    """The OpenAPI document as this deployment enforces it (`local_mode` None: the settings')."""
+    if local_mode is None:
+        from lib.settings import get_settings
+
+        local_mode = get_settings().local_mode
     bodies = sorted({r.body for r in ROUTES if r.body is not None})
     models = [(body_model(name), "validation") for name in bodies]
     models.append((Endpoint, "serialization"))
@@ -143,6 +314,8 @@ def document(version: str) -> dict[str, Any]:
     defs = top.get("$defs", {})
     endpoint = _endpoint_schema(defs)  # the stored model less its keys: the API never shows them
     schemas = {**defs, "Endpoint": endpoint, **_extra_schemas()}
+    if local_mode:
+        schemas = _local(schemas)
     paths: dict[str, Any] = {}
     for route in ROUTES:
         paths.setdefault(f"/{route.path}", {})[route.method.lower()] = _operation(route)
@@ -152,12 +325,14 @@ def document(version: str) -> dict[str, Any]:
             "title": "EHR virtual-visit connector: configuration API",
             "version": version,
             "description": "Register and approve FHIR endpoints, read integration records and "
-            "the audit trail. Every call needs a Microsoft Entra ID bearer token with an app role.",
+            "the audit trail. Every call needs a Microsoft Entra ID bearer token with an app role."
+            + (" Local mode: FHIR base URLs may be http." if local_mode else ""),
         },
         "servers": [{"url": "/api"}],
         "paths": paths,
         "components": {
             "schemas": schemas,
+            **_components_extra(),
             "securitySchemes": {
                 "entra": {
                     "type": "http",

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from lib.ehr.profiles import Vendor
 from lib.smart.discovery import FhirVersion, PinnedHosts
@@ -20,11 +19,26 @@ from lib.storage import Entity
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$"
 SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-# An origin as CSP `frame-ancestors` takes it: https, a host name or IPv4 address, a port.
-ORIGIN = (
-    r"^https://(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?::[0-9]{1,5})?$"
-)
+# The patterns below are JSON Schema (ECMA-262) and pydantic (Rust regex) alike: plain classes,
+# no look-arounds, so the OpenAPI document and the validators agree on every value.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}\.)*{_LABEL}"  # a host name or an IPv4 address (no IPv6 literals)
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# An origin as CSP `frame-ancestors` takes it: https, a host name or IPv4 address, a real port.
+ORIGIN = rf"^https://{_HOST}(?::{_PORT})?$"
+# A FHIR base URL: absolute, a host, an optional port and an RFC 3986 path; no credentials,
+# query or fragment. https only; local mode (the sandbox) also takes http (HTTP_OR_HTTPS_URL).
+_PATH = r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})*)*"
+HTTPS_URL = rf"^https://{_HOST}(?::{_PORT})?{_PATH}$"
+HTTP_OR_HTTPS_URL = HTTPS_URL.replace("^https://", "^https?://", 1)
+# Free text: no control characters (C0, DEL, C1), no byte-order mark, no whitespace at either end.
+# Nothing is trimmed silently: the document says what is accepted, and it is accepted as sent.
+# (\x85 and \uFEFF are named because ECMA-262 and Rust disagree on whether they are \s.)
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\uFEFF]"
+LINE = rf"^{_VISIBLE}(?:[^\x00-\x1f\x7f-\x9f\uFEFF]*{_VISIBLE})?$"  # one line
+TEXT = rf"^{_VISIBLE}(?:[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\uFEFF]*{_VISIBLE})?$"  # lines
+# A clinician mapping's key: lib/privacy.keyed_hash, 32 lower-case hex digits.
+MAPPING_KEY = r"^[0-9a-f]{32}$"
 GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -44,16 +58,26 @@ class EndpointStatus(StrEnum):
 
 class _Strict(BaseModel):
     # defer_build: schemas are built on first use, keeping function_app's cold import cheap.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
-def _https_url(value: str, *, allow_http: bool = True) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("must be an absolute https URL")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("must not contain a query, fragment or credentials")
+def _base_url(value: str, info: ValidationInfo) -> str:
+    """The FHIR base URL, as HTTPS_URL says; http too when validated with local_mode=True.
+
+    The config API passes the deployment's local mode as the validation context, and its
+    OpenAPI document shows the same pattern, so what the document allows is what is accepted.
+    """
+    local = bool((info.context or {}).get("local_mode"))
+    if not re.fullmatch(HTTP_OR_HTTPS_URL if local else HTTPS_URL, value):
+        if not value.startswith("https://") and not (local and value.startswith("http://")):
+            raise ValueError("must be an absolute https URL")
+        raise ValueError("must be https://host[:port]/path, without credentials, query or fragment")
     return value.rstrip("/")
+
+
+# fhir_base_url; the pattern is for the OpenAPI document (`_base_url` is what enforces it).
+_BASE_URL_SCHEMA = {"format": "uri", "pattern": HTTPS_URL}
+BaseUrl = Annotated[str, Field(max_length=300, json_schema_extra=_BASE_URL_SCHEMA)]
 
 
 class ClientSecretBasicConfig(_Strict):
@@ -80,12 +104,13 @@ ClientAuthConfig = Annotated[
 
 class Approver(_Strict):
     oid: Annotated[str, Field(pattern=GUID)] = Field(description="Entra object id of the approver.")
-    display_name: Annotated[str, Field(min_length=1, max_length=120)]
+    display_name: Annotated[str, Field(min_length=1, max_length=120, pattern=LINE)]
 
 
 class LaunchOptions(_Strict):
     open_teams_directly: bool = Field(
         default=False,
+        strict=True,  # true or false, not 0 or "yes"
         description="Send the clinician straight to Teams instead of the visit page.",
     )
     ehr_origins: list[Annotated[str, Field(max_length=200, pattern=ORIGIN)]] = Field(
@@ -96,11 +121,12 @@ class LaunchOptions(_Strict):
     )
     field_map: dict[
         Annotated[str, Field(pattern=r"^(ehr_user_id|department|csn)$")],
-        Annotated[str, Field(min_length=1, max_length=64)],
+        Annotated[str, Field(min_length=1, max_length=64, pattern=LINE)],
     ] = Field(
         default_factory=dict,
         description="Token-response fields configured per customer (Epic), e.g. "
         '{"ehr_user_id": "epicUserID"}.',
+        json_schema_extra={"additionalProperties": False},  # only the three names above
     )
     default_organizer: Annotated[str, Field(pattern=GUID)] | None = Field(
         default=None, description="Entra object id that organizes meetings a patient opens first."
@@ -114,54 +140,79 @@ class LaunchOptions(_Strict):
     @field_validator("ehr_origins")
     @classmethod
     def _origins(cls, values: list[str]) -> list[str]:
-        # The pattern admits only https://host[:port]; ports must also be real ones.
-        for origin in values:
-            port = urlsplit(origin).port if origin.count(":") == 2 else 443
-            if not port or port > 65535:
-                raise ValueError(f"{origin!r} has no valid port")
+        # The pattern admits only https://host[:port] with a port from 1 to 65535.
         return [v.lower() for v in values]
 
 
+def _approver_rule(schema: dict) -> None:
+    """Say in the schema what `create` enforces: vendors that need approval name an approver."""
+    from lib.ehr.profiles import PROFILES
+
+    needs = sorted(v.value for v, p in PROFILES.items() if p.needs_approval)
+    others = sorted(v.value for v, p in PROFILES.items() if not p.needs_approval)
+    schema["anyOf"] = [
+        {
+            "properties": {"vendor": {"enum": needs}, "approver": {"type": "object"}},
+            "required": ["approver"],
+        },
+        {"properties": {"vendor": {"enum": others}}},
+    ]
+
+
 class EndpointCreate(_Strict):
+    model_config = ConfigDict(json_schema_extra=_approver_rule)
+
     id: Annotated[str, Field(pattern=SLUG)] | None = Field(
         default=None,
         description="Short name used in launch URLs; made from organization, vendor and "
         "environment when omitted.",
     )
-    fhir_base_url: Annotated[str, Field(max_length=300)] = Field(
+    fhir_base_url: BaseUrl = Field(
         description="The FHIR base URL the EHR sends as `iss` (Epic .../api/FHIR/R4, Cerner "
-        ".../r4/{tenant})."
+        ".../r4/{tenant}): https (http only in local mode), no credentials, query or fragment."
     )
     vendor: Vendor
     environment: Environment
-    organization: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+    organization: Annotated[str, Field(min_length=1, max_length=100, pattern=LINE)] = Field(
         description="Organization or department label shown in reports."
     )
-    client_id: Annotated[str, Field(min_length=1, max_length=200)]
+    client_id: Annotated[str, Field(min_length=1, max_length=200, pattern=LINE)]
     client_auth: ClientAuthConfig
     approver: Approver | None = Field(default=None, description="Required for Epic endpoints.")
     launch: LaunchOptions = Field(default_factory=LaunchOptions)
 
-    _base_url = field_validator("fhir_base_url")(classmethod(lambda cls, v: _https_url(v)))
+    _base_url = field_validator("fhir_base_url")(classmethod(lambda c, v, info: _base_url(v, info)))
+
+
+def _unchanged(**schema_extra: Any) -> Any:
+    """A patch field that may be absent (unchanged) but not null; its schema shows no default."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        schema.update(schema_extra)
+
+    return Field(default=None, json_schema_extra=extra)
 
 
 class EndpointUpdate(_Strict):
-    """A JSON merge patch: fields given replace the stored ones."""
+    """A JSON merge patch: fields given replace the stored ones.
 
-    fhir_base_url: Annotated[str, Field(max_length=300)] | None = None
-    organization: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    client_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    client_auth: ClientAuthConfig | None = None
+    Only `approver` may be null (it removes the approver, which Epic refuses). The other fields
+    are optional but never null: an endpoint always has them, and a null would be stored as is.
+    """
+
+    fhir_base_url: Annotated[str, Field(max_length=300)] = _unchanged(**_BASE_URL_SCHEMA)
+    organization: Annotated[str, Field(min_length=1, max_length=100, pattern=LINE)] = _unchanged()
+    client_id: Annotated[str, Field(min_length=1, max_length=200, pattern=LINE)] = _unchanged()
+    client_auth: ClientAuthConfig = _unchanged()
     approver: Approver | None = None
-    launch: LaunchOptions | None = None
+    launch: LaunchOptions = _unchanged()
 
-    _base_url = field_validator("fhir_base_url")(
-        classmethod(lambda cls, v: v if v is None else _https_url(v))
-    )
+    _base_url = field_validator("fhir_base_url")(classmethod(lambda c, v, info: _base_url(v, info)))
 
 
 class RejectRequest(_Strict):
-    reason: Annotated[str, Field(min_length=3, max_length=500)]
+    reason: Annotated[str, Field(min_length=3, max_length=500, pattern=TEXT)]
 
 
 class ValidationProblem(BaseModel):
