@@ -3,9 +3,10 @@
 Every URL we call comes from an admin (the FHIR base) or from a document the EHR serves
 (discovery, OpenID configuration), so every call is treated as untrusted:
 
-- SSRF guard (off in local mode): https only, and every address the host name resolves to must be
+- SSRF guard: https only, and every address the host name resolves to must be
   public. The same check runs again on the socket actually connected, so a DNS answer that changes
-  between our look-up and the connection (DNS rebinding) is caught too.
+  between our look-up and the connection (DNS rebinding) is caught too. In local mode (a
+  developer's machine) it is the other way round: http is allowed, and only loopback addresses.
 - Redirects are never followed blindly: for GET, a redirect to the same host is followed (at most
   `max_redirects` hops); to another host it is refused. Other methods get the 3xx back.
 - Bodies are streamed and cut off at `max_bytes`; the whole exchange has a deadline, so a server
@@ -85,6 +86,15 @@ def resolve_addresses(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (what a connection could end up using)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
+
+
+def loopback(address: str) -> bool:
+    """A loopback address (127.0.0.0/8, ::1, or IPv4 loopback inside an IPv6 form)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return ip.is_loopback or any(inner.is_loopback for inner in _embedded_ipv4(ip))
 
 
 def address_allowed(address: str) -> bool:
@@ -168,8 +178,10 @@ class HttpResponse:
 
 
 @functools.cache
-def _guarded_adapter_class() -> type:
-    """A requests adapter whose connections refuse non-public peers (built on first use)."""
+def _guarded_adapter_class(local_mode: bool) -> type:
+    """A requests adapter whose connections refuse peers outside the mode's addresses: public
+    ones in production, loopback ones in local mode (built on first use)."""
+    allowed = loopback if local_mode else address_allowed
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -178,7 +190,7 @@ def _guarded_adapter_class() -> type:
         def _new_conn(self) -> socket.socket:  # runs before TLS and before any byte is sent
             sock = super()._new_conn()  # type: ignore[misc]
             peer = str(sock.getpeername()[0])
-            if not address_allowed(peer):
+            if not allowed(peer):
                 sock.close()
                 raise AddressNotAllowed(peer)
             return sock
@@ -219,8 +231,8 @@ def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
 class OutboundHttp:
     """requests.Session wrapper for every call this library makes to an EHR.
 
-    `local_mode` switches the SSRF guard off (the sandbox lives on 127.0.0.1, plain http or https
-    with a CA given through REQUESTS_CA_BUNDLE). `verify` is passed on every request because
+    `local_mode` turns the SSRF guard around: http is allowed and only loopback addresses are
+    reached (the sandbox lives on 127.0.0.x, with a CA given through REQUESTS_CA_BUNDLE). `verify` is passed on every request because
     requests lets REQUESTS_CA_BUNDLE override a Session-level `verify`.
     """
 
@@ -252,10 +264,9 @@ class OutboundHttp:
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
-        if not local_mode:
-            adapter = _guarded_adapter_class()()
-            self._session.mount("https://", adapter)
-            self._session.mount("http://", adapter)
+        adapter = _guarded_adapter_class(local_mode)()
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
 
     def close(self) -> None:
         self._session.close()
@@ -414,19 +425,20 @@ class OutboundHttp:
         host = host_of(url)
         if allowed_hosts is not None and host not in {h.lower() for h in allowed_hosts}:
             raise AppError("DISC-HOSTS-MOVED", f"{host} is not one of the pinned hosts")
-        if self.local_mode:
-            return
-        if parts.scheme.lower() != "https":
+        if not self.local_mode and parts.scheme.lower() != "https":
             raise AppError("DISC-ADDRESS-NOT-ALLOWED", "only https URLs are allowed")
-        self._check_resolved(parts.hostname, parts.port or 443)
+        self._check_resolved(parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme.lower()])
 
     def _check_resolved(self, hostname: str, port: int) -> None:
         try:
             addresses = self._resolve(hostname, port)
         except (OSError, UnicodeError):
             raise AppError("DISC-UNREACHABLE", f"{hostname} could not be resolved") from None
-        if not addresses or not all(address_allowed(a) for a in addresses):
-            raise AppError("DISC-ADDRESS-NOT-ALLOWED", f"{hostname} is not a public address")
+        # Local mode reaches only this machine (the sandbox): an address typed into a local
+        # run, or generated by a fuzzer, never makes it talk to the network.
+        allowed, what = (loopback, "loopback") if self.local_mode else (address_allowed, "public")
+        if not addresses or not all(allowed(a) for a in addresses):
+            raise AppError("DISC-ADDRESS-NOT-ALLOWED", f"{hostname} is not a {what} address")
 
     @staticmethod
     def _redirect_target(method: str, response: HttpResponse) -> str | None:

@@ -767,3 +767,18 @@ def test_jwks_endpoint_failures(ehr, http, issuer_keys):
     ehr.routes["/oauth2/jwks"] = lambda r: Response("<html/>", mimetype="text/html")
     error = error_of(lambda: verifier(http).verify(issuer_keys[0].mint(ehr), **options))
     assert error.code == "TOKEN-ID-TOKEN-INVALID"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [["93.184.216.34"], ["10.1.2.3"], ["127.0.0.1", "93.184.216.34"], ["::ffff:8.8.8.8"]],
+)
+def test_local_mode_reaches_only_this_machine(answer):
+    """A local run (and the tests' fuzzed endpoints) never talks to the network."""
+    with OutboundHttp(local_mode=True, resolver=lambda host, port: answer) as client:
+        error = error_of(lambda: client.get("http://ehr.example.org/fhir/metadata"))
+        assert error.code == "DISC-ADDRESS-NOT-ALLOWED" and "loopback" in error.detail
+    with OutboundHttp(local_mode=True) as client:  # an IP literal: no resolver involved
+        assert error_of(lambda: client.get("https://93.184.216.34/")).code == (
+            "DISC-ADDRESS-NOT-ALLOWED"
+        )
