@@ -232,8 +232,9 @@ class OutboundHttp:
     """requests.Session wrapper for every call this library makes to an EHR.
 
     `local_mode` turns the SSRF guard around: http is allowed and only loopback addresses are
-    reached (the sandbox lives on 127.0.0.x, with a CA given through REQUESTS_CA_BUNDLE). `verify` is passed on every request because
-    requests lets REQUESTS_CA_BUNDLE override a Session-level `verify`.
+    reached (the sandbox lives on 127.0.0.x, with a CA given through REQUESTS_CA_BUNDLE).
+    `verify` is passed on every request because requests lets REQUESTS_CA_BUNDLE override a
+    Session-level `verify`.
     """
 
     def __init__(
