@@ -43,7 +43,7 @@ def sandbox_endpoints(origins: Mapping[str, str]) -> list[dict]:
             "client_id": "evc-cerner-test",
             "client_auth": {
                 "method": "client_secret_basic",
-                "secret_setting": "CERNER_CLIENT_SECRET",
+                "secret_setting": "EHR_SECRET_CERNER",
             },
             "launch": {"ehr_origins": [origins["cerner"]]},
         },

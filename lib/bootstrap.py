@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from lib.admin.auth import MIN_REFRESH_INTERVAL, AdminAuth
 from lib.endpoints.approval import ApprovalService
 from lib.endpoints.client import SmartDeps
+from lib.endpoints.secrets import SecretBindings
 from lib.endpoints.service import EndpointService
 from lib.endpoints.validation import validate_endpoint
 from lib.launch.complete import LaunchCompletion
@@ -60,6 +61,7 @@ class Services:
     auth: AdminAuth
     sessions: SessionStore
     endpoints: EndpointService
+    secrets: SecretBindings
     approvals: ApprovalService
     visits: VisitStore
     mappings: ClinicianMappings
@@ -117,7 +119,10 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     smart = SmartDeps(http, IdTokenVerifier(http), keys)  # one JWKS cache for every EHR sign-in
     sessions = SessionStore(store)
     binding = BrowserBinding(privacy, sealer, secure=urls.secure)
-    endpoints = EndpointService(store, lambda endpoint: validate_endpoint(endpoint, http, keys))
+    secrets = SecretBindings(store)
+    endpoints = EndpointService(
+        store, lambda endpoint, actor: validate_endpoint(endpoint, http, keys, secrets, actor)
+    )
     approvals = ApprovalService(endpoints, sessions, smart, urls)
     visits = VisitStore(store)
     mappings = ClinicianMappings(store)
@@ -150,6 +155,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         auth=AdminAuth(settings, entra_keys),
         sessions=sessions,
         endpoints=endpoints,
+        secrets=secrets,
         approvals=approvals,
         visits=visits,
         mappings=mappings,

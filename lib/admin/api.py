@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from lib.endpoints.approval import ApprovalService
     from lib.endpoints.models import Endpoint
+    from lib.endpoints.secrets import SecretBindings
     from lib.endpoints.service import EndpointService
     from lib.settings import Settings
     from lib.storage import TableStore
@@ -37,6 +38,7 @@ class ConfigServices(Protocol):
     urls: Urls
     auth: AdminAuth
     endpoints: EndpointService
+    secrets: SecretBindings
     approvals: ApprovalService
     mappings: ClinicianMappings
 
@@ -257,6 +259,24 @@ def _date(value: str | None, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _binding_answer(setting: str, binding) -> Response:
+    if binding is None:
+        raise AppError("CFG-SECRET-HOST-NOT-PENDING", f"{setting} is bound to no host yet.")
+    pending = [{"host": h, "asked_by": who} for h, who in sorted(binding.pending.items())]
+    return Response.json({"setting": setting, "hosts": binding.hosts, "pending": pending})
+
+
+def get_secret_binding(call: Call) -> Response:
+    setting = call.param("setting")
+    return _binding_answer(setting, call.svc.secrets.get(setting))
+
+
+def approve_secret_host(call: Call) -> Response:
+    setting = call.param("setting")
+    binding = call.svc.secrets.approve(setting, call.body.host, call.principal.actor)
+    return _binding_answer(setting, binding)
+
+
 ENDPOINTS = "config/endpoints"
 ROUTES: list[Route] = [
     Route("GET", ENDPOINTS, AppRole.READER, list_endpoints, "List FHIR endpoints",
@@ -292,6 +312,12 @@ ROUTES: list[Route] = [
     Route("DELETE", ENDPOINTS + "/{id}/mappings/{mapping}", AppRole.ADMIN, delete_mapping,
           "Remove a mapping: that clinician signs in to Microsoft again on the next launch",
           status=204),
+    Route("GET", "config/secrets/{setting}", AppRole.READER, get_secret_binding,
+          "The token hosts a client secret may be sent to, and the hosts asked for",
+          answer="SecretBinding"),
+    Route("POST", "config/secrets/{setting}/hosts", AppRole.APPROVER, approve_secret_host,
+          "Let a client secret go to one more token host (a second person: not who asked)",
+          "SecretHostApproval", "SecretBinding"),
     Route("GET", "config/audit", AppRole.READER, list_audit,
           "Audit trail, newest first (filters: endpoint, actor, action, since, until)",
           answer="AuditPage"),

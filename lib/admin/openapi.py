@@ -18,6 +18,7 @@ from lib.endpoints.models import (
     SLUG,
     Endpoint,
 )
+from lib.endpoints.secrets import SECRET_SETTING
 
 REF = "#/components/schemas/{model}"
 _ENTITY_ONLY = ("partition_key", "row_key", "etag", "timestamp")
@@ -74,6 +75,22 @@ def _extra_schemas() -> dict[str, Any]:
             "properties": {"authorize_url": link, "expires_in": {"type": "integer"}},
         },
         "IntegrationRecords": {"type": "object", "additionalProperties": True},
+        "SecretBinding": {
+            "type": "object",
+            "required": ["setting", "hosts", "pending"],
+            "properties": {
+                "setting": {"type": "string"},
+                "hosts": {"type": "array", "items": {"type": "string"}},
+                "pending": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["host", "asked_by"],
+                        "properties": {"host": {"type": "string"}, "asked_by": {"type": "string"}},
+                    },
+                },
+            },
+        },
         "MappingList": {
             "type": "object",
             "required": ["items", "count"],
@@ -106,6 +123,11 @@ def _extra_schemas() -> dict[str, Any]:
 
 # Path parameters, as the handlers find them (anything else is a 404).
 PATH_PARAMS = {
+    "setting": {
+        "type": "string",
+        "pattern": SECRET_SETTING,
+        "description": "A client secret setting's name (EHR_SECRET_...).",
+    },
     "id": {"type": "string", "pattern": SLUG, "description": "The endpoint's id."},
     "mapping": {
         "type": "string",
@@ -150,15 +172,17 @@ ERRORS = {
     401: "No valid bearer token (AUTH-MISSING-TOKEN, AUTH-INVALID-TOKEN, AUTH-EXPIRED-TOKEN, "
     "AUTH-WRONG-AUDIENCE).",
     403: "The token lacks the app role, comes from another tenant, or the caller is not the "
-    "named approver (AUTH-FORBIDDEN-ROLE, AUTH-WRONG-TENANT, CFG-NOT-APPROVER).",
-    404: "No such endpoint or mapping (CFG-ENDPOINT-NOT-FOUND, CFG-MAPPING-NOT-FOUND).",
+    "named approver, or asked for what they approve (AUTH-FORBIDDEN-ROLE, AUTH-WRONG-TENANT, "
+    "CFG-NOT-APPROVER, CFG-SECOND-PERSON-REQUIRED).",
+    404: "No such endpoint, mapping or secret-host request (CFG-ENDPOINT-NOT-FOUND, "
+    "CFG-MAPPING-NOT-FOUND, CFG-SECRET-HOST-NOT-PENDING).",
     409: "The endpoint's state does not allow this (CFG-ENDPOINT-EXISTS, CFG-NOT-ACTIVE, "
     "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST).",
     412: "The endpoint changed since it was read (CFG-STALE-ETAG).",
     413: "The body is larger than 64 KiB (REQ-TOO-LARGE).",
     415: "The body is not JSON (REQ-UNSUPPORTED-MEDIA).",
     422: "A field is missing or not valid, see `errors` (REQ-VALIDATION, CFG-APPROVER-REQUIRED, "
-    "CFG-SECRET-SETTING-MISSING, CFG-SIGNING-KEY-MISSING).",
+    "CFG-SECRET-SETTING-MISSING, CFG-SECRET-NAME-REFUSED, CFG-SIGNING-KEY-MISSING).",
     428: "If-Match is missing (CFG-IF-MATCH-REQUIRED).",
     503: "Storage or Entra ID signing keys are unreachable right now (SRV-STORAGE-UNAVAILABLE, "
     "AUTH-KEYS-UNAVAILABLE).",
@@ -171,6 +195,8 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("POST", "config/endpoints/{id}/approval"): {409, 422},
     ("POST", "config/endpoints/{id}/reject"): {409},
     ("GET", "config/endpoints/{id}/integration-records"): {409},
+    ("GET", "config/secrets/{setting}"): {404},
+    ("POST", "config/secrets/{setting}/hosts"): {404, 412},
 }
 _SAVES = {"validate", "activate", "disable", "enable", "reject"}  # 412 on a concurrent change
 

@@ -10,6 +10,7 @@ object: `client_auth` and the pinned token endpoint.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -18,6 +19,7 @@ from urllib.parse import urlencode
 from lib.ehr.profiles import Persona, VendorProfile, profile_for
 from lib.endpoints.lifecycle import check_launchable
 from lib.endpoints.models import ClientSecretBasicConfig, Endpoint
+from lib.endpoints.secrets import SECRET_SETTING
 from lib.net.http import OutboundHttp, host_of
 from lib.settings import setting_value
 from lib.signin.sessions import SignInSession
@@ -148,6 +150,8 @@ class EndpointClient:
         """How we authenticate at the token endpoint; a missing secret or key says which."""
         config = self.endpoint.client_auth
         if isinstance(config, ClientSecretBasicConfig):
+            if not re.fullmatch(SECRET_SETTING, config.secret_setting):  # named before the rule
+                raise AppError("CFG-SECRET-NAME-REFUSED")
             secret = setting_value(config.secret_setting)
             if not secret:
                 raise AppError("CFG-SECRET-SETTING-MISSING", f"{config.secret_setting} is not set.")

@@ -14,11 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from lib.ehr.profiles import Vendor
+from lib.endpoints.secrets import SECRET_SETTING
 from lib.smart.discovery import FhirVersion, PinnedHosts
 from lib.storage import Entity
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9])$"
-SETTING_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 # The patterns below are JSON Schema (ECMA-262) and pydantic (Rust regex) alike: plain classes,
 # no look-arounds, so the OpenAPI document and the validators agree on every value.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -82,10 +82,17 @@ BaseUrl = Annotated[str, Field(max_length=300, json_schema_extra=_BASE_URL_SCHEM
 
 class ClientSecretBasicConfig(_Strict):
     method: Literal["client_secret_basic"]
-    secret_setting: Annotated[str, Field(pattern=SETTING_NAME)] = Field(
+    secret_setting: Annotated[str, Field(pattern=SECRET_SETTING)] = Field(
         description="Name of the app setting holding the client secret (in Azure a Key Vault "
-        "reference). The secret itself never passes through this API or its storage."
+        "reference): EHR_SECRET_ and capitals, digits or _. The secret itself never passes "
+        "through this API or its storage, and is sent only to the token hosts it is bound to."
     )
+
+
+class StoredSecretBasic(ClientSecretBasicConfig):
+    """As stored: a name from before the EHR_SECRET_ rule still reads (and is refused at use)."""
+
+    secret_setting: str
 
 
 class PrivateKeyJwtConfig(_Strict):
@@ -258,7 +265,7 @@ class Endpoint(Entity):
     environment: Environment
     organization: str
     client_id: str
-    client_auth: ClientSecretBasicConfig | PrivateKeyJwtConfig
+    client_auth: Annotated[StoredSecretBasic | PrivateKeyJwtConfig, Field(discriminator="method")]
     approver: Approver | None = None
     launch: LaunchOptions = LaunchOptions()
     status: EndpointStatus = EndpointStatus.INVALID
@@ -279,3 +286,11 @@ def slug(*parts: str) -> str:
     text = "-".join(parts).lower()
     text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
     return text[:40].rstrip("-") or "endpoint"
+
+
+class SecretHostApproval(_Strict):
+    """A second person lets a client secret go to one more token host."""
+
+    host: Annotated[str, Field(pattern=rf"^{_HOST}(?::{_PORT})?$", max_length=300)] = Field(
+        description="The token host as validation names it (host, or host:port), lower case."
+    )

@@ -33,7 +33,8 @@ from lib.web.errors import AppError
 
 ROW = "endpoint"
 SNAPSHOT_TTL = 5.0  # seconds a change on another instance may take to reach launches here
-Validator = Callable[[Endpoint], Validation]
+# (the endpoint, the Entra object id of whoever asked): what discovery says of it now
+Validator = Callable[[Endpoint, str], Validation]
 
 
 def partition(endpoint_id: str) -> str:
@@ -145,7 +146,7 @@ class EndpointService:
             updated_at=now,
             updated_by=actor.oid,
         )
-        endpoint = self._revalidated(endpoint)
+        endpoint = self._revalidated(endpoint, actor)
         try:
             self._write(("create", endpoint), None, endpoint, actor, "endpoint.create")
         except KeyExists:
@@ -170,14 +171,14 @@ class EndpointService:
         if {"fhir_base_url", "client_id", "client_auth"} & changes.keys():
             if needs_approval:
                 updated.approval = Approval()
-            updated = self._revalidated(updated)
+            updated = self._revalidated(updated, actor)
         elif "approver" in changes and current.approval.approved_at is None:
             updated.approval = Approval()  # a new approver starts with a clean slate
         return self._save(current, updated, actor, "endpoint.update")
 
     def revalidate(self, endpoint_id: str, actor: Actor) -> Endpoint:
         current = self.get(endpoint_id)
-        updated = self._revalidated(current.model_copy(deep=True))
+        updated = self._revalidated(current.model_copy(deep=True), actor)
         return self._save(current, updated, actor, "endpoint.validate")
 
     def set_enabled(self, endpoint_id: str, enabled: bool, actor: Actor) -> Endpoint:
@@ -257,8 +258,8 @@ class EndpointService:
         return f"Organization {endpoint.organization!r} has no active, validated test endpoint yet."
 
     # --- plumbing -----------------------------------------------------------------------------
-    def _revalidated(self, endpoint: Endpoint) -> Endpoint:
-        endpoint.validation = self._validate(endpoint)
+    def _revalidated(self, endpoint: Endpoint, actor: Actor) -> Endpoint:
+        endpoint.validation = self._validate(endpoint, actor.oid)
         endpoint.status = self.status_for(endpoint)
         return endpoint
 

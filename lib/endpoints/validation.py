@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from lib.endpoints.client import key_for
@@ -12,8 +13,8 @@ from lib.endpoints.models import (
     Validation,
     ValidationProblem,
 )
+from lib.endpoints.secrets import SECRET_SETTING, SecretBindings
 from lib.net.http import OutboundHttp
-from lib.settings import setting_value
 from lib.smart.discovery import discover, validate
 from lib.smart.keys import KeySet
 from lib.web.errors import CATALOGUE, AppError
@@ -23,12 +24,21 @@ def _problem(code: str, message: str | None = None) -> ValidationProblem:
     return ValidationProblem(code=code, message=message or CATALOGUE[code].sentence)
 
 
-def _credential_problems(endpoint: Endpoint, keys: KeySet | None) -> list[ValidationProblem]:
+def _credential_problems(
+    endpoint: Endpoint,
+    keys: KeySet | None,
+    token_host: str | None,
+    secrets: SecretBindings,
+    actor_oid: str,
+) -> list[ValidationProblem]:
+    """What stops us authenticating at the token endpoint. Whether a named app setting exists
+    is never said: the answer would tell an admin which settings the deployment has."""
     auth = endpoint.client_auth
-    if isinstance(auth, ClientSecretBasicConfig) and not setting_value(auth.secret_setting):
-        return [
-            _problem("CFG-SECRET-SETTING-MISSING", f"App setting {auth.secret_setting} is not set.")
-        ]
+    if isinstance(auth, ClientSecretBasicConfig):
+        if not re.fullmatch(SECRET_SETTING, auth.secret_setting):
+            return [_problem("CFG-SECRET-NAME-REFUSED")]
+        refused = secrets.check(auth.secret_setting, token_host, actor_oid) if token_host else None
+        return [_problem("CFG-SECRET-HOST-UNAPPROVED", refused)] if refused else []
     if isinstance(auth, PrivateKeyJwtConfig) and (key_for(keys, auth.alg) is None):
         return [
             _problem("CFG-SIGNING-KEY-MISSING", f"No {auth.alg} key in CONNECTOR_SIGNING_KEYS.")
@@ -41,7 +51,14 @@ def _declares_iss(conf: object) -> bool:
     return getattr(conf, "authorization_response_iss_parameter_supported", None) is True
 
 
-def validate_endpoint(endpoint: Endpoint, http: OutboundHttp, keys: KeySet | None) -> Validation:
+def validate_endpoint(
+    endpoint: Endpoint,
+    http: OutboundHttp,
+    keys: KeySet | None,
+    secrets: SecretBindings,
+    actor_oid: str,
+) -> Validation:
+    """`actor_oid`: who asked (an unbound secret host is recorded as their request)."""
     now = datetime.now(UTC)
     try:
         found = discover(http, endpoint.fhir_base_url, use_cache=False)
@@ -53,8 +70,9 @@ def validate_endpoint(endpoint: Endpoint, http: OutboundHttp, keys: KeySet | Non
         _problem(p.code, p.message)
         for p in validate(found, auth.method, signing_alg=alg, require_https=not http.local_mode)
     ]
-    problems += _credential_problems(endpoint, keys)
     conf = found.config
+    token_host = found.hosts.token if not problems else None  # bind only a usable server
+    problems += _credential_problems(endpoint, keys, token_host, secrets, actor_oid)
     return Validation(
         checked_at=now,
         ok=not problems,

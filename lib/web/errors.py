@@ -79,6 +79,22 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("CFG-APPROVER-REQUIRED", 422, "Approver required",
              "Epic endpoints need a named approver (the EHR analyst who confirms access).",
              "Give approver.oid and approver.display_name of an Entra user."),
+    ErrorDef("CFG-SECRET-NAME-REFUSED", 422, "Not a client secret setting",
+             "An endpoint may name only an app setting of the form EHR_SECRET_...: the "
+             "connector's own settings can never be sent to an EHR.",
+             "Put the EHR's client secret in an app setting named EHR_SECRET_<something> (in "
+             "Azure a Key Vault reference) and name that one."),
+    ErrorDef("CFG-SECRET-HOST-UNAPPROVED", 422, "The secret is bound to another token host",
+             "This client secret was first validated against another EHR's token endpoint; "
+             "sending it to this one needs a second person's approval.",
+             "Someone with the Connector.Approver role, not you, approves the host: POST "
+             "/api/config/secrets/{setting}/hosts with {\"host\": ...}; then re-validate."),
+    ErrorDef("CFG-SECRET-HOST-NOT-PENDING", 404, "No such request",
+             "Nobody asked for this secret to be sent to that host.",
+             "Validate the endpoint first: its problem names the setting and the host."),
+    ErrorDef("CFG-SECOND-PERSON-REQUIRED", 403, "Another person must approve",
+             "The person who asked for a secret to go to a new host cannot approve it.",
+             "Ask someone else with the Connector.Approver role."),
     ErrorDef("CFG-SECRET-SETTING-MISSING", 422, "Client secret setting not found",
              "The app setting named for the client secret does not exist.",
              "Add the app setting (in Azure a Key Vault reference) and restart, then re-validate."),

@@ -492,7 +492,7 @@ def test_settings_and_configure_connector(tmp_path):
     custom = "http://127.0.0.1:5999/api/launch/epic-x/provider"
     settings = {
         "EPIC_PROVIDER_LAUNCH_URL": custom,
-        "EPIC_CLIENT_SECRET": "from-settings",
+        "EHR_SECRET_EPIC": "from-settings",
         "CONNECTOR_REDIRECT_URI": "http://127.0.0.1:5999/cb, http://127.0.0.1:5999/cb2",
     }
     with start_sandbox(state_dir=tmp_path, stand_ins=["epic", "cerner"], settings=settings) as box:

@@ -30,7 +30,7 @@ def epic_body(app, approver: dict | None, **over) -> dict:
         "environment": "test",
         "organization": unique("Contoso Health"),
         "client_id": "evc-epic-test",
-        "client_auth": {"method": "client_secret_basic", "secret_setting": "EPIC_CLIENT_SECRET"},
+        "client_auth": {"method": "client_secret_basic", "secret_setting": "EHR_SECRET_EPIC"},
         "approver": approver,
     }
     body.update(over)
@@ -45,7 +45,7 @@ def cerner_body(app, **over) -> dict:
         "environment": "test",
         "organization": unique("Fabrikam Clinics"),
         "client_id": "evc-cerner-test",
-        "client_auth": {"method": "client_secret_basic", "secret_setting": "CERNER_CLIENT_SECRET"},
+        "client_auth": {"method": "client_secret_basic", "secret_setting": "EHR_SECRET_CERNER"},
     }
     body.update(over)
     return body
@@ -158,7 +158,12 @@ def test_production_needs_an_active_test_endpoint(app, fresh):
     assert org in blocked.json()["detail"]
     # a test endpoint of the same organization (on the Epic-like base: one base, one endpoint;
     # Cerner needs no approval, so validation alone makes it active)
-    test = cerner_body(app, organization=org, fhir_base_url=app.sandbox.ehr_base("epic"))
+    test = cerner_body(
+        app,
+        organization=org,
+        fhir_base_url=app.sandbox.ehr_base("epic"),
+        client_auth={"method": "client_secret_basic", "secret_setting": "EHR_SECRET_EPIC"},
+    )
     made = create(app, test)
     assert made.json()["status"] == "active", made.text
     ok = app.session("admin").post(app.api(f"config/endpoints/{prod['id']}/activate"))
@@ -248,11 +253,30 @@ def test_unreachable_server(app):
     assert data["validation"]["problems"][0]["code"] == "DISC-UNREACHABLE"
 
 
-def test_missing_secret_setting_is_a_problem(app, fresh):
-    body = cerner_body(app, client_auth={"method": "client_secret_basic",
-                                         "secret_setting": "NO_SUCH_SETTING"})  # fmt: skip
-    data = create(app, body).json()
-    assert "CFG-SECRET-SETTING-MISSING" in [p["code"] for p in data["validation"]["problems"]]
+@pytest.mark.parametrize(
+    "name",
+    ["ENTRA_CLIENT_SECRET", "CONNECTOR_SIGNING_KEYS", "CONNECTOR_HASH_KEY", "AzureWebJobsStorage",
+     "EHR_SECRET_", "ehr_secret_epic", "NO_SUCH_SETTING"],
+)  # fmt: skip
+def test_only_ehr_secret_settings_can_be_named(app, fresh, name):
+    """The connector's own secrets can never be sent to an EHR: refused before anything else."""
+    body = cerner_body(app, client_auth={"method": "client_secret_basic", "secret_setting": name})
+    resp = create(app, body)
+    assert resp.status_code == 422 and resp.json()["code"] == "REQ-VALIDATION"
+    assert [e["field"] for e in resp.json()["errors"]] == [
+        "client_auth.client_secret_basic.secret_setting"
+    ]
+
+
+def test_validation_does_not_say_whether_a_setting_exists(app, fresh):
+    real = create(app, cerner_body(app)).json()
+    delete_all_with_base(app, app.sandbox.ehr_base("cerner"))
+    made_up = cerner_body(
+        app, client_auth={"method": "client_secret_basic", "secret_setting": "EHR_SECRET_NOPE"}
+    )
+    ghost = create(app, made_up).json()
+    assert real["status"] == ghost["status"] == "active"
+    assert real["validation"]["problems"] == ghost["validation"]["problems"] == []
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -335,3 +359,34 @@ def test_401_and_403_over_http(app):
     assert late.status_code == 401 and late.json()["code"] == "AUTH-EXPIRED-TOKEN"
     reader = app.session("reader").post(url, json={})
     assert reader.status_code == 403 and reader.json()["code"] == "AUTH-FORBIDDEN-ROLE"
+
+
+def test_a_secret_goes_only_to_the_token_host_it_was_bound_to(app, fresh):
+    """An admin points an endpoint at another server with a bound secret: it stays invalid, no
+    token request carries the secret, until a second person (an approver) approves that host."""
+    create(app, cerner_body(app))  # EHR_SECRET_CERNER: bound to the Cerner-like token host
+    bound = app.session("reader").get(app.api("config/secrets/EHR_SECRET_CERNER")).json()
+    moved = app.sandbox.variant_base("moved-hosts", vendor="cerner")  # token host: localhost
+    before = len(app.sandbox.journal.entries(path="*/token"))
+    elsewhere = create(app, cerner_body(app, fhir_base_url=moved)).json()
+    assert elsewhere["status"] == "invalid"
+    problems = [p["code"] for p in elsewhere["validation"]["problems"]]
+    assert problems == ["CFG-SECRET-HOST-UNAPPROVED"]
+    new_host = elsewhere["validation"]["pinned_hosts"]["token"]
+    assert new_host not in bound["hosts"]
+    assert len(app.sandbox.journal.entries(path="*/token")) == before  # nothing was sent
+    url = app.api("config/secrets/EHR_SECRET_CERNER/hosts")
+    pending = app.session("reader").get(app.api("config/secrets/EHR_SECRET_CERNER")).json()
+    assert {"host": new_host, "asked_by": elsewhere["updated_by"]} in pending["pending"]
+    # the admin who asked cannot approve it, even holding the Approver role
+    same = app.session("approver", user="admin").post(url, json={"host": new_host})
+    assert same.status_code == 403 and same.json()["code"] == "CFG-SECOND-PERSON-REQUIRED"
+    assert app.session("admin").post(url, json={"host": new_host}).status_code == 403
+    ok = app.session("approver").post(url, json={"host": new_host})
+    assert ok.status_code == 200 and new_host in ok.json()["hosts"]
+    again = app.session("admin").post(app.api(f"config/endpoints/{elsewhere['id']}/validate"))
+    assert again.json()["status"] == "active"
+    audit = app.session("reader").get(
+        app.api("config/audit"), params={"action": "secret.host.approve"}
+    )
+    assert audit.json()["items"][0]["target"] == "secret:EHR_SECRET_CERNER"

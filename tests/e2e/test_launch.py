@@ -51,7 +51,7 @@ def endpoints(app):
             "client_id": "evc-epic-test",
             "client_auth": {
                 "method": "client_secret_basic",
-                "secret_setting": "EPIC_CLIENT_SECRET",
+                "secret_setting": "EHR_SECRET_EPIC",
             },
             "approver": APPROVER,
         },
@@ -233,11 +233,8 @@ def test_test_ehr_on_a_production_launch_url(app, endpoints, quiet_sandbox):
             "vendor": "cerner",
             "environment": "production",
             "organization": "Launch Test Org",
-            "client_id": "evc-cerner-test",
-            "client_auth": {
-                "method": "client_secret_basic",
-                "secret_setting": "CERNER_CLIENT_SECRET",
-            },
+            "client_id": "evc-cerner-jwt",
+            "client_auth": {"method": "private_key_jwt", "alg": "ES384"},
         },
         approve=False,
     )
@@ -564,14 +561,14 @@ def fresh_endpoint(app, endpoints):
         app,
         {
             "id": "epic-patient-first",
-            "fhir_base_url": app.sandbox.variant_base("moved-hosts", vendor="epic"),
+            "fhir_base_url": app.sandbox.variant_base("second-base", vendor="epic"),
             "vendor": "epic",
             "environment": "test",
             "organization": "Patient First Org",
             "client_id": "evc-epic-test",
             "client_auth": {
                 "method": "client_secret_basic",
-                "secret_setting": "EPIC_CLIENT_SECRET",
+                "secret_setting": "EHR_SECRET_EPIC",
             },
             "approver": APPROVER,
             "launch": {"default_organizer": UNKNOWN_ORGANIZER},
@@ -582,7 +579,7 @@ def fresh_endpoint(app, endpoints):
 
 def fresh_launch(app, endpoint: str, kind: str, **mint) -> str:
     minted = app.sandbox.epic.mint_launch(
-        kind, iss=app.sandbox.variant_base("moved-hosts", vendor="epic"), **mint
+        kind, iss=app.sandbox.variant_base("second-base", vendor="epic"), **mint
     )
     return (
         app.api(f"launch/{endpoint}/{kind}")

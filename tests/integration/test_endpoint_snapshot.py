@@ -32,7 +32,7 @@ def store(storage_connection_string) -> TableStore:
 
 
 def service(store: TableStore, clock: Clock) -> EndpointService:
-    valid = lambda endpoint: Validation(checked_at=datetime.now(UTC), ok=True)  # noqa: E731
+    valid = lambda endpoint, actor: Validation(checked_at=datetime.now(UTC), ok=True)  # noqa: E731
     return EndpointService(store, valid, staleness=5.0, clock=clock)
 
 

@@ -38,6 +38,8 @@ EXPECTED = {
     "config_endpoints_id_mappings_mapping": _http(
         "config/endpoints/{id}/mappings/{mapping}", "DELETE"
     ),
+    "config_secrets_setting": _http("config/secrets/{setting}", "GET"),
+    "config_secrets_setting_hosts": _http("config/secrets/{setting}/hosts", "POST"),
     "config_audit": _http("config/audit", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
 }

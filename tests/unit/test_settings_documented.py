@@ -16,6 +16,7 @@ import pytest
 from pydantic import AliasChoices
 
 from dev.docs import settings_markdown
+from lib.endpoints.secrets import SECRET_SETTING
 from lib.settings import Settings
 
 SAMPLE = json.loads(
@@ -31,7 +32,7 @@ NOT_IN_MODEL = {
     "AzureWebJobsStorage__credential": "the Functions host (identity-based storage)",
 }
 # Client secrets an endpoint names by its `secret_setting`, read with lib.settings.setting_value.
-ENDPOINT_SECRET = re.compile(r"^[A-Z][A-Z0-9_]*_CLIENT_SECRET$")
+ENDPOINT_SECRET = re.compile(SECRET_SETTING)
 GENERATED_BY_MAKE = {"CONNECTOR_SIGNING_KEYS"}
 
 

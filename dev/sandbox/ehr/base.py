@@ -162,7 +162,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
             redirect_uris=redirects.replace(",", " ").split(),
             jwks_url=state.setting("CONNECTOR_JWKS_URL", DEFAULT_JWKS_URL),
             secret=state.setting(
-                f"{v}_CLIENT_SECRET", f"{self.vendor}-local-secret-not-for-production"
+                f"EHR_SECRET_{v}", f"{self.vendor}-local-secret-not-for-production"
             ),
             launch_urls={
                 kind: state.setting(
