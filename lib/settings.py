@@ -79,6 +79,11 @@ class Settings(BaseModel):
     entra_api_audience: str = Field(
         validation_alias=AliasChoices("ENTRA_API_AUDIENCE", "ENTRA_CLIENT_ID")
     )
+    # The API's own app registration (client id) when it is not the connector's: v2 tokens
+    # carry it as `aud`, v1 tokens the Application ID URI above. Both are accepted.
+    entra_api_client_id: str | None = Field(default=None, validation_alias="ENTRA_API_CLIENT_ID")
+    # The delegated permission (scope) the API exposes: a user's token must carry it in `scp`.
+    entra_api_scope: str = Field(default="Connector.Access", validation_alias="ENTRA_API_SCOPE")
 
     # The connector's own app registration: app-only Graph calls (meetings) and the clinicians'
     # one-time sign-in. In Azure the secret is a Key Vault reference.
@@ -125,6 +130,12 @@ class Settings(BaseModel):
             hash_key=hash_key.get_secret_value() if hash_key is not None else None,
         )
         return value
+
+    @property
+    def api_audiences(self) -> frozenset[str]:
+        """Every `aud` an admin API token may carry: the Application ID URI and the client id."""
+        client = self.entra_api_client_id or self.entra_client_id
+        return frozenset(a for a in (self.entra_api_audience, client) if a)
 
     @property
     def entra_issuer(self) -> str:

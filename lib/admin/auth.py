@@ -129,10 +129,6 @@ class AdminAuth:
             ) from None
         except jwt.PyJWTError:
             raise _invalid("signature or times") from None
-        if "nonce" in claims or claims.get("idtyp") == "id":
-            # An id_token of the same app registration (the clinicians' sign-in) is no access
-            # token: it carries `aud` = client id and may carry roles, so refuse it explicitly.
-            raise _invalid("an id_token is not an access token")
         # Tenant before audience: a token from another tenant is a 403, not a 401.
         if claims.get("iss") != self._settings.entra_issuer or "tid" not in claims:
             if claims.get("tid") and claims.get("tid") != self._settings.entra_tenant_id:
@@ -140,9 +136,30 @@ class AdminAuth:
             raise _invalid("issuer")
         aud = claims.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
-        if self._settings.entra_api_audience not in audiences:
+        if not self._settings.api_audiences & {a for a in audiences if isinstance(a, str)}:
             raise AppError("AUTH-WRONG-AUDIENCE", headers=_challenge("invalid_token", "audience"))
+        self._check_access_token(claims)
         return claims
+
+    def _check_access_token(self, claims: dict[str, Any]) -> None:
+        """What makes a token an access token for this API, not what an id_token may lack.
+
+        An id_token of the same registration carries `aud` = our client id and may carry
+        roles; an access token is either delegated (`scp` holding the API's scope) or app-only
+        (`idtyp: app`, or `oid` = `sub`: the caller is the service principal itself).
+        """
+        if "nonce" in claims or claims.get("idtyp") == "id":
+            raise _invalid("an id_token is not an access token")
+        scp = claims.get("scp")
+        if scp is not None:
+            if self._settings.entra_api_scope not in str(scp).split():
+                raise _invalid(f"the token lacks the {self._settings.entra_api_scope} scope")
+            return
+        app_only = claims.get("idtyp") == "app" or (
+            claims.get("oid") is not None and claims.get("oid") == claims.get("sub")
+        )
+        if not app_only:
+            raise _invalid("neither a delegated nor an app-only access token")
 
 
 def _invalid(reason: str) -> AppError:

@@ -43,6 +43,8 @@ def claims(sandbox, **changes) -> dict:
         "aud": AUDIENCE,
         "tid": TENANT,
         "oid": "00000000-0000-4000-8000-0000000000a1",
+        "sub": "pairwise-subject-of-the-user",
+        "scp": "Connector.Access",  # a delegated token (a user's), unless a test says otherwise
         "roles": ["Connector.Admin"],
         "iat": now,
         "nbf": now,
@@ -164,3 +166,51 @@ def test_unknown_kid_does_not_refetch_within_the_interval(sandbox, sandbox_trust
 def test_an_id_token_is_not_an_access_token(auth, sandbox):
     token = sandbox.entra.keys.sign(claims(sandbox, nonce="abc", aud=AUDIENCE))
     assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"
+
+
+# --- what makes an Entra access token for this API (PROTOCOLS: Entra ID tokens) --------------
+CLIENT_ID = "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1"  # ENTRA_CLIENT_ID in settings_env
+
+
+@pytest.mark.parametrize("aud", [AUDIENCE, CLIENT_ID, [CLIENT_ID, "other"]])
+def test_the_app_id_uri_and_the_client_id_are_both_our_audience(auth, sandbox, aud):
+    token = sandbox.entra.keys.sign(claims(sandbox, aud=aud))
+    assert auth.require(call(token), Role.ADMIN).has(Role.ADMIN)
+
+
+def test_a_delegated_token_needs_the_apis_scope(auth, sandbox):
+    for scp in ("User.Read", "", "Connector.Accessible"):
+        token = sandbox.entra.keys.sign(claims(sandbox, scp=scp))
+        assert code_of(auth, call(token)) == "AUTH-INVALID-TOKEN"
+    good = sandbox.entra.keys.sign(claims(sandbox, scp="User.Read Connector.Access"))
+    assert auth.require(call(good), Role.ADMIN)
+
+
+def test_an_app_only_token_is_accepted_by_its_roles(auth, sandbox):
+    minted = sandbox.entra.mint(roles=["Connector.Reader"])  # no user: client credentials
+    principal = auth.require(call(minted), Role.READER)
+    assert principal.oid and not principal.has(Role.ADMIN)
+    sp = "00000000-0000-4000-8000-0000000000b2"
+    no_idtyp = {"scp": None, "oid": sp, "sub": sp, "roles": ["Connector.Admin"]}
+    token = sandbox.entra.keys.sign({k: v for k, v in claims(sandbox, **no_idtyp).items() if v})
+    assert auth.require(call(token), Role.ADMIN).oid == sp
+
+
+def test_an_id_token_with_roles_and_our_client_id_is_refused(auth, sandbox):
+    """It carries aud = our client id and the user's roles, no nonce: still not an access
+    token (no scp, and not the service principal's own token)."""
+    lookalike = {k: v for k, v in claims(sandbox, aud=CLIENT_ID).items() if k != "scp"}
+    assert code_of(auth, call(sandbox.entra.keys.sign(lookalike))) == "AUTH-INVALID-TOKEN"
+
+
+def test_an_api_with_its_own_registration(sandbox, sandbox_trust):
+    """Two registrations: the API (ENTRA_API_CLIENT_ID) and the connector's client app."""
+    api = "0a9f0c11-2222-4333-8444-000000000a91"
+    settings = load_settings(
+        settings_env(ENTRA_AUTHORITY_HOST=sandbox.entra.authority_host, ENTRA_API_CLIENT_ID=api)
+    )
+    two = AdminAuth(settings, JwksCache(OutboundHttp(local_mode=True)))
+    assert two.require(call(sandbox.entra.keys.sign(claims(sandbox, aud=api))), Role.ADMIN)
+    assert two.require(call(sandbox.entra.keys.sign(claims(sandbox, aud=AUDIENCE))), Role.ADMIN)
+    wrong = sandbox.entra.keys.sign(claims(sandbox, aud=CLIENT_ID))  # the client app's id
+    assert code_of(two, call(wrong)) == "AUTH-WRONG-AUDIENCE"
