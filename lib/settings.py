@@ -161,7 +161,32 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "Setting AzureWebJobsStorage is missing: give a connection string, or "
             "AzureWebJobsStorage__accountName for an identity-based connection."
         )
+    if not settings.local_mode:
+        _refuse_sample_secrets(env)
     return settings
+
+
+# The secrets local.settings.sample.json ships (tests/unit/test_settings.py keeps this list
+# complete): published with the code, so outside local mode they are no secrets at all.
+SAMPLE_SECRETS = frozenset(
+    {
+        "local-only-hash-key-0123456789abcdef0123456789",
+        "bG9jYWwtb25seS1zZWFsaW5nLWtleS1ub3QtcHJvZCE=",
+        "local-dev-secret-not-for-production",
+        "epic-local-secret-not-for-production",
+        "cerner-local-secret-not-for-production",
+    }
+)
+
+
+def _refuse_sample_secrets(env: dict[str, str]) -> None:
+    for name, value in sorted(env.items()):
+        parts = {p.strip() for p in value.replace("\\n", ",").replace("\n", ",").split(",")}
+        if parts & SAMPLE_SECRETS:
+            raise SettingsError(
+                f"Setting {name} holds a value from local.settings.sample.json: outside local "
+                "mode (CONNECTOR_LOCAL_MODE) give it a secret of its own."
+            )
 
 
 def setting_value(name: str) -> str | None:
