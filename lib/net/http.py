@@ -21,12 +21,14 @@ Failures become `AppError` with the DISC-* transport codes of the catalogue.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import json
 import logging
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -177,6 +179,56 @@ class HttpResponse:
             raise AppError(error_code, f"{host_of(self.url)} answered {what}, not JSON") from None
 
 
+class _Deadline:
+    """The whole exchange's deadline, enforced on the socket itself.
+
+    Timeouts in requests bound each read, not the exchange: a server sending a byte every few
+    seconds (headers or body) would hold the call for hours. A timer shuts the connection's
+    socket down when the deadline passes, so the blocked read returns at once.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _Deadline._current.value = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _Deadline._current.value = None
+
+    @classmethod
+    def watch(cls, connection: Any) -> None:
+        """Called by the connection as a request starts on it (in the caller's thread)."""
+        deadline = getattr(cls._current, "value", None)
+        if deadline is not None:
+            with deadline._lock:
+                deadline._connections.append(connection)
+                if deadline.expired:
+                    _shut(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for connection in self._connections:
+                _shut(connection)
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 @functools.cache
 def _guarded_adapter_class(local_mode: bool) -> type:
     """A requests adapter whose connections refuse peers outside the mode's addresses: public
@@ -194,6 +246,10 @@ def _guarded_adapter_class(local_mode: bool) -> type:
                 sock.close()
                 raise AddressNotAllowed(peer)
             return sock
+
+        def request(self, *args: Any, **kwargs: Any) -> Any:  # every request, new or pooled
+            _Deadline.watch(self)
+            return super().request(*args, **kwargs)  # type: ignore[misc]
 
     class _Http(_CheckPeer, HTTPConnection):
         pass
@@ -367,11 +423,26 @@ class OutboundHttp:
         allowed_hosts: Collection[str] | None,
         max_bytes: int | None,
     ) -> HttpResponse:
-        import requests
 
         self._check_url(url, allowed_hosts)
         started = time.monotonic()
         host = host_of(url)
+        with _Deadline(self._total_timeout) as deadline:
+            return self._exchange(method, url, headers, data, max_bytes, started, host, deadline)
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        data: FormData | None,
+        max_bytes: int | None,
+        started: float,
+        host: str,
+        deadline: _Deadline,
+    ) -> HttpResponse:
+        import requests
+
         try:
             raw = self._session.request(
                 method,
@@ -385,10 +456,14 @@ class OutboundHttp:
             )
         except (AddressNotAllowed, requests.exceptions.RequestException) as exc:
             code, detail = _classify_failure(exc, host)
+            if deadline.expired:
+                code, detail = "DISC-UNREACHABLE", f"{host} was too slow to answer"
             self._log(method, url, None, started, code)
             raise AppError(code, detail) from None
         try:
             body = self._read_capped(raw, max_bytes or self._max_bytes, started, host)
+            if deadline.expired:  # the socket was shut while the body was being read
+                raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer")
         except AppError as exc:
             self._log(method, url, raw.status_code, started, exc.code)
             raise
@@ -413,7 +488,9 @@ class OutboundHttp:
                 if time.monotonic() - started > self._total_timeout:
                     raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer")
                 chunks.append(chunk)
-        except requests.exceptions.RequestException:
+        except (requests.exceptions.RequestException, OSError):
+            if time.monotonic() - started > self._total_timeout:
+                raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer") from None
             raise AppError("DISC-UNREACHABLE", f"{host} broke off the answer") from None
         return b"".join(chunks)
 

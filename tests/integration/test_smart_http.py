@@ -782,3 +782,57 @@ def test_local_mode_reaches_only_this_machine(answer):
         assert error_of(lambda: client.get("https://93.184.216.34/")).code == (
             "DISC-ADDRESS-NOT-ALLOWED"
         )
+
+
+# --- the deadline holds on the socket ------------------------------------------------------------
+class Trickler:
+    """A loopback HTTP server that answers one byte every `gap` seconds, forever (bounded)."""
+
+    def __init__(self, head: bytes, gap: float = 0.1, limit: float = 10.0) -> None:
+        import socket
+        import threading
+
+        self.head, self.gap, self.limit = head, gap, limit
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        started = time.monotonic()
+        with conn:
+            conn.recv(65536)
+            try:
+                for byte in iter(lambda: self.head[:1] or b"x", b""):
+                    if time.monotonic() - started > self.limit:
+                        return
+                    conn.sendall(byte)
+                    self.head = self.head[1:]
+                    time.sleep(self.gap)
+            except OSError:
+                return  # the client hung up: what the test wants
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200,  # headers that never end
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n",  # a body that never ends
+    ],
+    ids=["headers", "body"],
+)
+def test_a_server_trickling_bytes_cannot_hold_a_call_past_its_deadline(head):
+    slow = Trickler(head)
+    try:
+        with OutboundHttp(local_mode=True, total_timeout=1.0, read_timeout=5.0) as client:
+            started = time.monotonic()
+            error = error_of(lambda: client.get(f"http://127.0.0.1:{slow.port}/metadata"))
+            took = time.monotonic() - started
+        assert error.code == "DISC-UNREACHABLE" and "too slow" in error.detail
+        assert took < 4.0  # the 1 s deadline, not the 10 s the server would take, nor hours
+    finally:
+        slow.close()
