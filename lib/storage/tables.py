@@ -417,10 +417,16 @@ class _translated:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
             return False
-        from azure.core.exceptions import HttpResponseError, ServiceRequestError
+        from azure.core.exceptions import (
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
 
-        if isinstance(exc, ServiceRequestError):
-            raise StorageUnavailable(str(exc)[:200]) from exc
+        # No answer at all: refused, reset, DNS, or a read that timed out (a paused or hung
+        # account answers nothing; ServiceResponseTimeoutError is a ServiceResponseError).
+        if isinstance(exc, ServiceRequestError | ServiceResponseError):
+            raise StorageUnavailable(type(exc).__name__) from exc
         status = getattr(exc, "status_code", None)
         if isinstance(exc, HttpResponseError) and status is not None and status >= 500:
             raise StorageUnavailable(f"storage answered {status}") from exc

@@ -39,3 +39,39 @@ def test_development_storage_connection_string():
     s = load_settings(settings_env(AzureWebJobsStorage="UseDevelopmentStorage=true"))
     assert table_service(s).url.startswith("http://127.0.0.1:10002/devstoreaccount1")
     assert queue_service(s).url.startswith("http://127.0.0.1:10001/devstoreaccount1")
+
+
+def test_every_way_storage_fails_to_answer_is_storage_unavailable():
+    """A paused Azurite (read timeout) used to surface as a 500: it is a 503 like the others."""
+    import pytest
+    from azure.core.exceptions import (
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceRequestTimeoutError,
+        ServiceResponseError,
+        ServiceResponseTimeoutError,
+    )
+
+    from lib.storage.tables import StorageUnavailable, _translated
+
+    class Answer:
+        def __init__(self, status: int) -> None:
+            self.status_code, self.reason, self.headers = status, "x", {}
+
+        def text(self) -> str:
+            return ""
+
+    failures = [
+        ServiceRequestError("refused"),
+        ServiceRequestTimeoutError("connect timed out"),
+        ServiceResponseError("reset"),
+        ServiceResponseTimeoutError("read timed out"),
+        HttpResponseError(response=Answer(503)),
+        HttpResponseError(response=Answer(500)),
+    ]
+    for failure in failures:
+        with pytest.raises(StorageUnavailable), _translated():
+            raise failure
+    with pytest.raises(ResourceNotFoundError), _translated():  # a typed 4xx passes through
+        raise ResourceNotFoundError("nope")
