@@ -21,6 +21,7 @@ import requests
 
 FORM_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 FORM_ACTION = re.compile(r'<form id="authorize" method="post" action="([^"]+)">')
+LINK_FORM = re.compile(r'<form id="link-account" method="post" action="([^"]+)">')
 CODE = re.compile(r"data-error-code>([A-Z0-9-]+)<")
 
 _REQUEST_ID = re.compile(r"name='request_id' value='([^']+)'")
@@ -124,7 +125,15 @@ class Browser:
         assert resp.is_redirect, resp.text[:300]
         return resp.headers["Location"]
 
-    def go(self, url: str, max_steps: int = 15) -> Outcome:
+    def answer_link(self, page: requests.Response, decision: str) -> requests.Response:
+        """The connector's "open visits as this Microsoft account?" page, answered."""
+        action = html.unescape(LINK_FORM.search(page.text).group(1))
+        fields = {html.unescape(k): html.unescape(v) for k, v in FORM_INPUT.findall(page.text)}
+        return self.s.post(action, data={**fields, "decision": decision}, allow_redirects=False)
+
+    def go(self, url: str, max_steps: int = 15, link: str | None = "confirm") -> Outcome:
+        """Follow a launch as a person would: `link` is the answer to the account confirmation
+        (None: stop there, on that page)."""
         signed_in = False
         resp = self._get(url)
         for _ in range(max_steps):
@@ -139,6 +148,8 @@ class Browser:
                 resp = self._get(nxt)
             elif resp.status_code == 200 and FORM_ACTION.search(resp.text):
                 resp = self._submit(resp)
+            elif resp.status_code == 200 and link and LINK_FORM.search(resp.text):
+                resp = self.answer_link(resp, link)
             else:
                 return Outcome(resp, signed_in)
         raise AssertionError(f"too many steps, last {resp.status_code} {resp.url}")

@@ -48,3 +48,17 @@ def visit_page(request: Request) -> Response:
 @handler()
 def visit_status(request: Request) -> Response:
     return _services().visit_pages.status(request.headers.get("x-visit-token"))
+
+
+@bp.function_name("launch_confirm")
+@bp.route(route="launch/confirm", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(pages=True, framing=_ehr_origins)
+def launch_confirm(request: Request) -> Response:
+    return _services().microsoft.confirm(request)
+
+
+@bp.function_name("visit_unlink")
+@bp.route(route="visit/unlink", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def visit_unlink(request: Request) -> Response:
+    return _services().visit_pages.unlink(request.headers.get("x-visit-token"))

@@ -67,6 +67,7 @@ class Services:
     mappings: ClinicianMappings
     sealed: SealedValues
     launch: LaunchStart
+    microsoft: MicrosoftSignIn
     visit_pages: VisitPages
     callback: Callback
     meetings: _Lazy[MeetingService]
@@ -127,8 +128,11 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     visits = VisitStore(store)
     mappings = ClinicianMappings(store)
     opener = VisitOpener(visits, meetings)
-    pages = VisitPages(privacy, visits, endpoints, urls)
-    microsoft = MicrosoftSignIn(entra, sessions, binding, urls, endpoints, mappings, opener, pages)
+    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
+    onward = onward_origins(settings)
+    microsoft = MicrosoftSignIn(
+        entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward
+    )
     completion = LaunchCompletion(
         endpoints, smart, privacy, visits, mappings, opener, microsoft, pages
     )
@@ -160,7 +164,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visits=visits,
         mappings=mappings,
         sealed=SealedValues(store, sealer),
-        launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward_origins(settings)),
+        launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward),
+        microsoft=microsoft,
         visit_pages=pages,
         callback=callback,
         meetings=meetings,

@@ -176,12 +176,16 @@ class LaunchCompletion:
         return pending, practitioners(resource)
 
     def _open(
-        self, launch: SignedInLaunch, pending: PendingVisit | None, organizer: str
+        self,
+        launch: SignedInLaunch,
+        pending: PendingVisit | None,
+        organizer: str,
+        clinician_hash: str | None = None,
     ) -> Response:
         endpoint = launch.client.endpoint
         pending = pending or PendingVisit(visit_key=launch.visit_key)
         visit = self._opener.open(endpoint, launch.persona, pending, organizer, launch.existing)
-        return self._pages.arrival(endpoint, launch.persona, visit)
+        return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
 
     def _provider(self, launch: SignedInLaunch) -> Response:
         context, endpoint = launch.context, launch.client.endpoint
@@ -193,11 +197,11 @@ class LaunchCompletion:
         hashed = clinician_hash(self._privacy, endpoint, context.user_id)
         organizer = self._mappings.organizer(endpoint.id, hashed)
         if launch.existing is not None and organizer is not None:
-            return self._open(launch, None, organizer)
+            return self._open(launch, None, organizer, hashed)
         pending, _ = self._pending(launch)
         if organizer is None:  # first launch of this clinician: one Microsoft sign-in, once
             return self._microsoft.begin(endpoint, pending, hashed)
-        return self._open(launch, pending, organizer)
+        return self._open(launch, pending, organizer, hashed)
 
     def _patient(self, launch: SignedInLaunch) -> Response:
         endpoint, existing = launch.client.endpoint, launch.existing

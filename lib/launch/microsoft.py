@@ -1,9 +1,12 @@
 """A clinician's one-time Microsoft sign-in (F8): maps their EHR user to an Entra object id.
 
 msal runs the authorization code flow with PKCE; its flow state (verifier, nonce) lives in our
-sign-in session, keyed by the same `state`, so the shared callback finds it. The only thing kept
-afterwards is the mapping: each sign-in uses a throwaway msal app, so the tokens it obtained are
-gone with the request.
+sign-in session, keyed by the same `state`, so the shared callback finds it. Nothing is mapped
+until the clinician confirms, on our page, that their EHR sign-in will open visits as the
+Microsoft account they picked: on a shared workstation the account picker may offer a
+colleague's, and the mapping is remembered. The only thing kept afterwards is the mapping (which
+the clinician can undo from the visit page): each sign-in uses a throwaway msal app, so the
+tokens it obtained are gone with the request.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from lib.teams.entra import EntraApp
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import PendingVisit, VisitOpener
 from lib.web.errors import AppError
-from lib.web.http import Response
+from lib.web.http import Request, Response
+from lib.web.render import page
 from lib.web.urls import Urls
 
 SCOPES = ["User.Read"]  # msal adds openid / profile: we only need who signed in
+CONFIRM_KIND = "entra-confirm"  # a stored session: the clinician's pending confirmation
 
 
 class MicrosoftSignIn:
@@ -38,7 +43,9 @@ class MicrosoftSignIn:
         mappings: ClinicianMappings,
         opener: VisitOpener,
         pages: VisitPages,
+        onward: tuple[str, ...] = (),
     ) -> None:
+        self._onward = onward
         self._entra = entra
         self._sessions = sessions
         self._binding = binding
@@ -75,7 +82,8 @@ class MicrosoftSignIn:
         return self._binding.bind(Response.redirect(flow["auth_uri"]), session)
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
-        """The callback's completer for `entra` sessions (msal checks the answer)."""
+        """The callback's completer for `entra` sessions (msal checks the answer): the page
+        asking the clinician to confirm the account, bound to this browser."""
         result = self._msal_app().acquire_token_by_auth_code_flow(session.data["flow"], dict(query))
         if "error" in result:
             raise AppError("LAUNCH-MS-SIGNIN-FAILED", str(result.get("error"))[:60])
@@ -83,9 +91,46 @@ class MicrosoftSignIn:
         if claims.get("tid") != self._entra.tenant_id or not claims.get("oid"):
             raise AppError("LAUNCH-MS-SIGNIN-FAILED", "The account is not in this organization.")
         endpoint = self._endpoints.get(session.endpoint_id or "")
-        # Disabled while the clinician was at Microsoft: no mapping, no meeting.
+        check_launchable(endpoint)  # disabled while the clinician was at Microsoft: stop now
+        account = str(claims.get("preferred_username") or claims.get("name") or claims["oid"])
+        confirm = self._sessions.start(
+            CONFIRM_KIND,
+            redirect_uri=self._urls.callback,
+            endpoint_id=endpoint.id,
+            data={
+                "oid": claims["oid"],
+                "pending": session.data["pending"],
+                "clinician_hash": session.data["clinician_hash"],
+            },
+        )
+        resp = page(
+            "link_account.html",
+            organization=endpoint.organization,
+            account=account[:200],
+            action=self._urls.link_confirm,
+            state=confirm.state,
+        )
+        resp.form_action = self._onward  # the answer redirects on, to the visit or to Teams
+        resp.frame_ancestors = tuple(endpoint.launch.ehr_origins)
+        return self._binding.bind(resp, confirm)
+
+    def confirm(self, request: Request) -> Response:
+        """POST /api/launch/confirm: the clinician's answer; only then is the mapping made."""
+        form = request.form()
+        session = self._sessions.find(form.get("state"))
+        if session.kind != CONFIRM_KIND:
+            raise AppError("LAUNCH-STATE-MISSING")
+        self._binding.check(request, session.state)  # only the browser that signed in
+        session = self._sessions.use(session)
+        if form.get("decision") != "confirm":
+            return page("link_cancelled.html")
+        endpoint = self._endpoints.get(session.endpoint_id or "")
+        # Disabled while the clinician was deciding: no mapping, no meeting.
         check_launchable(endpoint)
+        oid, hashed = session.data["oid"], session.data["clinician_hash"]
         pending = PendingVisit.model_validate(session.data["pending"])
-        self._mappings.put(endpoint.id, session.data["clinician_hash"], claims["oid"])
-        visit = self._opener.open(endpoint, "provider", pending, claims["oid"])
-        return self._pages.arrival(endpoint, "provider", visit)
+        self._mappings.put(endpoint.id, hashed, oid)
+        visit = self._opener.open(endpoint, "provider", pending, oid)
+        arrival = self._pages.arrival(endpoint, "provider", visit, clinician_hash=hashed)
+        arrival.status = 303  # after a POST, the browser GETs where it is sent
+        return arrival

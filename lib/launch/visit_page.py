@@ -11,9 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from lib.ehr.profiles import Persona
+from lib.endpoints import audit
+from lib.endpoints.actor import Actor
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.privacy import PrivacyKeys
+from lib.storage import TableStore
+from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import DEFAULT_LENGTH
 from lib.visits.store import Visit, VisitStore
 from lib.web.errors import AppError
@@ -38,19 +42,38 @@ def page_ttl(visit: Visit, now: datetime) -> int:
 
 class VisitPages:
     def __init__(
-        self, privacy: PrivacyKeys, visits: VisitStore, endpoints: EndpointService, urls: Urls
+        self,
+        privacy: PrivacyKeys,
+        visits: VisitStore,
+        endpoints: EndpointService,
+        urls: Urls,
+        mappings: ClinicianMappings,
+        store: TableStore,
     ) -> None:
+        self._mappings = mappings
+        self._store = store
         self._privacy = privacy
         self._visits = visits
         self._endpoints = endpoints
         self._urls = urls
 
-    def arrival(self, endpoint: Endpoint, persona: Persona, visit: Visit) -> Response:
-        """The redirect that takes a person into their open visit."""
+    def arrival(
+        self,
+        endpoint: Endpoint,
+        persona: Persona,
+        visit: Visit,
+        *,
+        clinician_hash: str | None = None,
+    ) -> Response:
+        """The redirect that takes a person into their open visit. `clinician_hash`: whose
+        Microsoft mapping the page may undo (the clinician who launched)."""
         if persona == "patient" or endpoint.launch.open_teams_directly:
             return Response.redirect(visit.join_url or "")
+        claims = {"v": visit.key, "e": endpoint.id}
+        if clinician_hash:
+            claims["c"] = clinician_hash
         token = self._privacy.sign(
-            {"v": visit.key, "e": endpoint.id},
+            claims,
             purpose=PAGE_PURPOSE,
             ttl_seconds=page_ttl(visit, datetime.now(UTC)),
         )
@@ -62,7 +85,9 @@ class VisitPages:
         It may be framed by any EHR: it shows nothing until the token (which only the launch
         hands out, in the fragment) is presented, and what it then shows comes from `status`.
         """
-        resp = page("visit.html", status_url=self._urls.visit_status)
+        resp = page(
+            "visit.html", status_url=self._urls.visit_status, unlink_url=self._urls.visit_unlink
+        )
         resp.frame_ancestors = self._endpoints.ehr_origins()
         return resp
 
@@ -77,6 +102,27 @@ class VisitPages:
                 "presence": self._visits.presence(visit.key),
             }
         )
+
+    def unlink(self, token: str | None) -> Response:
+        """POST /api/visit/unlink: the clinician undoes their EHR-to-Microsoft mapping (the
+        next launch asks for the Microsoft sign-in again). Audited as the clinician's own act."""
+        claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
+        endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
+        if not claims or endpoint is None or not claims.get("c"):
+            raise AppError("VISIT-LINK-INVALID")
+        removed = self._mappings.remove(endpoint.id, claims["c"])
+        if removed is not None:
+            who = Actor(oid=removed.entra_oid, name="the clinician (from the visit page)")
+            entry = audit.entry(
+                endpoint.partition_key,
+                who,
+                "mapping.unlink",
+                f"endpoint:{endpoint.id}",
+                {"mapping": removed.row_key, "entra_oid": removed.entra_oid},
+                None,
+            )
+            audit.add(self._store, entry)
+        return Response.json({"unlinked": removed is not None})
 
     def _visit_from(self, token: str | None) -> tuple[Visit, Endpoint]:
         claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from lib.web.errors import AppError
 
@@ -50,6 +50,21 @@ class Request:
         """A browser navigating (Accept: text/html first) rather than an API client."""
         accept = self.headers.get("accept", "")
         return "text/html" in accept.split(",")[0]
+
+    def form(self, *, limit: int = MAX_JSON_BODY) -> dict[str, str]:
+        """An application/x-www-form-urlencoded body (our own pages' forms), one value a name."""
+        if len(self.body) > limit:
+            raise AppError(
+                "REQ-TOO-LARGE", f"The body is {len(self.body)} bytes; the limit is {limit}."
+            )
+        ctype = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/x-www-form-urlencoded":
+            raise AppError("REQ-UNSUPPORTED-MEDIA", f"Content-Type was {ctype or 'missing'}.")
+        try:
+            pairs = parse_qsl(self.body.decode("ascii"), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            raise AppError("REQ-BAD-JSON", "The form is not URL-encoded text.") from None
+        return dict(pairs)
 
     def json(self, *, limit: int = MAX_JSON_BODY) -> Any:
         if len(self.body) > limit:

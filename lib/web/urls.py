@@ -27,6 +27,15 @@ class Urls:
         return f"{self.api}/launch/callback"
 
     @property
+    def link_confirm(self) -> str:
+        """Where a clinician confirms the Microsoft account their EHR sign-in will use."""
+        return f"{self.api}/launch/confirm"
+
+    @property
+    def visit_unlink(self) -> str:
+        return f"{self.api}/visit/unlink"
+
+    @property
     def jwks(self) -> str:
         return f"{self.api}/.well-known/jwks.json"
 

@@ -170,6 +170,16 @@ def cases():
                 )
 
 
+def confirm_account(chrome, name: str) -> None:
+    """The connector asks before it remembers the Microsoft account: say yes, as the person."""
+    from selenium.webdriver.common.by import By
+
+    wait_for(chrome, lambda d: "Open virtual visits as this Microsoft account?" in d.page_source)
+    assert "@" in chrome.find_element(By.CSS_SELECTOR, "[data-account]").text
+    shot(chrome, name)
+    click(chrome, "confirm")
+
+
 def forget_microsoft_sign_ins(app, vendor: str) -> None:
     """No clinician of this endpoint has signed in to Microsoft yet (first launch)."""
     base = app.api(f"config/endpoints/{vendor}-sandbox-test/mappings")
@@ -233,6 +243,7 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
             if journey == "clinician-first":
                 assert here(chrome).startswith(entra), "a first launch signs in to Microsoft"
                 click(chrome, f"signin-{clinician}")
+                confirm_account(chrome, f"{vendor}-{mode}-link-account")
             wait_for(chrome, lambda d: "/api/visit#" in here(d))
             status = (By.ID, "patient-status")
             wait_for(
@@ -268,6 +279,7 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     wait_for(chrome, lambda d: "/entra/" in d.current_url or "/api/visit#" in d.current_url)
     if "/entra/" in chrome.current_url:
         click(chrome, f"signin-{clinician}")
+        confirm_account(chrome, f"{vendor}-link-account")
     wait_for(chrome, lambda d: "/api/visit#" in d.current_url)
     wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "not connected")
     join = chrome.find_element(By.ID, "join").get_attribute("href")

@@ -735,3 +735,67 @@ def test_a_server_that_promises_rfc9207_iss_must_send_it(app, endpoints, quiet_s
     out = b.go(app.api("launch/callback") + "?" + urlencode(params))
     assert out.response.status_code == 400 and out.error_code == "LAUNCH-CALLBACK-ISS"
     assert len(app.sandbox.journal.entries(stand_in="cerner", path="*/token")) == before
+
+
+# --- the first-use Microsoft sign-in is confirmed, and can be undone ---------------------------
+def _forget(app, endpoint: str, person: str) -> str:
+    from dev.sandbox.directory import user
+
+    admin = app.session("admin")
+    url = app.api(f"config/endpoints/{endpoint}/mappings")
+    oid = user(person).object_id
+    for m in admin.get(url, params={"entra_oid": oid}).json()["items"]:
+        admin.delete(f"{url}/{m['mapping']}")
+    return oid
+
+
+def _mapped(app, endpoint: str, oid: str) -> bool:
+    url = app.api(f"config/endpoints/{endpoint}/mappings")
+    return bool(app.session("reader").get(url, params={"entra_oid": oid}).json()["items"])
+
+
+def test_nothing_is_mapped_until_the_clinician_confirms_the_account(app, endpoints, quiet_sandbox):
+    oid = _forget(app, "cerner-launch-test", "okafor")
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    b = Browser(app.sandbox, entra_user="okafor")
+    asked = b.go(url, link=None)  # stop on the question
+    assert asked.response.status_code == 200 and "data-account" in asked.response.text
+    assert "okafor" in asked.response.text.lower()  # the Microsoft account picked, by name
+    assert not _mapped(app, "cerner-launch-test", oid)
+    cancelled = b.answer_link(asked.response, "cancel")
+    assert cancelled.status_code == 200 and "Nothing was linked" in cancelled.text
+    assert not _mapped(app, "cerner-launch-test", oid)
+    assert b.answer_link(asked.response, "confirm").status_code == 400  # used up: no replay
+    assert not _mapped(app, "cerner-launch-test", oid)
+
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    done = Browser(app.sandbox, entra_user="okafor").go(url)  # asked again; this time: yes
+    assert done.signed_in and "/api/visit#" in done.url
+    assert _mapped(app, "cerner-launch-test", oid)
+
+
+def test_a_stranger_cannot_confirm_someone_elses_account(app, endpoints, quiet_sandbox):
+    oid = _forget(app, "cerner-launch-test", "okafor")
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    asked = Browser(app.sandbox, entra_user="okafor").go(url, link=None)
+    stranger = Browser(app.sandbox).answer_link(asked.response, "confirm")
+    assert stranger.status_code == 400 and "LAUNCH-BROWSER-MISMATCH" in stranger.text
+    assert not _mapped(app, "cerner-launch-test", oid)
+
+
+def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sandbox):
+    oid = _forget(app, "cerner-launch-test", "okafor")
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    visit = Browser(app.sandbox, entra_user="okafor").go(url)
+    assert _mapped(app, "cerner-launch-test", oid)
+    token = urlsplit(visit.url).fragment
+    done = requests.post(app.api("visit/unlink"), headers={"X-Visit-Token": token}, timeout=10)
+    assert done.status_code == 200 and done.json() == {"unlinked": True}
+    assert not _mapped(app, "cerner-launch-test", oid)
+    audit = app.session("reader").get(app.api("config/audit"), params={"action": "mapping.unlink"})
+    assert audit.json()["items"][0]["before"]["entra_oid"] == oid
+    url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
+    again = Browser(app.sandbox, entra_user="okafor").go(url)
+    assert again.signed_in  # the next launch asks for the Microsoft sign-in again
+    forged = requests.post(app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10)
+    assert forged.status_code == 404 and forged.json()["code"] == "VISIT-LINK-INVALID"

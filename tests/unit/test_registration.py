@@ -21,6 +21,8 @@ EXPECTED = {
     "jwks": _http(".well-known/jwks.json", "GET"),
     "launch_callback": _http("launch/callback", "GET"),
     "launch": _http("launch/{endpoint}/{persona}", "GET"),
+    "launch_confirm": _http("launch/confirm", "POST"),
+    "visit_unlink": _http("visit/unlink", "POST"),
     "visit_page": _http("visit", "GET"),
     "visit_status": _http("visit/status", "GET"),
     "config_endpoints": _http("config/endpoints", "GET", "POST"),
