@@ -423,7 +423,6 @@ class OutboundHttp:
         allowed_hosts: Collection[str] | None,
         max_bytes: int | None,
     ) -> HttpResponse:
-
         self._check_url(url, allowed_hosts)
         started = time.monotonic()
         host = host_of(url)
