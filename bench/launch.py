@@ -14,9 +14,14 @@
    L = 0 (our own overhead) are measured interleaved in the same run so the ratio can be read,
    with the time the app's EHR / Graph calls took as its log reports them, and the stand-ins' own
    share of it from the journal: the difference is connection handling, not our code.
+   Per hop (launch URL, authorize at the EHR, callback, visit page, the page's status fetch):
+   the browser's time split into the app's storage round trips, upstream calls, crypto and
+   rendering (probes in the bench's own app host, bench/probes.py: nothing in production), the
+   rest of our Python, and the host + HTTP around the app (the browser's time minus the app's).
 2. 50 concurrent launches of one fresh appointment (on the Cerner-like endpoint, where nobody has
    launched it) by the three demo clinicians, each signed in once before through the normal flow:
-   exactly one meeting must exist for it in the Graph stand-in; launches per second, at L = 0.
+   exactly one meeting must exist for it in the Graph stand-in, made by one createOrGet and one
+   lobby PATCH (the claimant's: lib/visits/opening.py); launches per second, at L = 0.
 
 Everything runs on free ports and is stopped at the end, also on error: Azurite in memory, the
 sandbox in-process with its state in a temporary folder, the app under dev.host (dev/stack.py).
@@ -24,21 +29,27 @@ sandbox in-process with its state in a temporary folder, the app under dev.host 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from azure.data.tables import TableServiceClient
 
+from bench import probes
 from dev.browser import Browser, Outcome
-from dev.stack import Stack, running
+from dev.procs import ROOT
+from dev.stack import Stack, start_app
 
 LATENCY = 0.050
 ROUNDS = 7
@@ -49,11 +60,18 @@ CLINICIANS = ("reyes", "okafor", "lindqvist")
 PREFIX = "bench"
 
 
-def visit_data(browser: Browser, outcome: Outcome) -> dict[str, Any]:
+def visit_data(
+    browser: Browser, outcome: Outcome, hooks: list[Any] | None = None
+) -> dict[str, Any]:
     """What the visit page's script fetches: the visit, with the token from the fragment."""
     base = outcome.url.split("#", 1)[0]
     token = urlsplit(outcome.url).fragment
-    resp = requests.get(f"{base}/status", headers={"X-Visit-Token": token}, timeout=30)
+    resp = requests.get(
+        f"{base}/status",
+        headers={"X-Visit-Token": token},
+        timeout=30,
+        hooks={"response": hooks or []},
+    )
     resp.raise_for_status()
     return resp.json()
 
@@ -88,9 +106,19 @@ def launch_url(stack: Stack, endpoint: str, vendor: str, clinician: str, appoint
 
 
 @dataclass
+class Hop:
+    """One request of the launch as the browser timed it, and what the app did in it."""
+
+    name: str
+    seconds: float  # to the answer's headers, as the browser saw it
+    probe: probes.Probe | None = None  # the app's side (None: not the app's request)
+    standin_ms: float | None = None  # the EHR's side of the authorize hop (latency included)
+
+
+@dataclass
 class Launch:
     seconds: float
-    hops: list[tuple[str, float]]  # the browser's requests: (what, seconds to the answer)
+    hops: list[Hop]  # the browser's requests, in order
     calls: list[tuple[str, bool]]  # the sandbox's journal: (what, cacheable)
     app_calls: int  # the calls the app made (everything but the browser's authorize)
     app_calls_ms: float  # those calls as the app's log times them
@@ -113,19 +141,27 @@ def _hop(resp: requests.Response, stack: Stack) -> str:
         return "authorize (EHR)" if path.endswith("/authorize") else path
     return next(
         (name for part, name in (("/launch/callback", "callback"), ("/launch/", "launch URL"),
-                                 ("/visit/", "visit page")) if part in path),
+                                 ("/visit/status", "visit status"), ("/visit", "visit page"))
+         if part in path),
         path,
     )  # fmt: skip
 
 
 def launch(stack: Stack, browser: Browser, url: str) -> Launch:
-    hops: list[tuple[str, float]] = []
+    hops: list[Hop] = []
+    log_at = [len(stack.host.log())]
 
     def record(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
-        hops.append((_hop(resp, stack), resp.elapsed.total_seconds()))
+        # The app writes its probe line before it answers: the new lines are this request's.
+        text = stack.host.log()
+        found = probes.parse(text[log_at[0] :]) if resp.url.startswith(stack.url) else []
+        log_at[0] = len(text)
+        hops.append(
+            Hop(_hop(resp, stack), resp.elapsed.total_seconds(), found[-1] if found else None)
+        )
 
     browser.s.hooks["response"] = [record]
-    log_from = len(stack.host.log())
+    log_from = log_at[0]
     since = time.time()
     started = time.perf_counter()
     outcome = browser.go(url)
@@ -133,11 +169,15 @@ def launch(stack: Stack, browser: Browser, url: str) -> Launch:
     # the clinician sees the visit only then, so that call is part of the launch.
     if outcome.response.status_code != 200 or "/api/visit#" not in outcome.url:
         raise RuntimeError(f"launch failed: {outcome.response.status_code} {outcome.error_code}")
-    visit_data(browser, outcome)
+    visit_data(browser, outcome, [record])
     seconds = time.perf_counter() - started
     browser.s.hooks["response"] = []
     entries = stack.sandbox.journal.entries(since=since)
     by_app = [e for e in entries if not e.path.endswith("/authorize")]
+    authorize = [e.duration_ms for e in entries if e.path.endswith("/authorize")]
+    for hop in hops:
+        if hop.name == "authorize (EHR)" and authorize:
+            hop.standin_ms = authorize.pop(0)
     return Launch(
         seconds,
         hops,
@@ -192,7 +232,8 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
     stack.sandbox.set_latency(0.0)
     browser.close()
 
-    rows = []
+    rows: list[tuple[str, str, str]] = []
+    hops: list[tuple[str, str, str]] = []
     for kind in ("existing", "new"):
         at_l, at_0 = runs[(kind, LATENCY)], runs[(kind, 0.0)]
         if any(run.outcome.signed_in for run in at_l + at_0):
@@ -221,7 +262,9 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
             (f"{label}: floor {len(counted)} x L", _ms(floor), calls),
             (f"{label}: time / floor", f"{med_l / floor:.2f}x", f"goal <= {GOAL}x"),
         ]
-    return rows
+        hops += per_hop(f"hop, {kind} visit, L={LATENCY * 1000:.0f} ms", at_l)
+        hops += per_hop(f"hop, {kind} visit, L=0", at_0)
+    return rows + hops
 
 
 def _usual_calls(runs: list[Launch]) -> tuple[list[tuple[str, bool]], bool]:
@@ -231,10 +274,63 @@ def _usual_calls(runs: list[Launch]) -> tuple[list[tuple[str, bool]], bool]:
 
 
 def _hops(runs: list[Launch]) -> str:
-    names = [name for name, _ in runs[0].hops]
-    medians = [statistics.median(run.hops[i][1] for run in runs) for i in range(len(names))]
+    names = [hop.name for hop in runs[0].hops]
+    medians = [statistics.median(run.hops[i].seconds for run in runs) for i in range(len(names))]
     return "browser hops: " + ", ".join(
         f"{name} {m * 1000:.0f}" for name, m in zip(names, medians, strict=True)
+    )
+
+
+def per_hop(label: str, runs: list[Launch]) -> list[tuple[str, str, str]]:
+    """Each browser hop of these launches, split into where its time went (medians per part).
+
+    app: the host's dispatch of the request (bench/probes.py): storage round trips, upstream
+    calls (EHR / Graph, the wire included), crypto (JWS, AES-GCM, HMAC), rendering, and the rest
+    of our Python ("own"). host+HTTP: the browser's time minus the app's: HTTP parsing and
+    writing in the host, loopback TCP, the client. For the EHR's authorize: the stand-in's time
+    (its latency included) and the rest.
+    """
+    rows = []
+    names = [hop.name for hop in runs[0].hops]
+    for i, name in enumerate(names):
+        hops = [run.hops[i] for run in runs if len(run.hops) == len(names)]
+        browser = statistics.median(h.seconds * 1000 for h in hops)
+        found = [h.probe for h in hops if h.probe is not None]
+        if len(found) == len(hops):
+            med = statistics.median
+            parts = ", ".join(
+                f"{kind} {med(p.counts[kind] for p in found):.0f}x "
+                f"{med(p.ms[kind] for p in found):.1f}"
+                for kind in probes.KINDS
+            )
+            app = med(p.total_ms for p in found)
+            own = med(p.other_ms for p in found)
+            host = med(h.seconds * 1000 - h.probe.total_ms for h in hops if h.probe)
+            note = f"app {app:.1f} ms = {parts}, own {own:.1f}; host+HTTP {host:.1f}"
+            for kind in ("storage", "upstream"):
+                if any(getattr(p, kind) for p in found):
+                    note += f" | {kind}: " + _calls([getattr(p, kind) for p in found])
+        elif all(h.standin_ms is not None for h in hops):
+            ehr = statistics.median(h.standin_ms for h in hops)  # type: ignore[misc]
+            note = (
+                f"the EHR stand-in {ehr:.1f} ms (latency included); browser/TLS {browser - ehr:.1f}"
+            )
+        else:
+            note = "not the app's request"
+        rows.append((f"{label}: {name}", f"{browser:.1f} ms", note))
+    return rows
+
+
+def _calls(lists: list[str]) -> str:
+    """Calls as the probe lines list them ("get Visits 3.1, ..."), with the median ms of each
+    when every run made the same ones."""
+    runs = [[c.rsplit(" ", 1) for c in text.split(", ") if c] for text in lists]
+    names = [[name for name, _ in run] for run in runs]
+    if any(n != names[0] for n in names):
+        return lists[0] + " (runs differ; the first)"
+    return ", ".join(
+        f"{name} {statistics.median(float(run[i][1]) for run in runs):.1f}"
+        for i, name in enumerate(names[0])
     )
 
 
@@ -314,6 +410,34 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
             f"all {CONCURRENT} in {wall:.2f} s, L=0",
         ),
     ]
+
+
+@contextlib.contextmanager
+def running(prefix: str) -> Iterator[Stack]:
+    """dev.stack.running(), with the app served from a folder whose function_app.py installs
+    bench/probes.py first: the probes exist in this host only."""
+    from dev.azurite import start_azurite
+    from dev.sandbox import start_sandbox
+    from dev.sandbox.directory import ROLE_VALUES
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{prefix}-stack-") as tmp,
+        contextlib.ExitStack() as on,
+    ):
+        folder = Path(tmp)
+        azurite = start_azurite()
+        on.callback(azurite.stop)
+        sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
+        on.callback(sandbox.stop)
+        app_dir = probes.app_dir(folder / "app", ROOT)
+        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
+        on.callback(host.stop)
+        stack = Stack(azurite, sandbox, host, env)
+        token = lambda role: sandbox.entra.mint(roles=[ROLE_VALUES[role]], user=role)  # noqa: E731
+        lines = stack.seed(token)
+        if not all(line.endswith(": active") for line in lines):
+            raise RuntimeError(f"seeding failed: {lines}")
+        yield stack
 
 
 def run() -> list[tuple[str, str, str]]:
