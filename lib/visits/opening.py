@@ -38,6 +38,9 @@ MEETING_WAIT = timedelta(seconds=8)
 # Polls of the visit row while waiting: 50 ms, doubling up to 400 ms (about 20 reads in 8 s).
 POLL_FIRST, POLL_MAX = 0.05, 0.4
 
+# A new visit's start / end, still being read when its meeting is asked for (see `open`).
+Times = Callable[[], tuple[datetime | None, datetime | None]] | None
+
 
 class PendingVisit(BaseModel):
     """What a new visit is made of (no identifiers in clear): its key, times, department.
@@ -82,10 +85,13 @@ class VisitOpener:
         existing: Visit | None = None,
         *,
         source: str = "launch",
+        times: Times = None,
     ) -> Visit:
         """The visit with its meeting, and `persona` recorded as connected.
 
-        `existing`: the visit already read (nothing is claimed again).
+        `existing`: the visit already read (nothing is claimed again). `times`: the new visit's
+        start / end, still being read (`pending` has none): called once Graph's createOrGet has
+        answered, so the read and createOrGet overlap; the times ride in the lobby PATCH.
         """
         if existing is not None:
             visit, mine = existing, False
@@ -93,7 +99,7 @@ class VisitOpener:
             claimed = self._claim(endpoint, persona, pending, organizer)
             visit, mine = claimed.entity, claimed.created
         if visit.join_url is None:
-            visit = self._with_meeting(endpoint, visit, organizer, mine)
+            visit = self._with_meeting(endpoint, visit, organizer, mine, times)
         if not visit.join_url or not self._meetings().join_url_allowed(visit.join_url):
             # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
             raise AppError("LAUNCH-REDIRECT-REFUSED")
@@ -121,22 +127,33 @@ class VisitOpener:
             )
         )
 
-    def _create_meeting(self, endpoint: Endpoint, visit: Visit, mine: bool) -> Visit:
+    def _create_meeting(self, endpoint: Endpoint, visit: Visit, mine: bool, times: Times) -> Visit:
         """Ask Graph (createOrGet, lobby PATCH) and attach. `mine`: this launch holds the claim,
         so when it fails, it says so on the visit and the waiters stop waiting for it."""
-        # Graph needs times; an encounter launch (or a failed appointment read) has none.
+        # Graph needs times; an encounter launch (or a failed appointment read) has none, and a
+        # visit whose appointment is still being read has provisional ones until the PATCH.
         start = visit.start or datetime.now(UTC)
         end = visit.end or start + DEFAULT_LENGTH
+        read: list[tuple[datetime | None, datetime | None]] = []
+
+        def settled() -> tuple[datetime, datetime] | None:
+            read.append(times() if times is not None else (None, None))
+            got_start, got_end = read[0]
+            return (got_start, got_end or got_start + DEFAULT_LENGTH) if got_start else None
+
+        late = times is not None and visit.start is None
         try:
             meeting = self._meetings().create_or_get(
                 visit.organizer_oid, visit.key, SUBJECT, start, end,
                 allowed_presenters=presenters_for(endpoint, visit.organizer_oid),
+                times=settled if late else None,
             )  # fmt: skip
         except Exception:
             if mine:
                 self._visits.give_up_opening(visit)
             raise
-        return self._visits.attach_meeting(visit, meeting.id, meeting.join_url)
+        known = read[0] if read and read[0][0] is not None else None
+        return self._visits.attach_meeting(visit, meeting.id, meeting.join_url, known)
 
     def _wait_for_meeting(self, visit: Visit) -> Visit:
         """The visit once its claimant attached the meeting, or as it is when the claimant gave
@@ -153,7 +170,9 @@ class VisitOpener:
             visit = self._visits.get(visit.key) or visit
         return visit
 
-    def _with_meeting(self, endpoint: Endpoint, visit: Visit, organizer: str, mine: bool) -> Visit:
+    def _with_meeting(
+        self, endpoint: Endpoint, visit: Visit, organizer: str, mine: bool, times: Times = None
+    ) -> Visit:
         """The visit's meeting: made by the claimant, waited for by the others (bounded).
 
         A claim whose organizer Microsoft does not know is taken over. Without this, a visit
@@ -167,7 +186,7 @@ class VisitOpener:
             if visit.join_url:
                 return visit
         try:
-            return self._create_meeting(endpoint, visit, mine)
+            return self._create_meeting(endpoint, visit, mine, times)
         except AppError as err:
             if err.code != "GRAPH-ORGANIZER-UNKNOWN" or organizer == visit.organizer_oid:
                 raise
@@ -176,4 +195,4 @@ class VisitOpener:
             taken = self._wait_for_meeting(taken)
         if taken.join_url:
             return taken
-        return self._create_meeting(endpoint, taken, mine)
+        return self._create_meeting(endpoint, taken, mine, times)

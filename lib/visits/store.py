@@ -65,11 +65,22 @@ class VisitStore:
         """Create-if-absent: the first launch of an appointment decides its organizer."""
         return self._visits.create(visit)
 
-    def attach_meeting(self, visit: Visit, meeting_id: str, join_url: str) -> Visit:
-        """Record the meeting once; a concurrent launch that got there first wins, same meeting."""
+    def attach_meeting(
+        self,
+        visit: Visit,
+        meeting_id: str,
+        join_url: str,
+        times: tuple[datetime | None, datetime | None] | None = None,
+    ) -> Visit:
+        """Record the meeting once; a concurrent launch that got there first wins, same meeting.
+
+        `times`: the visit's start / end, when they were learnt only while the meeting was made.
+        """
         if visit.meeting_id == meeting_id and visit.join_url == join_url:
             return visit
-        update = {"meeting_id": meeting_id, "join_url": join_url, "opening_since": None}
+        update: dict = {"meeting_id": meeting_id, "join_url": join_url, "opening_since": None}
+        if times is not None:
+            update |= {"start": times[0], "end": times[1]}
         try:
             return self._visits.update(visit.model_copy(update=update))
         except ConcurrencyConflict:

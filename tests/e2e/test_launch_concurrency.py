@@ -16,7 +16,7 @@ from azure.data.tables import TableServiceClient
 
 from dev.browser import Browser, Outcome
 from lib.storage import TableStore
-from lib.visits.opening import MEETING_WAIT
+from lib.visits.opening import DEFAULT_LENGTH, MEETING_WAIT
 from lib.visits.store import Visit, VisitStore
 from tests.e2e.test_launch import endpoints, launch_url, quiet_sandbox, visit_data
 
@@ -141,3 +141,29 @@ def test_a_claimant_whose_graph_call_fails_lets_the_others_ask_at_once(app, new_
     assert creates[0].faulted and sum(1 for c in creates if c.status == 201) == 1
     stored = visits.get(new_visit.key)
     assert stored is not None and stored.join_url == joins.pop()
+
+
+def test_a_new_visit_reads_the_appointment_while_graph_makes_the_meeting(app, new_visit, visits):
+    # The EHR answers slowly: Graph is asked before the appointment read has answered, and the
+    # appointment's times still reach the meeting (in the lobby PATCH) and the visit.
+    app.sandbox.set_latency(0.0, per_stand_in={"epic": 0.2})
+    since = time.time()
+    url = launch_url(
+        app, ENDPOINT, "provider", "epic", clinician=CLINICIAN, appointment=APPOINTMENT
+    )
+    out = Browser(app.sandbox, entra_user=CLINICIAN).go(url)
+    app.sandbox.set_latency(0.0, per_stand_in={})
+    assert out.response.status_code == 200 and not out.signed_in
+    journal = app.sandbox.journal
+    (read,) = journal.entries(stand_in="epic", path="*/Appointment/*", since=since)
+    (create,) = journal.entries(stand_in="graph", path="*/createOrGet", since=since)
+    (patch,) = journal.entries(stand_in="graph", method="PATCH", since=since)
+    assert create.time - create.duration_ms / 1000 < read.time  # asked while the read ran
+    assert patch.time - patch.duration_ms / 1000 >= read.time  # the times known by the PATCH
+    stored = visits.get(new_visit.key)
+    assert stored is not None and stored.start is not None
+    assert (stored.start, stored.end) == (new_visit.start, new_visit.end)
+    meeting = app.sandbox.graph.meetings[stored.meeting_id]
+    assert meeting.start == stored.start
+    assert meeting.end == (stored.end or stored.start + DEFAULT_LENGTH)
+    assert visit_data(app, out)["join_url"] == stored.join_url

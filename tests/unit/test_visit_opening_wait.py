@@ -40,7 +40,7 @@ class FakeVisits:
             self.row = self.row.model_copy(update={"join_url": JOIN, "opening_since": None})
         return self.row
 
-    def attach_meeting(self, visit: Visit, meeting_id: str, join_url: str) -> Visit:
+    def attach_meeting(self, visit: Visit, meeting_id: str, join_url: str, times=None) -> Visit:
         self.row = visit.model_copy(update={"meeting_id": meeting_id, "join_url": join_url})
         return self.row
 
