@@ -180,8 +180,19 @@ class LaunchCompletion:
         self, launch: SignedInLaunch, pending: PendingVisit | None, organizer: str
     ) -> Response:
         endpoint = launch.client.endpoint
+        times = None
+        if pending is None:  # an existing visit: its times are in the visit row, except when
+            # it was claimed by a launch that read them alongside createOrGet and never attached
+            # a meeting (it failed or crashed): if this launch then makes the meeting, it reads
+            # them itself, after createOrGet (only then, so a visit with a meeting costs nothing).
+            def times() -> tuple[datetime | None, datetime | None]:
+                known = self._pending(launch)[0]
+                return known.start, known.end
+
         pending = pending or PendingVisit(visit_key=launch.visit_key)
-        visit = self._opener.open(endpoint, launch.persona, pending, organizer, launch.existing)
+        visit = self._opener.open(
+            endpoint, launch.persona, pending, organizer, launch.existing, times=times
+        )
         return self._pages.arrival(endpoint, launch.persona, visit)
 
     def _open_while_reading(self, launch: SignedInLaunch, organizer: str) -> Response:

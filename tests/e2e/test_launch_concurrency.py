@@ -141,6 +141,10 @@ def test_a_claimant_whose_graph_call_fails_lets_the_others_ask_at_once(app, new_
     assert creates[0].faulted and sum(1 for c in creates if c.status == 201) == 1
     stored = visits.get(new_visit.key)
     assert stored is not None and stored.join_url == joins.pop()
+    # The claimant read the times alongside createOrGet and never stored them: whoever made
+    # the meeting instead read them too.
+    assert (stored.start, stored.end) == (new_visit.start, new_visit.end)
+    assert stored.start is not None
 
 
 def test_a_new_visit_reads_the_appointment_while_graph_makes_the_meeting(app, new_visit, visits):
@@ -167,3 +171,25 @@ def test_a_new_visit_reads_the_appointment_while_graph_makes_the_meeting(app, ne
     assert meeting.start == stored.start
     assert meeting.end == (stored.end or stored.start + DEFAULT_LENGTH)
     assert visit_data(app, out)["join_url"] == stored.join_url
+
+
+def test_a_stale_claim_without_times_gets_them_from_whoever_makes_the_meeting(
+    app, new_visit, visits
+):
+    # Its claimant read the times alongside createOrGet and crashed before storing them; the
+    # next launch finds the visit (no waiting: the claim is past the bound) and makes the
+    # meeting: it reads the appointment for the times.
+    assert new_visit.start is not None
+    stale = datetime.now(UTC) - MEETING_WAIT - timedelta(seconds=1)
+    bare = {"meeting_id": None, "join_url": None, "start": None, "end": None}
+    assert visits.claim(new_visit.model_copy(update={**bare, "opening_since": stale, "etag": None}))
+    since = time.time()
+    url = launch_url(
+        app, ENDPOINT, "provider", "epic", clinician=CLINICIAN, appointment=APPOINTMENT
+    )
+    out = Browser(app.sandbox, entra_user=CLINICIAN).go(url)
+    assert out.response.status_code == 200
+    assert len(app.sandbox.journal.entries(stand_in="epic", path="*/Appointment/*", since=since))
+    stored = visits.get(new_visit.key)
+    assert stored is not None and (stored.start, stored.end) == (new_visit.start, new_visit.end)
+    assert app.sandbox.graph.meetings[stored.meeting_id].start == new_visit.start
