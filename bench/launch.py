@@ -3,20 +3,28 @@
 1. Critical path. The sandbox adds a fixed latency L to every EHR, Entra and Graph answer. A
    clinician already signed in (mapping present; a warm-up launch has cached discovery, JWKS and
    the Graph token) launches from the EHR: launch URL -> authorize -> callback -> visit page. The
-   launch cannot be faster than (sequential outbound calls that cannot be cached or overlapped) x L;
-   those calls are counted from the sandbox's journal for every measured launch (discovery, JWKS,
-   OpenID configuration and the Entra token are cacheable and not counted: seeing one there is a
-   finding). Each outbound call needs the previous one's answer (the code, the access token, the
-   appointment's times, the meeting id), so none can overlap. Reported: the median launch at L
+   launch cannot be faster than (the chain of dependent outbound calls) x L; those calls are read
+   from the sandbox's journal for every measured launch (discovery, JWKS, OpenID configuration
+   and the Entra token are cacheable and not counted: seeing one there is a finding), and calls
+   that ran at the same time count once. Each call needs the previous one's answer (the code, the
+   access token, the meeting id), except a new visit's appointment read and Graph's createOrGet:
+   createOrGet goes out with provisional times while the appointment is read, and the real times
+   ride in the lobby PATCH that follows anyway (lib/launch/complete.py), so the chain of a new
+   visit is authorize, token, (read | createOrGet), PATCH. Reported: the median launch at L
    over that floor, goal <= 1.25x, for an existing visit and for a new one (meeting created:
    createOrGet + the lobby PATCH; the demo chart has four appointments, so before each run the
    appointment is made new again by deleting its visit row and its meeting). The same launches at
    L = 0 (our own overhead) are measured interleaved in the same run so the ratio can be read,
    with the time the app's EHR / Graph calls took as its log reports them, and the stand-ins' own
    share of it from the journal: the difference is connection handling, not our code.
+   Per hop (launch URL, authorize at the EHR, callback, visit page, the page's status fetch):
+   the browser's time split into the app's storage round trips, upstream calls, crypto and
+   rendering (probes in the bench's own app host, bench/probes.py: nothing in production), the
+   rest of our Python, and the host + HTTP around the app (the browser's time minus the app's).
 2. 50 concurrent launches of one fresh appointment (on the Cerner-like endpoint, where nobody has
    launched it) by the three demo clinicians, each signed in once before through the normal flow:
-   exactly one meeting must exist for it in the Graph stand-in; launches per second, at L = 0.
+   exactly one meeting must exist for it in the Graph stand-in, made by one createOrGet and one
+   lobby PATCH (the claimant's: lib/visits/opening.py); launches per second, at L = 0.
 
 Everything runs on free ports and is stopped at the end, also on error: Azurite in memory, the
 sandbox in-process with its state in a temporary folder, the app under dev.host (dev/stack.py).
@@ -24,21 +32,27 @@ sandbox in-process with its state in a temporary folder, the app under dev.host 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import statistics
+import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from azure.data.tables import TableServiceClient
 
+from bench import probes
 from dev.browser import Browser, Outcome
-from dev.stack import Stack, running
+from dev.procs import ROOT
+from dev.stack import Stack, start_app
 
 LATENCY = 0.050
 ROUNDS = 7
@@ -49,11 +63,18 @@ CLINICIANS = ("reyes", "okafor", "lindqvist")
 PREFIX = "bench"
 
 
-def visit_data(browser: Browser, outcome: Outcome) -> dict[str, Any]:
+def visit_data(
+    browser: Browser, outcome: Outcome, hooks: list[Any] | None = None
+) -> dict[str, Any]:
     """What the visit page's script fetches: the visit, with the token from the fragment."""
     base = outcome.url.split("#", 1)[0]
     token = urlsplit(outcome.url).fragment
-    resp = requests.get(f"{base}/status", headers={"X-Visit-Token": token}, timeout=30)
+    resp = requests.get(
+        f"{base}/status",
+        headers={"X-Visit-Token": token},
+        timeout=30,
+        hooks={"response": hooks or []},
+    )
     resp.raise_for_status()
     return resp.json()
 
@@ -88,10 +109,21 @@ def launch_url(stack: Stack, endpoint: str, vendor: str, clinician: str, appoint
 
 
 @dataclass
+class Hop:
+    """One request of the launch as the browser timed it, and what the app did in it."""
+
+    name: str
+    seconds: float  # to the answer's headers, as the browser saw it
+    probe: probes.Probe | None = None  # the app's side (None: not the app's request)
+    standin_ms: float | None = None  # the EHR's side of the authorize hop (latency included)
+
+
+@dataclass
 class Launch:
     seconds: float
-    hops: list[tuple[str, float]]  # the browser's requests: (what, seconds to the answer)
+    hops: list[Hop]  # the browser's requests, in order
     calls: list[tuple[str, bool]]  # the sandbox's journal: (what, cacheable)
+    stages: tuple[tuple[str, ...], ...]  # the uncacheable calls, those that overlapped together
     app_calls: int  # the calls the app made (everything but the browser's authorize)
     app_calls_ms: float  # those calls as the app's log times them
     standin_ms: float  # the same calls' time inside the stand-ins (latency included)
@@ -107,25 +139,51 @@ def _label(entry: Any) -> tuple[str, bool]:
     return f"{entry.stand_in} {entry.method} {entry.path}", False
 
 
+def _stages(entries: list[Any]) -> tuple[tuple[str, ...], ...]:
+    """The uncacheable calls in the order they ran, those that overlapped in time grouped: the
+    chain of dependent calls. (The journal records each call when it ends, with its duration.)"""
+    spans = sorted((e.time - e.duration_ms / 1000, e.time, *_label(e)) for e in entries)
+    stages: list[list[str]] = []
+    end = 0.0
+    for start, stop, label, cacheable in spans:
+        if cacheable:
+            continue
+        if stages and start < end - 0.001:  # began before the previous stage ended
+            stages[-1].append(label)
+            end = max(end, stop)
+        else:
+            stages.append([label])
+            end = stop
+    return tuple(tuple(stage) for stage in stages)
+
+
 def _hop(resp: requests.Response, stack: Stack) -> str:
     path = urlsplit(resp.url).path
     if not resp.url.startswith(stack.url):
         return "authorize (EHR)" if path.endswith("/authorize") else path
     return next(
         (name for part, name in (("/launch/callback", "callback"), ("/launch/", "launch URL"),
-                                 ("/visit/", "visit page")) if part in path),
+                                 ("/visit/status", "visit status"), ("/visit", "visit page"))
+         if part in path),
         path,
     )  # fmt: skip
 
 
 def launch(stack: Stack, browser: Browser, url: str) -> Launch:
-    hops: list[tuple[str, float]] = []
+    hops: list[Hop] = []
+    log_at = [len(stack.host.log())]
 
     def record(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
-        hops.append((_hop(resp, stack), resp.elapsed.total_seconds()))
+        # The app writes its probe line before it answers: the new lines are this request's.
+        text = stack.host.log()
+        found = probes.parse(text[log_at[0] :]) if resp.url.startswith(stack.url) else []
+        log_at[0] = len(text)
+        hops.append(
+            Hop(_hop(resp, stack), resp.elapsed.total_seconds(), found[-1] if found else None)
+        )
 
     browser.s.hooks["response"] = [record]
-    log_from = len(stack.host.log())
+    log_from = log_at[0]
     since = time.time()
     started = time.perf_counter()
     outcome = browser.go(url)
@@ -133,15 +191,20 @@ def launch(stack: Stack, browser: Browser, url: str) -> Launch:
     # the clinician sees the visit only then, so that call is part of the launch.
     if outcome.response.status_code != 200 or "/api/visit#" not in outcome.url:
         raise RuntimeError(f"launch failed: {outcome.response.status_code} {outcome.error_code}")
-    visit_data(browser, outcome)
+    visit_data(browser, outcome, [record])
     seconds = time.perf_counter() - started
     browser.s.hooks["response"] = []
     entries = stack.sandbox.journal.entries(since=since)
     by_app = [e for e in entries if not e.path.endswith("/authorize")]
+    authorize = [e.duration_ms for e in entries if e.path.endswith("/authorize")]
+    for hop in hops:
+        if hop.name == "authorize (EHR)" and authorize:
+            hop.standin_ms = authorize.pop(0)
     return Launch(
         seconds,
         hops,
         [_label(e) for e in entries],
+        _stages(entries),
         len(by_app),
         sum(float(ms) for ms in OUTBOUND_LOG.findall(stack.host.log()[log_from:])),
         sum(e.duration_ms for e in by_app),
@@ -192,19 +255,25 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
     stack.sandbox.set_latency(0.0)
     browser.close()
 
-    rows = []
+    rows: list[tuple[str, str, str]] = []
+    hops: list[tuple[str, str, str]] = []
     for kind in ("existing", "new"):
         at_l, at_0 = runs[(kind, LATENCY)], runs[(kind, 0.0)]
         if any(run.outcome.signed_in for run in at_l + at_0):
             raise RuntimeError("a measured launch went through the Microsoft sign-in")
         floor_calls, varied = _usual_calls(at_l + at_0)
-        counted = [label for label, cacheable in floor_calls if not cacheable]
         cached = sorted({label for label, cacheable in floor_calls if cacheable})
-        floor = len(counted) * LATENCY
+        # The chain from the launches at L (at L = 0 overlapping calls need not overlap in time).
+        chain = Counter(run.stages for run in at_l).most_common(1)[0][0]
+        counted = [" | ".join(stage) if len(stage) == 1 else f"({' | '.join(stage)})"
+                   for stage in chain]  # fmt: skip
+        floor = len(chain) * LATENCY
         med_l = statistics.median(r.seconds for r in at_l)
         med_0 = statistics.median(r.seconds for r in at_0)
         label = f"launch, {kind} visit"
-        calls = ", ".join(counted) + (f"; NOT CACHED: {', '.join(cached)}" if cached else "")
+        calls = " -> ".join(counted) + (f"; NOT CACHED: {', '.join(cached)}" if cached else "")
+        overlapped = sum(len(stage) for stage in chain) - len(chain)
+        calls += "; the calls in ( | ) ran at the same time" if overlapped else ""
         calls += "; some launches made other calls" if varied else ""
         app_calls = statistics.median(r.app_calls_ms for r in at_0)
         standins = statistics.median(r.standin_ms for r in at_0)
@@ -221,20 +290,82 @@ def critical_path(stack: Stack) -> list[tuple[str, str, str]]:
             (f"{label}: floor {len(counted)} x L", _ms(floor), calls),
             (f"{label}: time / floor", f"{med_l / floor:.2f}x", f"goal <= {GOAL}x"),
         ]
-    return rows
+        hops += per_hop(f"hop, {kind} visit, L={LATENCY * 1000:.0f} ms", at_l)
+        hops += per_hop(f"hop, {kind} visit, L=0", at_0)
+    return rows + hops
 
 
 def _usual_calls(runs: list[Launch]) -> tuple[list[tuple[str, bool]], bool]:
     """The outbound calls most launches made, and whether any launch made others."""
-    seen = Counter(tuple(run.calls) for run in runs)
+    seen = Counter(tuple(sorted(run.calls)) for run in runs)  # overlapping calls: either order
     return list(seen.most_common(1)[0][0]), len(seen) > 1
 
 
 def _hops(runs: list[Launch]) -> str:
-    names = [name for name, _ in runs[0].hops]
-    medians = [statistics.median(run.hops[i][1] for run in runs) for i in range(len(names))]
+    names = [hop.name for hop in runs[0].hops]
+    medians = [statistics.median(run.hops[i].seconds for run in runs) for i in range(len(names))]
     return "browser hops: " + ", ".join(
         f"{name} {m * 1000:.0f}" for name, m in zip(names, medians, strict=True)
+    )
+
+
+def per_hop(label: str, runs: list[Launch]) -> list[tuple[str, str, str]]:
+    """Each browser hop of these launches, split into where its time went (medians per part).
+
+    app: the host's dispatch of the request (bench/probes.py): storage round trips, upstream
+    calls (EHR / Graph, the wire included), crypto (JWS, AES-GCM, HMAC), rendering, and the rest
+    of our Python ("own"). host+HTTP: the browser's time minus the app's: HTTP parsing and
+    writing in the host, loopback TCP, the client. For the EHR's authorize: the stand-in's time
+    (its latency included) and the rest. Calls made in parallel add up to more than the time
+    they took together; "own" counts the time no probed call was running.
+    """
+    rows = []
+    names = [hop.name for hop in runs[0].hops]
+    for i, name in enumerate(names):
+        hops = [run.hops[i] for run in runs if len(run.hops) == len(names)]
+        browser = statistics.median(h.seconds * 1000 for h in hops)
+        found = [h.probe for h in hops if h.probe is not None]
+        if len(found) == len(hops):
+            med = statistics.median
+            parts = ", ".join(
+                f"{kind} {med(p.counts[kind] for p in found):.0f}x "
+                f"{med(p.ms[kind] for p in found):.1f}"
+                for kind in probes.KINDS
+            )
+            app = med(p.total_ms for p in found)
+            own = med(p.other_ms for p in found)
+            host = med(h.seconds * 1000 - h.probe.total_ms for h in hops if h.probe)
+            note = f"app {app:.1f} ms = {parts}, own {own:.1f}; host+HTTP {host:.1f}"
+            for kind in ("storage", "upstream"):
+                if any(getattr(p, kind) for p in found):
+                    note += f" | {kind}: " + _calls([getattr(p, kind) for p in found])
+        elif all(h.standin_ms is not None for h in hops):
+            ehr = statistics.median(h.standin_ms for h in hops)  # type: ignore[misc]
+            note = (
+                f"the EHR stand-in {ehr:.1f} ms (latency included); browser/TLS {browser - ehr:.1f}"
+            )
+        else:
+            note = "not the app's request"
+        rows.append((f"{label}: {name}", f"{browser:.1f} ms", note))
+    return rows
+
+
+def _calls(lists: list[str]) -> str:
+    """Calls as the probe lines list them ("get Visits 3.1, ..."), with the median ms of each
+    over the runs (calls that ran in parallel may come in either order)."""
+    runs: list[dict[str, float]] = []
+    for text in lists:
+        seen: Counter[str] = Counter()
+        run = {}
+        for call in filter(None, text.split(", ")):
+            name, ms = call.rsplit(" ", 1)
+            seen[name] += 1
+            run[f"{name}#{seen[name]}"] = float(ms)
+        runs.append(run)
+    if any(run.keys() != runs[0].keys() for run in runs):
+        return lists[0] + " (the first run; others made other calls)"
+    return ", ".join(
+        f"{key.split('#')[0]} {statistics.median(run[key] for run in runs):.1f}" for key in runs[0]
     )
 
 
@@ -314,6 +445,34 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
             f"all {CONCURRENT} in {wall:.2f} s, L=0",
         ),
     ]
+
+
+@contextlib.contextmanager
+def running(prefix: str) -> Iterator[Stack]:
+    """dev.stack.running(), with the app served from a folder whose function_app.py installs
+    bench/probes.py first: the probes exist in this host only."""
+    from dev.azurite import start_azurite
+    from dev.sandbox import start_sandbox
+    from dev.sandbox.directory import ROLE_VALUES
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{prefix}-stack-") as tmp,
+        contextlib.ExitStack() as on,
+    ):
+        folder = Path(tmp)
+        azurite = start_azurite()
+        on.callback(azurite.stop)
+        sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
+        on.callback(sandbox.stop)
+        app_dir = probes.app_dir(folder / "app", ROOT)
+        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
+        on.callback(host.stop)
+        stack = Stack(azurite, sandbox, host, env)
+        token = lambda role: sandbox.entra.mint(roles=[ROLE_VALUES[role]], user=role)  # noqa: E731
+        lines = stack.seed(token)
+        if not all(line.endswith(": active") for line in lines):
+            raise RuntimeError(f"seeding failed: {lines}")
+        yield stack
 
 
 def run() -> list[tuple[str, str, str]]:

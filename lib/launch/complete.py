@@ -8,6 +8,7 @@ this request only (one FHIR read of the appointment for its times) and never sto
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -183,8 +184,38 @@ class LaunchCompletion:
         clinician_hash: str | None = None,
     ) -> Response:
         endpoint = launch.client.endpoint
+        times = None
+        if pending is None:  # an existing visit: its times are in the visit row, except when
+            # it was claimed by a launch that read them alongside createOrGet and never attached
+            # a meeting (it failed or crashed): if this launch then makes the meeting, it reads
+            # them itself, after createOrGet (only then, so a visit with a meeting costs nothing).
+            def times() -> tuple[datetime | None, datetime | None]:
+                known = self._pending(launch)[0]
+                return known.start, known.end
+
         pending = pending or PendingVisit(visit_key=launch.visit_key)
-        visit = self._opener.open(endpoint, launch.persona, pending, organizer, launch.existing)
+        visit = self._opener.open(
+            endpoint, launch.persona, pending, organizer, launch.existing, times=times
+        )
+        return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
+
+    def _open_while_reading(
+        self, launch: SignedInLaunch, organizer: str, clinician_hash: str
+    ) -> Response:
+        """A new visit whose organizer is known: the Appointment read (for the times) runs
+        alongside the claim and Graph's createOrGet, and its times ride in the lobby PATCH that
+        follows anyway, so the read adds no round trip of its own to the launch. (A patient's
+        launch cannot do this: its organizer comes from the appointment's clinicians.)"""
+        endpoint = launch.client.endpoint
+        pending = PendingVisit(visit_key=launch.visit_key, department=launch.context.department)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            read = pool.submit(self._pending, launch)
+
+            def times() -> tuple[datetime | None, datetime | None]:
+                known = read.result()[0]
+                return known.start, known.end
+
+            visit = self._opener.open(endpoint, launch.persona, pending, organizer, times=times)
         return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
 
     def _provider(self, launch: SignedInLaunch) -> Response:
@@ -198,6 +229,8 @@ class LaunchCompletion:
         organizer = self._mappings.organizer(endpoint.id, hashed)
         if launch.existing is not None and organizer is not None:
             return self._open(launch, None, organizer, hashed)
+        if organizer is not None and launch.read is None and launch.subject[0] == "Appointment":
+            return self._open_while_reading(launch, organizer, hashed)
         pending, _ = self._pending(launch)
         if organizer is None:  # first launch of this clinician: one Microsoft sign-in, once
             return self._microsoft.begin(endpoint, pending, hashed)

@@ -5,7 +5,10 @@ endpoint + appointment), then applies the lobby settings with one PATCH, only wh
 settings differ from ours (createOrGet's body cannot carry them): lobby for everyone outside the
 organization (`lobbyBypassSettings.scope = organization`, dial-in callers wait too) and only the
 organizer presents (`allowedPresenters`, configurable). A meeting fetched again already has them,
-so the PATCH happens once per meeting. Graph's idempotency is per organizer: the caller makes
+so the PATCH happens once per meeting. A caller that learns the meeting's times only while
+createOrGet runs (the appointment is read alongside it) passes `times`: createOrGet is sent with
+provisional times, and the real ones ride in that same PATCH (an extra PATCH only where the
+lobby settings already matched). Graph's idempotency is per organizer: the caller makes
 sure one visit has one organizer (the visit is claimed in storage first).
 
 The subject is the caller's fixed text ("Virtual visit"): never patient data.
@@ -24,7 +27,7 @@ so a meeting with a join URL off the list is never stored, patched or handed to 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -88,11 +91,14 @@ class MeetingService:
         end: dt.datetime,
         *,
         allowed_presenters: str | None = None,
+        times: Callable[[], tuple[dt.datetime, dt.datetime] | None] | None = None,
     ) -> Meeting:
         """The organizer's meeting for `external_id`, made on first call, lobby settings applied.
 
         `allowed_presenters` overrides the service's default for this meeting (who may admit
-        people from the lobby: organizer, or everyone in the organization).
+        people from the lobby: organizer, or everyone in the organization). `times`: called
+        once createOrGet has answered, the meeting's real times (None: keep `start` / `end`);
+        when the meeting has others, they are set with the lobby PATCH.
 
         GRAPH-ORGANIZER-UNKNOWN when Graph does not know the organizer; GRAPH-THROTTLED /
         GRAPH-FAILED otherwise.
@@ -116,6 +122,10 @@ class MeetingService:
         if presenters not in PRESENTERS:
             raise ValueError(f"allowed presenters must be one of {sorted(PRESENTERS)}")
         patch = self._settings_patch(resource, presenters)
+        settled = times() if times is not None else None
+        if settled is not None:
+            start, end = settled
+            patch |= _times_patch(resource, start, end)
         if patch:
             meeting_id = _require_str(resource, "id")
             resource = self.graph.request(
@@ -190,6 +200,17 @@ def join_url_allowed(
         and host == host_of(graph_base)
         and parts.path.startswith(f"{base.path}/meet/")
     )
+
+
+def _times_patch(resource: dict[str, Any], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """The PATCH members that give the meeting these times; empty when it has them."""
+    try:
+        have = (_time_of(resource, "startDateTime", None), _time_of(resource, "endDateTime", None))
+    except AppError:  # no times echoed, or unreadable ones: set them
+        have = None
+    if have == (start, end):
+        return {}
+    return {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end)}
 
 
 def _graph_time(value: dt.datetime) -> str:

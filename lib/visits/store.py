@@ -1,17 +1,19 @@
 """Visits and their events, in Table Storage.
 
 What is stored, and only this: the visit key (a keyed hash of endpoint + appointment), the
-meeting id and join URL, times, the department label, the organizer's Entra object id; events
-(who connected when, by persona). No names, no patient ids, no appointment ids in clear.
+meeting id and join URL, times, the department label, the organizer's Entra object id, since when
+an opener has been making the meeting; events (who connected when, by persona). No names, no
+patient ids, no appointment ids in clear.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
 from lib.ehr.profiles import Persona
-from lib.storage import ConcurrencyConflict, CreateResult, Entity, TableStore
+from lib.storage import ConcurrencyConflict, CreateResult, Entity, StorageError, TableStore
 
 VISITS = "Visits"
 EVENTS = "VisitEvents"
@@ -29,6 +31,11 @@ class Visit(Entity):
     department: str | None = None
     created_at: datetime
     created_by_role: str
+    # Set while the launch that claimed the visit (or took it over) makes its meeting: the others
+    # wait for that meeting instead of asking Graph themselves (lib/visits/opening.py). Cleared
+    # when the meeting is attached or that launch gives up; a crashed one leaves it, and the
+    # wait for it is bounded from this time.
+    opening_since: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -58,23 +65,47 @@ class VisitStore:
         """Create-if-absent: the first launch of an appointment decides its organizer."""
         return self._visits.create(visit)
 
-    def attach_meeting(self, visit: Visit, meeting_id: str, join_url: str) -> Visit:
-        """Record the meeting once; a concurrent launch that got there first wins, same meeting."""
+    def attach_meeting(
+        self,
+        visit: Visit,
+        meeting_id: str,
+        join_url: str,
+        times: tuple[datetime | None, datetime | None] | None = None,
+    ) -> Visit:
+        """Record the meeting once; a concurrent launch that got there first wins, same meeting.
+
+        `times`: the visit's start / end, when they were learnt only while the meeting was made.
+        """
         if visit.meeting_id == meeting_id and visit.join_url == join_url:
             return visit
+        update: dict = {"meeting_id": meeting_id, "join_url": join_url, "opening_since": None}
+        if times is not None:
+            update |= {"start": times[0], "end": times[1]}
         try:
-            return self._visits.update(
-                visit.model_copy(update={"meeting_id": meeting_id, "join_url": join_url})
-            )
+            return self._visits.update(visit.model_copy(update=update))
         except ConcurrencyConflict:
             return self.get(visit.key) or visit
 
-    def reassign(self, visit: Visit, organizer_oid: str) -> Visit:
-        """Give a visit without a meeting to another organizer (ETag: one concurrent takeover)."""
+    def reassign(self, visit: Visit, organizer_oid: str) -> tuple[Visit, bool]:
+        """Give a visit without a meeting to another organizer (ETag: one concurrent takeover).
+
+        Returns the visit and whether this call took it over (and so now makes its meeting);
+        when another launch changed it first, the visit as that launch left it.
+        """
+        update = {"organizer_oid": organizer_oid, "opening_since": datetime.now(UTC)}
         try:
-            return self._visits.update(visit.model_copy(update={"organizer_oid": organizer_oid}))
+            return self._visits.update(visit.model_copy(update=update)), True
         except ConcurrencyConflict:
-            return self.get(visit.key) or visit
+            return self.get(visit.key) or visit, False
+
+    def give_up_opening(self, visit: Visit) -> None:
+        """The opener of `visit` failed: whoever waits for its meeting stops waiting now.
+
+        Best effort under the ETag it claimed with: a row changed meanwhile is someone else's.
+        """
+        # On a failure to write, the waiters' bound still holds; the opener's own error counts.
+        with contextlib.suppress(StorageError):
+            self._visits.update(visit.model_copy(update={"opening_since": None}))
 
     # --- events ---------------------------------------------------------------------------------
     def add_event(self, visit_key: str, kind: str, persona: Persona, source: str) -> VisitEvent:
