@@ -799,3 +799,21 @@ def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sand
     assert again.signed_in  # the next launch asks for the Microsoft sign-in again
     forged = requests.post(app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10)
     assert forged.status_code == 404 and forged.json()["code"] == "VISIT-LINK-INVALID"
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "code"),
+    [
+        (b"state=x&decision=confirm", "application/x-www-form-urlencoded", 400,
+         "LAUNCH-STATE-MISSING"),
+        (b"", "application/x-www-form-urlencoded", 400, "LAUNCH-STATE-MISSING"),
+        (b'{"state": "x"}', "application/json", 415, "REQ-UNSUPPORTED-MEDIA"),
+        (b"state=" + b"a" * 70_000, "application/x-www-form-urlencoded", 413, "REQ-TOO-LARGE"),
+        (b"\xff\xfe=\x00", "application/x-www-form-urlencoded", 400, "REQ-BAD-JSON"),
+    ],
+)  # fmt: skip
+def test_the_confirmation_form_refuses_what_it_cannot_use(app, body, ctype, status, code):
+    resp = requests.post(
+        app.api("launch/confirm"), data=body, headers={"Content-Type": ctype}, timeout=10
+    )
+    assert resp.status_code == status and f">{code}<" in resp.text  # a page, never a 500
