@@ -39,7 +39,8 @@ for _path in dict.fromkeys(r.path for r in ROUTES):
 def openapi(request: Request) -> Response:
     from lib.admin.openapi import document
     from lib.health import app_version
+    from lib.settings import get_settings
 
-    resp = Response.json(document(app_version()))
+    resp = Response.json(document(app_version(), get_settings().local_mode))
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp

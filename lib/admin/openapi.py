@@ -327,12 +327,8 @@ def _local(node: Any) -> Any:
 
 
 @functools.cache
-def document(version: str, local_mode: bool | None = None) -> dict[str, Any]:
-    """The OpenAPI document as this deployment enforces it (`local_mode` None: the settings')."""
-    if local_mode is None:
-        from lib.settings import get_settings
-
-        local_mode = get_settings().local_mode
+def document(version: str, local_mode: bool) -> dict[str, Any]:
+    """The OpenAPI document as this deployment enforces it (local mode: http bases too)."""
     bodies = sorted({r.body for r in ROUTES if r.body is not None})
     models = [(body_model(name), "validation") for name in bodies]
     models.append((Endpoint, "serialization"))

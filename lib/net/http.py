@@ -3,7 +3,7 @@
 Every URL we call comes from an admin (the FHIR base) or from a document the EHR serves
 (discovery, OpenID configuration), so every call is treated as untrusted:
 
-- SSRF guard: https only, and every address the host name resolves to must be
+- SSRF guard (guard.py): https only, and every address the host name resolves to must be
   public. The same check runs again on the socket actually connected, so a DNS answer that changes
   between our look-up and the connection (DNS rebinding) is caught too. In local mode (a
   developer's machine) it is the other way round: http is allowed, and only loopback addresses.
@@ -21,20 +21,23 @@ Failures become `AppError` with the DISC-* transport codes of the catalogue.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import ipaddress
 import json
 import logging
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from lib.net.guard import (
+    AddressNotAllowed,
+    Deadline,
+    address_allowed,
+    guarded_adapter_class,
+    loopback,
+    resolve_addresses,
+)
 from lib.net.retry import EHR_RETRIES, RetryPolicy
 from lib.web.errors import AppError
 
@@ -47,23 +50,11 @@ FormData = Mapping[str, str] | Callable[[], Mapping[str, str]]
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _REDIRECTS = {301, 302, 303, 307, 308}
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# Public by IANA, private by Azure: the platform's virtual IP (DNS, DHCP, health probes and the
-# wire server with the VM's configuration) answers only inside Azure, and must never be fetched.
-_PLATFORM = (ipaddress.ip_network("168.63.129.16/32"),)
 # Path segments after these resource types are ids; masked in logs (F20: no patient data).
 _FHIR_ID_IN_PATH = re.compile(
     r"(/(?:Patient|Practitioner|PractitionerRole|RelatedPerson|Person|Appointment|Encounter|"
     r"Location|Schedule|Slot|Observation|Condition|DocumentReference|Binary)/)[^/?#]+"
 )
-
-
-class AddressNotAllowed(Exception):
-    """Raised inside urllib3 when the connected peer is not a public address.
-
-    Deliberately not an OSError: urllib3 and requests would otherwise retry it and wrap it as a
-    connection error; this way it reaches `OutboundHttp` unchanged.
-    """
 
 
 def host_of(url: str) -> str:
@@ -82,52 +73,6 @@ def host_of(url: str) -> str:
     if port and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
         return f"{host}:{port}"
     return host
-
-
-def resolve_addresses(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (what a connection could end up using)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def loopback(address: str) -> bool:
-    """A loopback address (127.0.0.0/8, ::1, or IPv4 loopback inside an IPv6 form)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    return ip.is_loopback or any(inner.is_loopback for inner in _embedded_ipv4(ip))
-
-
-def address_allowed(address: str) -> bool:
-    """True only for public unicast addresses (also checks IPv4 embedded in IPv6 forms)."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if not all(address_allowed(str(inner)) for inner in _embedded_ipv4(ip)):
-        return False
-    blocked = (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast  # 224.0.0.0/4 counts as "global" for the ipaddress module
-        or ip.is_unspecified
-    )
-    platform = any(ip in net for net in _PLATFORM)
-    return ip.is_global and not blocked and not platform
-
-
-def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[Any]:
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return []
-    inner: list[Any] = [a for a in (ip.ipv4_mapped, ip.sixtofour) if a is not None]
-    if ip.teredo:
-        inner.append(ip.teredo[1])
-    if ip in _NAT64:
-        inner.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    return inner
 
 
 def log_path(url: str) -> str:
@@ -177,98 +122,6 @@ class HttpResponse:
         except (ValueError, RecursionError):
             what = self.content_type or "no content type"
             raise AppError(error_code, f"{host_of(self.url)} answered {what}, not JSON") from None
-
-
-class _Deadline:
-    """The whole exchange's deadline, enforced on the socket itself.
-
-    Timeouts in requests bound each read, not the exchange: a server sending a byte every few
-    seconds (headers or body) would hold the call for hours. A timer shuts the connection's
-    socket down when the deadline passes, so the blocked read returns at once.
-    """
-
-    _current = threading.local()
-
-    def __init__(self, seconds: float) -> None:
-        self.expired = False
-        self._connections: list[Any] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Deadline:
-        _Deadline._current.value = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
-        _Deadline._current.value = None
-
-    @classmethod
-    def watch(cls, connection: Any) -> None:
-        """Called by the connection as a request starts on it (in the caller's thread)."""
-        deadline = getattr(cls._current, "value", None)
-        if deadline is not None:
-            with deadline._lock:
-                deadline._connections.append(connection)
-                if deadline.expired:
-                    _shut(connection)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for connection in self._connections:
-                _shut(connection)
-
-
-def _shut(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-@functools.cache
-def _guarded_adapter_class(local_mode: bool) -> type:
-    """A requests adapter whose connections refuse peers outside the mode's addresses: public
-    ones in production, loopback ones in local mode (built on first use)."""
-    allowed = loopback if local_mode else address_allowed
-    from requests.adapters import HTTPAdapter
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    class _CheckPeer:
-        def _new_conn(self) -> socket.socket:  # runs before TLS and before any byte is sent
-            sock = super()._new_conn()  # type: ignore[misc]
-            peer = str(sock.getpeername()[0])
-            if not allowed(peer):
-                sock.close()
-                raise AddressNotAllowed(peer)
-            return sock
-
-        def request(self, *args: Any, **kwargs: Any) -> Any:  # every request, new or pooled
-            _Deadline.watch(self)
-            return super().request(*args, **kwargs)  # type: ignore[misc]
-
-    class _Http(_CheckPeer, HTTPConnection):
-        pass
-
-    class _Https(_CheckPeer, HTTPSConnection):
-        pass
-
-    class _HttpPool(HTTPConnectionPool):
-        ConnectionCls = _Http
-
-    class _HttpsPool(HTTPSConnectionPool):
-        ConnectionCls = _Https
-
-    class GuardedAdapter(HTTPAdapter):
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": _HttpPool, "https": _HttpsPool}
-
-    return GuardedAdapter
 
 
 def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
@@ -321,7 +174,7 @@ class OutboundHttp:
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent
-        adapter = _guarded_adapter_class(local_mode)()
+        adapter = guarded_adapter_class(local_mode)()
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 
@@ -426,7 +279,7 @@ class OutboundHttp:
         self._check_url(url, allowed_hosts)
         started = time.monotonic()
         host = host_of(url)
-        with _Deadline(self._total_timeout) as deadline:
+        with Deadline(self._total_timeout) as deadline:
             return self._exchange(method, url, headers, data, max_bytes, started, host, deadline)
 
     def _exchange(
@@ -438,7 +291,7 @@ class OutboundHttp:
         max_bytes: int | None,
         started: float,
         host: str,
-        deadline: _Deadline,
+        deadline: Deadline,
     ) -> HttpResponse:
         import requests
 
