@@ -35,14 +35,11 @@ from __future__ import annotations
 import contextlib
 import re
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -52,7 +49,8 @@ from azure.data.tables import TableServiceClient
 from bench import probes
 from dev.browser import Browser, Outcome
 from dev.procs import ROOT
-from dev.stack import Stack, start_app
+from dev.stack import Stack
+from dev.stack import running as stack_running
 
 LATENCY = 0.050
 ROUNDS = 7
@@ -447,32 +445,10 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
     ]
 
 
-@contextlib.contextmanager
-def running(prefix: str) -> Iterator[Stack]:
+def running(prefix: str) -> contextlib.AbstractContextManager[Stack]:
     """dev.stack.running(), with the app served from a folder whose function_app.py installs
     bench/probes.py first: the probes exist in this host only."""
-    from dev.azurite import start_azurite
-    from dev.sandbox import start_sandbox
-    from dev.sandbox.directory import ROLE_VALUES
-
-    with (
-        tempfile.TemporaryDirectory(prefix=f"{prefix}-stack-") as tmp,
-        contextlib.ExitStack() as on,
-    ):
-        folder = Path(tmp)
-        azurite = start_azurite()
-        on.callback(azurite.stop)
-        sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
-        on.callback(sandbox.stop)
-        app_dir = probes.app_dir(folder / "app", ROOT)
-        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
-        on.callback(host.stop)
-        stack = Stack(azurite, sandbox, host, env)
-        token = lambda role: sandbox.entra.mint(roles=[ROLE_VALUES[role]], user=role)  # noqa: E731
-        lines = stack.seed(token)
-        if not all(line.endswith(": active") for line in lines):
-            raise RuntimeError(f"seeding failed: {lines}")
-        yield stack
+    return stack_running(prefix, app=lambda folder: probes.app_dir(folder / "app", ROOT))
 
 
 def run() -> list[tuple[str, str, str]]:

@@ -299,9 +299,12 @@ def start_local(
 
 
 @contextlib.contextmanager
-def running(prefix: str = "stack", seed: bool = True) -> Iterator[Stack]:
+def running(
+    prefix: str = "stack", seed: bool = True, app: Callable[[Path], Path] | None = None
+) -> Iterator[Stack]:
     """Azurite + sandbox + app on free ports, seeded; all stopped on the way out, whatever
-    happened. ``prefix`` names the app's tables."""
+    happened. ``prefix`` names the app's tables; ``app`` lays out the folder the host serves,
+    given the stack's temporary folder (default: the project itself; bench/ adds probes)."""
     from dev.sandbox import start_sandbox
     from dev.sandbox.directory import ROLE_VALUES
 
@@ -314,7 +317,8 @@ def running(prefix: str = "stack", seed: bool = True) -> Iterator[Stack]:
         on.callback(azurite.stop)
         sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
         on.callback(sandbox.stop)
-        host, env = start_app(azurite.connection_string, sandbox, folder, prefix)
+        app_dir = app(folder) if app else ROOT
+        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
         on.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)
         if seed:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lib.endpoints.actor import Actor
-from lib.endpoints.client import SmartDeps
+from lib.endpoints.client import EndpointClient, SmartDeps
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.signin.sessions import SessionStore, SignInSession
@@ -48,13 +48,13 @@ class ApprovalService:
         endpoint = self._endpoints.get(session.endpoint_id or "")
         client = self._smart.client(endpoint)
         code = client.code_from(query)
-        approved = self._approve(endpoint, session, code)
+        approved = self._approve(client, session, code)
         return page("approved.html", endpoint=approved, approver=session.data.get("name"))
 
-    def _approve(self, endpoint: Endpoint, session: SignInSession, code: str) -> Endpoint:
+    def _approve(self, client: EndpointClient, session: SignInSession, code: str) -> Endpoint:
+        endpoint = client.endpoint
         approver = Actor(oid=session.data["oid"], name=session.data["name"])
         self._endpoints.check_approvable(endpoint, approver)  # may have changed meanwhile
-        client = self._smart.client(endpoint)
         _, claims = client.redeem(
             session, code, server=endpoint.validation, hosts=client.pinned_hosts
         )

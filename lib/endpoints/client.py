@@ -17,7 +17,6 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
 
 from lib.ehr.profiles import Persona, VendorProfile, profile_for
-from lib.endpoints.lifecycle import check_launchable
 from lib.endpoints.models import ClientSecretBasicConfig, Endpoint
 from lib.endpoints.secrets import SECRET_SETTING
 from lib.net.http import OutboundHttp, host_of
@@ -77,11 +76,6 @@ class EndpointClient:
         self.endpoint = endpoint
         self.profile: VendorProfile = profile_for(endpoint.vendor)
         self._deps = deps
-
-    # --- may it be used ------------------------------------------------------------------------
-    def check_usable(self) -> None:
-        """Launches need an enabled, active endpoint (checked again when a sign-in returns)."""
-        check_launchable(self.endpoint)
 
     @property
     def pinned_hosts(self) -> frozenset[str] | None:

@@ -117,6 +117,15 @@ class EndpointService:
     def ehr_origins(self) -> tuple[str, ...]:
         return self.snapshot().ehr_origins()
 
+    def launchable(self, endpoint_id: str) -> Endpoint:
+        """The endpoint a returning sign-in continues on, if it may still be used: it can have
+        been deleted or disabled while the person was at the EHR or at Microsoft."""
+        endpoint = self.snapshot().find(endpoint_id)
+        if endpoint is None:
+            raise AppError("LAUNCH-UNKNOWN-ENDPOINT")
+        lifecycle.check_launchable(endpoint)
+        return endpoint
+
     def find(self, endpoint_id: str) -> Endpoint | None:
         try:
             return self._table.get(partition(endpoint_id), ROW)

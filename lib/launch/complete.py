@@ -134,12 +134,9 @@ class LaunchCompletion:
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `provider` and `patient` sessions."""
-        endpoint = self._endpoints.snapshot().find(session.endpoint_id or "")
-        if endpoint is None:  # deleted during the sign-in
-            raise AppError("LAUNCH-UNKNOWN-ENDPOINT")
-        client = self._smart.client(endpoint)
+        # deleted or disabled during the sign-in: stop here, before the code is redeemed
+        client = self._smart.client(self._endpoints.launchable(session.endpoint_id or ""))
         code = client.code_from(query)
-        client.check_usable()  # disabled during the sign-in: stop here, not after
         launch = self._sign_in(client, session, code)
         return self._provider(launch) if launch.persona == "provider" else self._patient(launch)
 

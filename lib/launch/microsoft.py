@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lib.endpoints.lifecycle import check_launchable
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.launch.visit_page import VisitPages
@@ -90,8 +89,8 @@ class MicrosoftSignIn:
         claims = result.get("id_token_claims") or {}
         if claims.get("tid") != self._entra.tenant_id or not claims.get("oid"):
             raise AppError("LAUNCH-MS-SIGNIN-FAILED", "The account is not in this organization.")
-        endpoint = self._endpoints.get(session.endpoint_id or "")
-        check_launchable(endpoint)  # disabled while the clinician was at Microsoft: stop now
+        # deleted or disabled while the clinician was at Microsoft: stop now
+        endpoint = self._endpoints.launchable(session.endpoint_id or "")
         account = str(claims.get("preferred_username") or claims.get("name") or claims["oid"])
         confirm = self._sessions.start(
             CONFIRM_KIND,
@@ -124,9 +123,8 @@ class MicrosoftSignIn:
         session = self._sessions.use(session)
         if form.get("decision") != "confirm":
             return page("link_cancelled.html")
-        endpoint = self._endpoints.get(session.endpoint_id or "")
-        # Disabled while the clinician was deciding: no mapping, no meeting.
-        check_launchable(endpoint)
+        # Deleted or disabled while the clinician was deciding: no mapping, no meeting.
+        endpoint = self._endpoints.launchable(session.endpoint_id or "")
         oid, hashed = session.data["oid"], session.data["clinician_hash"]
         pending = PendingVisit.model_validate(session.data["pending"])
         self._mappings.put(endpoint.id, hashed, oid)

@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from lib.ehr.profiles import PERSONAS
 from lib.endpoints.client import EndpointClient, SmartDeps
+from lib.endpoints.lifecycle import check_launchable
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.signin.binding import BrowserBinding
@@ -60,9 +61,8 @@ class LaunchStart:
             raise AppError("LAUNCH-MISSING-PARAM", "The iss parameter is missing.")
         if iss.rstrip("/") != endpoint.fhir_base_url:
             self._refuse_other_base(endpoint, snapshot.by_base(iss))
-        client = self._smart.client(endpoint)
-        client.check_usable()
-        return client
+        check_launchable(endpoint)
+        return self._smart.client(endpoint)
 
     @staticmethod
     def _refuse_other_base(endpoint: Endpoint, other: Endpoint | None) -> None:

@@ -21,7 +21,7 @@ from http.cookies import CookieError, SimpleCookie
 
 from lib.privacy import PrivacyKeys
 from lib.sealing import SealBroken, Sealer
-from lib.signin.sessions import LIFETIME, SignInSession, _keys, check_fresh, check_state
+from lib.signin.sessions import LIFETIME, SignInSession, check_fresh, check_state, row_keys
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
@@ -79,7 +79,7 @@ class BrowserBinding:
             raise AppError("LAUNCH-BROWSER-MISMATCH")
         try:
             data = json.loads(self._sealer.open(found, visit_key=state, purpose=PURPOSE))
-            pk, rk = _keys(state)
+            pk, rk = row_keys(state)
             session = SignInSession(partition_key=pk, row_key=rk, **data)
         except (SealBroken, ValueError, TypeError):
             raise AppError("LAUNCH-BROWSER-MISMATCH") from None

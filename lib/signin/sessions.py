@@ -58,7 +58,7 @@ class UsedState(Entity):
     expires_at: datetime
 
 
-def _keys(state: str) -> tuple[str, str]:
+def row_keys(state: str) -> tuple[str, str]:
     # Spread rows over partitions by a prefix of the (random) part of the state.
     random = state.removeprefix(BROWSER_PREFIX)
     return random[:2], state
@@ -90,7 +90,7 @@ class SessionStore:
         (BrowserBinding.bind). `state`: when a library (msal) must know it before the session."""
         now = now or datetime.now(UTC)
         state = state or ((BROWSER_PREFIX if in_browser else "") + new_state())
-        pk, rk = _keys(state)
+        pk, rk = row_keys(state)
         session = SignInSession(
             partition_key=pk,
             row_key=rk,
@@ -111,7 +111,7 @@ class SessionStore:
         """The usable stored session for `state` (not yet used); or why there is none."""
         state = check_state(state)
         try:
-            session = self._table.get(*_keys(state))
+            session = self._table.get(*row_keys(state))
         except ValueError:  # characters a key cannot hold: not one of ours
             raise AppError("LAUNCH-STATE-MISSING") from None
         if session is None:
