@@ -18,6 +18,7 @@ After each HTTP request the host handles, one log line sums them up (what `parse
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import re
@@ -32,16 +33,21 @@ from urllib.parse import urlsplit
 
 KINDS = ("storage", "upstream", "crypto", "render")
 log = logging.getLogger("bench.probe")
-_local = threading.local()
+_local = threading.local()  # `inside`: this thread is in a probed call (per thread)
+# The request's tally: a context variable, so the calls a request overlaps on threads of their
+# own (lib/net/overlap.py copies the context) are still the request's.
+_TALLY: contextvars.ContextVar[dict[str, list[Any]] | None] = contextvars.ContextVar(
+    "probe_tally", default=None
+)
 
 
 def _tally() -> dict[str, list[tuple[str, float]]] | None:
-    return getattr(_local, "tally", None)
+    return _TALLY.get()
 
 
 def _spans() -> list[tuple[float, float]]:
     """When each probed call ran (in the tally of the request, under the key "")."""
-    return _local.tally[""]  # type: ignore[index]
+    return _TALLY.get()[""]  # type: ignore[index]
 
 
 def _busy_ms(spans: list[tuple[float, float]]) -> float:
@@ -154,11 +160,11 @@ def install() -> None:
         tally = _tally()
 
         def run() -> Any:
-            _local.tally = tally
+            token = _TALLY.set(tally)
             try:
                 return fn(*args, **kwargs)
             finally:
-                _local.tally = None
+                _TALLY.reset(token)
 
         return submit(self, run)
 
@@ -167,12 +173,13 @@ def install() -> None:
     dispatch = serving.HttpApp.dispatch
 
     def probed(self: Any, request: Any) -> Any:
-        _local.tally = {kind: [] for kind in (*KINDS, "")}
+        tally: dict[str, list[Any]] = {kind: [] for kind in (*KINDS, "")}
+        token = _TALLY.set(tally)
         started = time.perf_counter()
         try:
             response = dispatch(self, request)
         finally:
-            tally, _local.tally = _local.tally, None
+            _TALLY.reset(token)
             total = (time.perf_counter() - started) * 1000
         sums = " ".join(f"{k}={len(tally[k])}/{sum(ms for _, ms in tally[k]):.2f}" for k in KINDS)
         detail = ", ".join(f"{what} {ms:.1f}" for what, ms in tally["storage"])

@@ -134,15 +134,15 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward
     )
     completion = LaunchCompletion(
-        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages
+        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions
     )
     # The one redirect URI: each kind of sign-in and what completes it.
     callback = Callback(
         sessions,
         binding,
         {
-            "provider": Completer(completion.complete),
-            "patient": Completer(completion.complete),
+            "provider": Completer(completion.complete, uses_state=True),
+            "patient": Completer(completion.complete, uses_state=True),
             "entra": Completer(microsoft.complete),
             "approval": Completer(approvals.complete, browser_bound=False),
         },

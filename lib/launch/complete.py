@@ -8,8 +8,8 @@ this request only (one FHIR read of the appointment for its times) and never sto
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +18,9 @@ from lib.endpoints.client import EndpointClient, SmartDeps, scopes_for
 from lib.endpoints.service import EndpointService
 from lib.launch.microsoft import MicrosoftSignIn
 from lib.launch.visit_page import VisitPages
+from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
-from lib.signin.sessions import SignInSession
+from lib.signin.sessions import SessionStore, SignInSession
 from lib.smart.context import LaunchContext, extract_context
 from lib.smart.id_token import FHIR_ID, parse_reference
 from lib.smart.scopes import missing
@@ -42,8 +43,8 @@ class SignedInLaunch:
     context: LaunchContext
     subject: tuple[str, str]  # ("Appointment" | "Encounter", FHIR id)
     visit_key: str
-    existing: Visit | None
     read: dict[str, Any] | None = None  # the resource read to find the subject, if any
+    existing: Visit | None = None  # the visit, when it exists (read by the persona's path)
 
 
 def practitioners(resource: Mapping[str, Any]) -> list[str]:
@@ -122,7 +123,9 @@ class LaunchCompletion:
         opener: VisitOpener,
         microsoft: MicrosoftSignIn,
         pages: VisitPages,
+        sessions: SessionStore,
     ) -> None:
+        self._sessions = sessions
         self._endpoints = endpoints
         self._smart = smart
         self._privacy = privacy
@@ -133,16 +136,33 @@ class LaunchCompletion:
         self._pages = pages
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
-        """The callback's completer for `provider` and `patient` sessions."""
-        # deleted or disabled during the sign-in: stop here, before the code is redeemed
-        client = self._smart.client(self._endpoints.launchable(session.endpoint_id or ""))
-        code = client.code_from(query)
-        launch = self._sign_in(client, session, code)
+        """The callback's completer for `provider` and `patient` sessions (`uses_state`).
+
+        The state's single-use write and the code's redemption run side by side; a write that
+        finds the state used raises LAUNCH-STATE-REUSED first, and the tokens are dropped unused.
+        """
+        _, (client, token, claims) = together(
+            lambda: self._sessions.use(session), lambda: self._redeem(session, query)
+        )
+        launch = self._sign_in(client, session, token, claims)
         return self._provider(launch) if launch.persona == "provider" else self._patient(launch)
 
-    def _sign_in(self, client: EndpointClient, session: SignInSession, code: str) -> SignedInLaunch:
+    def _redeem(
+        self, session: SignInSession, query: Mapping[str, str]
+    ) -> tuple[EndpointClient, TokenResponse, dict[str, Any]]:
+        # deleted or disabled during the sign-in: stop here, before the code is redeemed
+        client = self._smart.client(self._endpoints.launchable(session.endpoint_id or ""))
+        token, claims = client.redeem(session, client.code_from(query))
+        return client, token, claims
+
+    def _sign_in(
+        self,
+        client: EndpointClient,
+        session: SignInSession,
+        token: TokenResponse,
+        claims: dict[str, Any],
+    ) -> SignedInLaunch:
         persona: Persona = "provider" if session.kind == "provider" else "patient"
-        token, claims = client.redeem(session, code)
         absent = missing(
             scopes_for(client.endpoint, persona), token.granted_scopes, has_id_token=True
         )
@@ -152,8 +172,7 @@ class LaunchCompletion:
         context = extract_context(token, id_claims=claims, field_map=field_map)
         subject, read = _subject(client, token, context)
         key = visit_key(self._privacy, client.endpoint, *subject)
-        existing = self._visits.get(key)
-        return SignedInLaunch(client, persona, token, context, subject, key, existing, read)
+        return SignedInLaunch(client, persona, token, context, subject, key, read)
 
     def _pending(self, launch: SignedInLaunch) -> tuple[PendingVisit, list[str]]:
         """A new visit's times and department, and the appointment's clinicians.
@@ -205,14 +224,22 @@ class LaunchCompletion:
         launch cannot do this: its organizer comes from the appointment's clinicians.)"""
         endpoint = launch.client.endpoint
         pending = PendingVisit(visit_key=launch.visit_key, department=launch.context.department)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            read = pool.submit(self._pending, launch)
+        read: Future[PendingVisit] = Future()
 
-            def times() -> tuple[datetime | None, datetime | None]:
-                known = read.result()[0]
-                return known.start, known.end
+        def read_times() -> None:
+            try:
+                read.set_result(self._pending(launch)[0])
+            except Exception as exc:  # it counts only if the meeting needs the times
+                read.set_exception(exc)
 
-            visit = self._opener.open(endpoint, launch.persona, pending, organizer, times=times)
+        def times() -> tuple[datetime | None, datetime | None]:
+            known = read.result()  # waits for the read, if createOrGet answered first
+            return known.start, known.end
+
+        def open_visit() -> Visit:
+            return self._opener.open(endpoint, launch.persona, pending, organizer, times=times)
+
+        visit = together(read_times, open_visit)[1]
         return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
 
     def _provider(self, launch: SignedInLaunch) -> Response:
@@ -223,7 +250,11 @@ class LaunchCompletion:
             # A portal user on a provider launch URL: never let them act as a clinician.
             raise AppError("LAUNCH-NO-USER", f"The signed-in user is a {context.user_type}.")
         hashed = clinician_hash(self._privacy, endpoint, context.user_id)
-        organizer = self._mappings.organizer(endpoint.id, hashed)
+        existing, organizer = together(
+            lambda: self._visits.get(launch.visit_key),
+            lambda: self._mappings.organizer(endpoint.id, hashed),
+        )
+        launch = replace(launch, existing=existing)
         if launch.existing is not None and organizer is not None:
             return self._open(launch, None, organizer, hashed)
         if organizer is not None and launch.read is None and launch.subject[0] == "Appointment":
@@ -234,11 +265,13 @@ class LaunchCompletion:
         return self._open(launch, pending, organizer, hashed)
 
     def _patient(self, launch: SignedInLaunch) -> Response:
-        endpoint, existing = launch.client.endpoint, launch.existing
+        endpoint = launch.client.endpoint
         if launch.context.user_type in ("Practitioner", "PractitionerRole"):
             # A clinician on the patient launch URL would be admitted as the patient's guest.
             raise AppError("LAUNCH-NO-USER", f"The signed-in user is a {launch.context.user_type}.")
+        existing = self._visits.get(launch.visit_key)
         if existing is not None:
+            launch = replace(launch, existing=existing)
             return self._open(launch, None, existing.organizer_oid)
         pending, clinicians = self._pending(launch)
         # The patient is first: the appointment's clinician organizes if we know their account.

@@ -15,6 +15,7 @@ from lib.endpoints import audit
 from lib.endpoints.actor import Actor
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
+from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
 from lib.storage import TableStore
 from lib.visits.mappings import ClinicianMappings
@@ -92,14 +93,23 @@ class VisitPages:
         return resp
 
     def status(self, token: str | None) -> Response:
-        visit, endpoint = self._visit_from(token)
+        claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
+        endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
+        if not claims or endpoint is None:
+            raise AppError("VISIT-LINK-INVALID")
+        key = claims["v"]  # the visit and its events, read side by side
+        visit, presence = together(
+            lambda: self._visits.get(key), lambda: self._visits.presence(key)
+        )
+        if visit is None:
+            raise AppError("VISIT-LINK-INVALID")
         return Response.json(
             {
                 "start": visit.start.isoformat() if visit.start else None,
                 "end": visit.end.isoformat() if visit.end else None,
                 "organization": endpoint.organization,
                 "join_url": visit.join_url,
-                "presence": self._visits.presence(visit.key),
+                "presence": presence,
             }
         )
 
@@ -123,11 +133,3 @@ class VisitPages:
             )
             audit.add(self._store, entry)
         return Response.json({"unlinked": removed is not None})
-
-    def _visit_from(self, token: str | None) -> tuple[Visit, Endpoint]:
-        claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
-        visit = self._visits.get(claims["v"]) if claims else None
-        endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
-        if visit is None or endpoint is None:
-            raise AppError("VISIT-LINK-INVALID")
-        return visit, endpoint

@@ -5,7 +5,9 @@ back to that browser (its cookie) before anything else happens: a stranger holdi
 callback URL can neither show text on our pages (an EHR `error=`) nor burn their sign-in. Then
 the state is used up (single use, whatever happens next), an EHR `error` is shown, and the
 session's kind picks its completer from the table the composition root fills (launches,
-approvals, the Microsoft sign-in; the portal adds a row).
+approvals, the Microsoft sign-in; the portal adds a row). A launch's completer uses the state
+itself, alongside its code redemption (`uses_state`): the redemption's answer counts only if
+the single-use write was this callback's, and the launch saves that write's round trip.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Completer:
     # Only the browser that started it may finish it (launches). An approval is bound to the
     # approver's identity instead: the EHR's id_token must name a user who may approve.
     browser_bound: bool = True
+    # The completer calls `SessionStore.use` itself, overlapped with its first upstream call, and
+    # raises LAUNCH-STATE-REUSED before acting on that call's answer (launches: lib/launch).
+    uses_state: bool = False
 
 
 class Callback:
@@ -51,13 +56,15 @@ class Callback:
             completer = self._completer(session)
             if completer.browser_bound:
                 self._binding.check(request, session.state)
-        session = self._sessions.use(session)
         if q.get("error"):
+            self._sessions.use(session)
             description = (q.get("error_description") or "")[:300]
             raise AppError(
                 "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
             )
-        return completer.complete(session, q)
+        if completer.uses_state:
+            return completer.complete(session, q)
+        return completer.complete(self._sessions.use(session), q)
 
     def _completer(self, session: SignInSession) -> Completer:
         completer = self._completers.get(session.kind)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lib.ehr.profiles import Persona
 from lib.endpoints.models import Endpoint
+from lib.net.overlap import together
 from lib.storage import CreateResult
 from lib.teams.meetings import MeetingService
 from lib.visits.store import Visit, VisitStore
@@ -40,6 +41,8 @@ POLL_FIRST, POLL_MAX = 0.05, 0.4
 
 # A new visit's start / end, still being read when its meeting is asked for (see `open`).
 Times = Callable[[], tuple[datetime | None, datetime | None]] | None
+# Records the person as connected (their event row), once they can be sent on.
+Connected = Callable[[], None]
 
 
 class PendingVisit(BaseModel):
@@ -98,13 +101,23 @@ class VisitOpener:
         else:
             claimed = self._claim(endpoint, persona, pending, organizer)
             visit, mine = claimed.entity, claimed.created
+        recorded: list[bool] = []
+
+        def connected() -> None:
+            self._visits.add_event(visit.key, f"{persona}.connected", persona, source)
+            recorded.append(True)
+
         if visit.join_url is None:
-            visit = self._with_meeting(endpoint, visit, organizer, mine, times)
-        if not visit.join_url or not self._meetings().join_url_allowed(visit.join_url):
+            visit = self._with_meeting(endpoint, visit, organizer, mine, times, connected)
+        if not self._sendable(visit.join_url):
             # Only join URLs that Graph returned, on Teams' hosts: never an open redirect.
             raise AppError("LAUNCH-REDIRECT-REFUSED")
-        self._visits.add_event(visit.key, f"{persona}.connected", persona, source)
+        if not recorded:  # not written alongside the meeting's attachment
+            connected()
         return visit
+
+    def _sendable(self, join_url: str | None) -> bool:
+        return bool(join_url) and self._meetings().join_url_allowed(join_url or "")
 
     def _claim(
         self, endpoint: Endpoint, persona: Persona, pending: PendingVisit, organizer: str
@@ -127,9 +140,13 @@ class VisitOpener:
             )
         )
 
-    def _create_meeting(self, endpoint: Endpoint, visit: Visit, mine: bool, times: Times) -> Visit:
+    def _create_meeting(
+        self, endpoint: Endpoint, visit: Visit, mine: bool, times: Times, connected: Connected
+    ) -> Visit:
         """Ask Graph (createOrGet, lobby PATCH) and attach. `mine`: this launch holds the claim,
-        so when it fails, it says so on the visit and the waiters stop waiting for it."""
+        so when it fails, it says so on the visit and the waiters stop waiting for it. The
+        person's "connected" event is written alongside the attachment (independent rows), once
+        the join URL is known to be one we may send them to."""
         # Graph needs times; an encounter launch (or a failed appointment read) has none, and a
         # visit whose appointment is still being read has provisional ones until the PATCH.
         start = visit.start or datetime.now(UTC)
@@ -153,7 +170,11 @@ class VisitOpener:
                 self._visits.give_up_opening(visit)
             raise
         known = read[0] if read and read[0][0] is not None else None
-        return self._visits.attach_meeting(visit, meeting.id, meeting.join_url, known)
+        attached, _ = together(
+            lambda: self._visits.attach_meeting(visit, meeting.id, meeting.join_url, known),
+            connected if self._sendable(meeting.join_url) else lambda: None,
+        )
+        return attached
 
     def _wait_for_meeting(self, visit: Visit) -> Visit:
         """The visit once its claimant attached the meeting, or as it is when the claimant gave
@@ -171,7 +192,13 @@ class VisitOpener:
         return visit
 
     def _with_meeting(
-        self, endpoint: Endpoint, visit: Visit, organizer: str, mine: bool, times: Times = None
+        self,
+        endpoint: Endpoint,
+        visit: Visit,
+        organizer: str,
+        mine: bool,
+        times: Times,
+        connected: Connected,
     ) -> Visit:
         """The visit's meeting: made by the claimant, waited for by the others (bounded).
 
@@ -186,7 +213,7 @@ class VisitOpener:
             if visit.join_url:
                 return visit
         try:
-            return self._create_meeting(endpoint, visit, mine, times)
+            return self._create_meeting(endpoint, visit, mine, times, connected)
         except AppError as err:
             if err.code != "GRAPH-ORGANIZER-UNKNOWN" or organizer == visit.organizer_oid:
                 raise
@@ -195,4 +222,4 @@ class VisitOpener:
             taken = self._wait_for_meeting(taken)
         if taken.join_url:
             return taken
-        return self._create_meeting(endpoint, taken, mine, times)
+        return self._create_meeting(endpoint, taken, mine, times, connected)
