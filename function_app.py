@@ -6,15 +6,16 @@ where they are used, and `bench/` measures this file's import time against bare 
 
 import azure.functions as func
 
-from functions import cleanup, config_api, health, launch, wellknown
+from functions import cleanup, config_api, health, launch, warmup, wellknown
 from lib.logs import configure_logging
-from lib.settings import get_settings
 
-configure_logging(get_settings().log_level)
+# The level comes with the settings, read on first use or by the warmup function: the settings
+# model (pydantic) is not needed to start.
+configure_logging()
 
 # Anonymous at the host level on purpose: the EHR and patients' browsers cannot send function
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (health, config_api, launch, wellknown, cleanup):
+for module in (health, config_api, launch, wellknown, cleanup, warmup):
     app.register_functions(module.bp)

@@ -1,7 +1,8 @@
 """Cold import of function_app against a bare `import azure.functions`, in fresh processes.
 
 The two are measured interleaved in one run (the machine is shared and noisy) and reported as the
-ratio of medians. Goal: at most 2.0x; heavy libraries belong where they are used.
+ratio of medians. Goal: at most 1.5x; heavy libraries belong where they are used (the warmup
+function loads them before a new instance takes traffic: functions/warmup.py).
 """
 
 from __future__ import annotations
@@ -40,5 +41,5 @@ def run(rounds: int = 15) -> list[tuple[str, str, str]]:
     return [
         ("import azure.functions (median)", f"{b * 1000:.1f} ms", ""),
         ("import function_app (median)", f"{a * 1000:.1f} ms", ""),
-        ("cold import ratio", f"{a / b:.2f}x", "goal <= 2.0x"),
+        ("cold import ratio", f"{a / b:.2f}x", "goal <= 1.5x"),
     ]

@@ -14,8 +14,6 @@ from collections.abc import Callable
 
 import azure.functions as func
 
-from lib.settings import get_settings
-from lib.storage.tables import StorageUnavailable
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
 from lib.web.render import render_error, security_headers
@@ -43,7 +41,31 @@ def to_http_response(resp: Response) -> func.HttpResponse:
 
 
 def _served_over_https() -> bool:
-    return get_settings().public_url.startswith("https://")
+    from lib.settings import SettingsError, get_settings  # on first use, not at cold start
+
+    try:
+        return get_settings().public_url.startswith("https://")
+    except SettingsError:  # the answer says so (SRV-NOT-CONFIGURED); its headers still go out
+        return False
+
+
+def _failure(exc: Exception, request: Request, request_id: str) -> AppError:
+    """The coded error an exception becomes; anything undescribable is logged in full."""
+    # Imported here, not at the top: both modules pull in pydantic, which cold start does without.
+    from lib.settings import SettingsError
+    from lib.storage.tables import StorageUnavailable
+
+    if isinstance(exc, AppError):
+        log.info("request failed", extra={"error_code": exc.code, "path": request.path})
+        return exc
+    if isinstance(exc, StorageUnavailable):
+        log.warning("storage unavailable", extra={"path": request.path})
+        return AppError("SRV-STORAGE-UNAVAILABLE", headers={"Retry-After": "30"})
+    if isinstance(exc, SettingsError):  # names the setting, never its value
+        log.error("not configured: %s", exc, extra={"path": request.path})
+        return AppError("SRV-NOT-CONFIGURED", headers={"Retry-After": "300"})
+    log.exception("unhandled error", extra={"path": request.path, "request_id": request_id})
+    return AppError("SRV-INTERNAL")
 
 
 def _safe_origins(framing: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
@@ -69,22 +91,8 @@ def handler(
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
             try:
                 response = fn(request)
-            except AppError as err:
-                log.info("request failed", extra={"error_code": err.code, "path": request.path})
-                response = render_error(
-                    err, as_page=as_page, instance=request.path, request_id=request_id
-                )
-            except StorageUnavailable:
-                log.warning("storage unavailable", extra={"path": request.path})
-                err = AppError("SRV-STORAGE-UNAVAILABLE", headers={"Retry-After": "30"})
-                response = render_error(
-                    err, as_page=as_page, instance=request.path, request_id=request_id
-                )
-            except Exception:
-                log.exception(
-                    "unhandled error", extra={"path": request.path, "request_id": request_id}
-                )
-                err = AppError("SRV-INTERNAL")
+            except Exception as exc:  # every failure becomes a coded answer
+                err = _failure(exc, request, request_id)
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )

@@ -6,7 +6,6 @@ import azure.functions as func
 
 from functions._http import handler
 from lib.health import health_report
-from lib.settings import get_settings
 from lib.web.http import Request, Response
 
 bp = func.Blueprint()
@@ -16,5 +15,7 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler()
 def health(request: Request) -> Response:
+    from lib.settings import get_settings  # on first use: the model costs ~90 ms to import
+
     report = health_report(get_settings())
     return Response.json(report, 200 if report["status"] == "ok" else 503)

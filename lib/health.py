@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lib.settings import Settings
-from lib.storage.account import storage_reachable
+if TYPE_CHECKING:  # the settings model is built on first use, not at cold start
+    from lib.settings import Settings
 
 
 def app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # ~10 ms: not at cold start
+
     try:
         return version("ehr-virtual-visit-connector")
     except PackageNotFoundError:
@@ -22,6 +24,9 @@ def app_version() -> str:
 
 
 def health_report(settings: Settings) -> dict:
+    # on first use: the storage package pulls in pydantic, which cold start does without
+    from lib.storage.account import storage_reachable
+
     reachable = storage_reachable(settings)
     return {
         "status": "ok" if reachable else "degraded",

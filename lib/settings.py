@@ -11,6 +11,7 @@ This is the only module that reads `os.environ` (besides dev/).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Literal
 
@@ -209,5 +210,8 @@ def _one_line(exc: ValidationError) -> str:
 
 @functools.cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return load_settings()
+    """The process-wide settings, read once (on first use, or by the warmup function before an
+    instance takes traffic), and the log level they name applied."""
+    settings = load_settings()
+    logging.getLogger().setLevel(settings.log_level)
+    return settings

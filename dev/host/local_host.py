@@ -3,6 +3,7 @@ by its trigger (a function whose setup fails is reported, the others run) and se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -63,6 +64,8 @@ class LocalHost:
         self._server: BaseWSGIServer | None = None
         self._queues: Queues | None = None
         self._runner = AsyncRunner()
+        self._warmups: list[FunctionInfo] = []
+        self._invoker: Invoker | None = None
         self._saved_env: dict[str, str | None] = {}
         self._saved_module = sys.modules.get(APP_MODULE)
         self._path_added = False
@@ -80,17 +83,27 @@ class LocalHost:
             self.stop()
             raise
         self._runner.start()
+        self._warm_up()
         for thread in self._threads:
             thread.start()
         self._announce(routes)
         return self
+
+    def _warm_up(self) -> None:
+        """Like Azure adding an instance: the warmup function runs before any traffic (the
+        port is bound, requests wait in its backlog). Its failure is logged, not fatal."""
+        from azure.functions.warmup import WarmUpContext
+
+        for fn in self._warmups:
+            with contextlib.suppress(Exception):  # logged by the invoker
+                self._invoker.invoke(fn, WarmUpContext(), "Warmup")  # type: ignore[union-attr]
 
     def _load(self) -> list[Route]:
         """Settings, host.json and the app; binds the port. Starts no thread yet."""
         self._prepare_environment()
         options = HostOptions.load(self.app_dir)
         self._queues = Queues(options.queues.message_encoding)
-        invoker = Invoker(self._queues, self._runner)
+        invoker = self._invoker = Invoker(self._queues, self._runner)
         sys.path.insert(0, str(self.app_dir))  # so the app imports its own packages
         self._path_added = True
         app = load_app(self.app_dir)
@@ -184,6 +197,8 @@ class LocalHost:
         if kind == "timerTrigger":
             if self.timers:
                 self._threads.append(TimerRunner(fn, invoker, self._stopping).thread)
+        elif kind == "warmupTrigger":
+            self._warmups.append(fn)
         elif kind == "queueTrigger":
             listener = QueueListener(fn, invoker, options.queues, self._stopping)
             self._threads.append(listener.thread)

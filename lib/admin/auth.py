@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib.endpoints.actor import Actor
 from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
-from lib.settings import Settings
 from lib.web.errors import AppError
 from lib.web.http import Request
+
+if TYPE_CHECKING:  # the settings model is built on first use, not at cold start
+    from lib.settings import Settings
 
 LEEWAY_SECONDS = 60
 MIN_REFRESH_INTERVAL = 30  # an unknown kid refreshes the keys at most this often

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lib.settings import Settings
-
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.data.tables import TableServiceClient
     from azure.storage.queue import QueueServiceClient
+
+    from lib.settings import Settings
 
 # Sized for a person waiting: a connection in 2 s, an answer in 3 s, one retry (after the SDK's
 # ~0.8 s backoff), so an account that is down, paused or hung fails a call in about 7 s with

@@ -262,6 +262,11 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("SRV-STORAGE-UNAVAILABLE", 503, "Storage unavailable",
              "The service cannot reach its storage right now. Please try again in a minute.",
              "Check the storage account, its network rules and the app's managed identity."),
+    ErrorDef("SRV-NOT-CONFIGURED", 503, "Not set up yet",
+             "This service is not fully set up yet. Please try again later, or tell your IT "
+             "team.",
+             "A setting is missing or invalid: the log line 'not configured' names it. Fix the "
+             "app settings (see docs/settings.md); the app reads them again on restart."),
     ErrorDef("SRV-INTERNAL", 500, "Unexpected error",
              "Something went wrong on our side. Please try again; if it keeps happening, "
              "contact your IT team with the reference below.",

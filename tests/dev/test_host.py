@@ -392,6 +392,13 @@ def test_http_function_queue_output(hostapp: HostApp) -> None:
     assert sorted(bodies) == [b"hi", b"hi-again"]
 
 
+def test_warmup_runs_once_before_the_first_request_is_served(hostapp: HostApp) -> None:
+    # The fixture returns once the host listens: by then the warmup function has finished.
+    assert hostapp.marker_lines("warmup") == ["done"]
+    assert hostapp.get("/api/items/5").status_code == 200
+    assert hostapp.marker_lines("warmup") == ["done"]
+
+
 def test_timer_fires_every_second_into_its_queue_output(hostapp: HostApp) -> None:
     (body, *_) = receive_bodies(hostapp.queue("HOSTAPP_TIMER_QUEUE"), 1, timeout=5)
     assert json.loads(body) == {"past_due": False}
