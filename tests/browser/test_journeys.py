@@ -1,5 +1,5 @@
 """The two journeys as a person clicks them, in headless Chromium, through the sandbox's pages,
-each party on its own origin (EHR, Entra ID, Graph's meeting page; the app on plain http).
+each party on its own origin (EHR, Entra ID, Graph's meeting page, and the app, over https).
 
 A clinician clicks "Begin virtual visit" on the EHR schedule, signs in to Microsoft once and lands
 on the visit page (patient "not connected"); the patient clicks "Begin virtual visit" in the
@@ -59,7 +59,7 @@ def chrome():
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        "--ignore-certificate-errors",  # the sandbox's local CA; the app side is plain http
+        "--ignore-certificate-errors",  # the sandbox's local CA (the app's certificate too)
         "--window-size=1100,900",
     ):  # fmt: skip
         options.add_argument(flag)
@@ -130,19 +130,10 @@ def shot(driver, name: str) -> Path:
 PEOPLE = {"epic": ("reyes", "rivera", "mychart"), "cerner": ("okafor", "haddad", "portal")}
 MODES = ("top", "iframe", "popup")
 
-LAX_COOKIE_IN_FRAME = (
-    "local setup + product: the app runs on plain http here, where lib/signin/binding.py binds "
-    "the launch to the browser with a SameSite=Lax cookie; in the EHR's cross-site iframe "
-    "Chromium neither stores nor sends it, so the callback answers LAUNCH-BROWSER-MISMATCH "
-    "('Sign-in from another browser'). Over https the cookie is SameSite=None; Secure; "
-    "Partitioned. Fix: serve the local app over https (dev/host TLS with the sandbox CA), or "
-    "bind with SameSite=None on loopback http too."
-)
 NO_FRAMED_SIGN_IN = (
     "product: Entra ID's sign-in page refuses to be framed (X-Frame-Options DENY, CSP "
     "frame-ancestors 'none', as Microsoft's does) and the one-time Microsoft sign-in is sent "
-    "into the EHR's iframe; fix: open that sign-in top-level (a popup or a break-out page). "
-    "Today the cookie comes first: " + LAX_COOKIE_IN_FRAME
+    "into the EHR's iframe; fix: open that sign-in top-level (a popup or a break-out page)."
 )
 
 
@@ -152,7 +143,7 @@ def expected_failure(journey: str, mode: str) -> str | None:
     the auto-POST page's form-action lets that redirect chain through."""
     if mode != "iframe":
         return None
-    return NO_FRAMED_SIGN_IN if journey == "clinician-first" else LAX_COOKIE_IN_FRAME
+    return NO_FRAMED_SIGN_IN if journey == "clinician-first" else None
 
 
 def cases():
