@@ -5,7 +5,9 @@ back to that browser (its cookie) before anything else happens: a stranger holdi
 callback URL can neither show text on our pages (an EHR `error=`) nor burn their sign-in. Then
 the state is used up (single use, whatever happens next), an EHR `error` is shown, and the
 session's kind picks its completer from the table the composition root fills (launches,
-approvals, the Microsoft sign-in; the portal adds a row).
+approvals, the Microsoft sign-in; the portal adds a row). When the browser says the callback runs
+in a frame and the completer's answer cannot be shown there, its framed alternative is answered
+instead (the Microsoft sign-in in a window of its own: lib/launch/window.py).
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ class Callback:
             raise AppError(
                 "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
             )
-        return completer.complete(session, q)
+        answer = completer.complete(session, q)
+        if answer.in_frame is not None and request.framed:
+            return answer.in_frame()  # e.g. Microsoft's sign-in, which refuses to be framed
+        return answer
 
     def _completer(self, session: SignInSession) -> Completer:
         completer = self._completers.get(session.kind)

@@ -796,7 +796,9 @@ def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sand
     url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
     again = Browser(app.sandbox, entra_user="okafor").go(url)
     assert again.signed_in  # the next launch asks for the Microsoft sign-in again
-    forged = app.session().post(app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10)
+    forged = app.session().post(
+        app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10
+    )
     assert forged.status_code == 404 and forged.json()["code"] == "VISIT-LINK-INVALID"
 
 
