@@ -14,6 +14,7 @@ test-artifacts/ (not committed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -103,7 +104,7 @@ def wait_for(driver, predicate, timeout: float = 15.0) -> None:
         try:
             if predicate(d):
                 return True
-            url, text = here(d), d.page_source
+            url, text = here(d), d.page_source or ""  # None while a window closes
         except WebDriverException:
             return False  # between documents
         seen.extend(refusals(d))
@@ -166,8 +167,8 @@ def sign_in_in_a_window(chrome, entra: str, clinician: str, name: str) -> None:
     wait_for(chrome, lambda d: here(d).startswith(entra))
     click(chrome, f"signin-{clinician}")
     confirm_account(chrome, f"{name}-link-account")
-    wait_for(chrome, lambda d: window not in d.window_handles)  # it closes by itself
-    chrome.switch_to.window(main)
+    chrome.switch_to.window(main)  # the window closes by itself: wait from the EHR's
+    wait_for(chrome, lambda d: window not in d.window_handles)
     chrome.switch_to.frame(chrome.find_element(By.CSS_SELECTOR, "[data-testid='activity']"))
 
 
@@ -195,7 +196,10 @@ def open_launch(chrome, page_url: str, appointment: str, mode: str) -> None:
 
 
 def back_to_one_window(chrome) -> None:
-    chrome.switch_to.default_content()
+    from selenium.common.exceptions import NoSuchWindowException
+
+    with contextlib.suppress(NoSuchWindowException):  # in a window that closed itself
+        chrome.switch_to.default_content()
     first, *others = chrome.window_handles
     for handle in others:
         chrome.switch_to.window(handle)
@@ -205,6 +209,7 @@ def back_to_one_window(chrome) -> None:
 
 @pytest.mark.parametrize(("vendor", "mode", "journey"), list(cases()))
 def test_journey(app, seeded, chrome, vendor, mode, journey):
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     ehr = getattr(app.sandbox, vendor)
@@ -244,8 +249,9 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
             join = chrome.find_element(By.ID, "join").get_attribute("href")
             assert join.startswith(app.sandbox.graph.url("/meet/"))
     finally:
-        chrome.switch_to.default_content()
-        shot(chrome, name)
+        with contextlib.suppress(WebDriverException):  # in a window that closed itself: none
+            chrome.switch_to.default_content()
+            shot(chrome, name)
         back_to_one_window(chrome)
 
 
