@@ -54,9 +54,10 @@ def seed(
     app_url: str, origins: Mapping[str, str], ca_file: str, token: Callable[[str], str]
 ) -> list[str]:
     """Make both sandbox endpoints active; returns one line per endpoint saying what was done.
-    ``origins``: where the EHR stand-ins are (``Sandbox.origins``, or the fixed ones)."""
+    ``origins``: where the EHR stand-ins are (``Sandbox.origins``, or the fixed ones);
+    ``ca_file``: the sandbox's CA, which the app's certificate is from too."""
     api = f"{app_url}/api/config/endpoints"
-    admin = _session(token("admin"))
+    admin = _session(token("admin"), ca_file)
     lines = []
     registered = {e["id"]: e for e in admin.get(api, timeout=30).json()["items"]}
     taken = {e["fhir_base_url"]: e["id"] for e in registered.values()}
@@ -82,14 +83,15 @@ def seed(
 
 
 def _approve(api: str, eid: str, ca_file: str, token: Callable[[str], str]) -> dict:
-    approver = _session(token("approver"))
+    approver = _session(token("approver"), ca_file)
     started = approver.post(f"{api}/{eid}/approval", timeout=30).json()
     play_standalone_sign_in(started["authorize_url"], ca_file)
     return approver.get(f"{api}/{eid}", timeout=30).json()
 
 
-def _session(bearer: str) -> requests.Session:
+def _session(bearer: str, ca_file: str) -> requests.Session:
     s = requests.Session()
     s.trust_env = False
+    s.verify = ca_file  # the app's certificate is from the sandbox's CA, like every party's
     s.headers["Authorization"] = f"Bearer {bearer}"
     return s

@@ -14,10 +14,12 @@ from dev.procs import ROOT
 
 SAMPLE = ROOT / "local.settings.sample.json"
 LOCAL = ROOT / "local.settings.json"
-# Sample defaults that moved: when every sandbox party shared one origin (before origins.py).
+# Sample defaults that moved: when every sandbox party shared one origin (before origins.py),
+# and when the local app was served over plain http.
 RETIRED = {
     "ENTRA_AUTHORITY_HOST": "https://127.0.0.1:7443/entra",
     "GRAPH_BASE_URL": "https://127.0.0.1:7443/graph",
+    "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:7071",
 }
 
 

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 # make run's fixed addresses: what local.settings.sample.json and the sandbox defaults name
 # (each sandbox party on its own loopback address and port: dev/sandbox/origins.py).
 APP_PORT = 7071
+# The app is served over https, like in Azure, with a leaf of the sandbox's CA for this address:
+# its browser-binding cookie is then `SameSite=None; Secure; Partitioned`, which a browser keeps
+# inside an EHR's cross-site iframe (a plain-http Lax cookie it neither stores nor sends there).
+APP_ADDRESS = "127.0.0.1"
 SANDBOX_PORT = PLACES[CONTROL].port
 AZURITE_PORTS = (10000, 10001, 10002)  # what UseDevelopmentStorage=true points at
 STATE = ROOT / ".local"
@@ -54,7 +58,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
     """A complete, valid settings environment; storage defaults to an unreachable address."""
     env = {
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-        "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:7071",
+        "CONNECTOR_PUBLIC_URL": f"https://{APP_ADDRESS}:{APP_PORT}",
         "CONNECTOR_LOCAL_MODE": "true",
         "CONNECTOR_HASH_KEY": "test-hash-key-0123456789abcdef0123456789",
         "CONNECTOR_LOG_LEVEL": "INFO",
@@ -119,10 +123,11 @@ class RunningHost:
     proc: subprocess.Popen
     port: int
     log_path: Path | None  # None: the output goes to our own stdout
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{APP_ADDRESS}:{self.port}"
 
     def log(self) -> str:
         if self.log_path is None:
@@ -141,15 +146,19 @@ def launch_host(
     args: tuple[str, ...] = (),
     port: int | None = None,
     timeout: float = 30,
+    tls: tuple[Path, Path] | None = None,
 ) -> RunningHost:
     """Start dev.host for app_dir and return once it listens (or raise with its log).
 
     `port`: when the app must know its own URL in advance (redirect URIs it registers).
+    `tls`: certificate and key files: the host serves https (see ``app_certificate``).
     """
     port = port or free_port()
     cmd = [sys.executable, "-m", "dev.host", "--app-dir", str(app_dir), "--port", str(port)]
     if settings is not None:
         cmd += ["--settings", str(settings)]
+    if tls is not None:
+        cmd += ["--cert", str(tls[0]), "--key", str(tls[1])]
     with contextlib.ExitStack() as files:
         out: Any = None
         if log_path is not None:
@@ -161,7 +170,7 @@ def launch_host(
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,
         )
-    host = RunningHost(proc, port, log_path)
+    host = RunningHost(proc, port, log_path, "https" if tls else "http")
     try:
         wait_for_port(port, timeout, proc)
     except Exception as exc:
@@ -211,23 +220,32 @@ def start_app(
     EHRs pointed at it; settings only from the environment (``folder`` keeps an empty
     local.settings.json and the host's log). Returns the host and the app's settings."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://{APP_ADDRESS}:{port}"
     empty = folder / "local.settings.json"
     empty.write_text('{"Values": {}}')
     env = app_env(storage, sandbox, url, prefix)
     point_sandbox_at(sandbox, url)
-    host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port)
+    tls = app_certificate(sandbox.ca_file, folder / "tls")
+    host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port, tls=tls)
     return host, env
 
 
-def wait_healthy(url: str, timeout: float = 30.0) -> dict:
-    """The app's /api/health answer once it is 200."""
+def app_certificate(ca_file: Path, folder: Path) -> tuple[Path, Path]:
+    """The app's https certificate and key: a fresh leaf of the sandbox's CA for its address,
+    so whatever trusts the sandbox (msal, requests, a browser told to) trusts the app too."""
+    from dev.sandbox.certs import issue_server_files
+
+    return issue_server_files(ca_file, (APP_ADDRESS,), folder)
+
+
+def wait_healthy(url: str, ca_file: Path, timeout: float = 30.0) -> dict:
+    """The app's /api/health answer once it is 200 (``ca_file``: what its certificate is from)."""
     import requests
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            resp = requests.get(url, timeout=3)
+            resp = requests.get(url, timeout=3, verify=str(ca_file))
             if resp.status_code == 200:
                 return resp.json()
         except requests.RequestException:
@@ -288,10 +306,11 @@ def start_local(
         env = local_app_env(state_dir)
         sandbox = launch_sandbox(sandbox_port, state_dir, env)
         parts.callback(sandbox.stop)
-        host = launch_host(ROOT, None, env=env, port=app_port, timeout=60)
+        tls = app_certificate(sandbox.ca_file, state_dir / "certs" / "app")
+        host = launch_host(ROOT, None, env=env, port=app_port, timeout=60, tls=tls)
         parts.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)
-        health = wait_healthy(f"{stack.url}/api/health")
+        health = wait_healthy(f"{stack.url}/api/health", sandbox.ca_file)
         entra = sandbox.origins["entra"]
         stack.seed(lambda role: mint_token(role, url=entra, state_dir=state_dir))
         stack._parts = parts.pop_all()

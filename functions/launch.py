@@ -62,3 +62,31 @@ def launch_confirm(request: Request) -> Response:
 @handler()
 def visit_unlink(request: Request) -> Response:
     return _services().visit_pages.unlink(request.headers.get("x-visit-token"))
+
+
+@bp.function_name("signin_window")
+@bp.route(route="launch/window", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(pages=True)
+def signin_window(request: Request) -> Response:
+    return _services().signin_window.window_page()
+
+
+@bp.function_name("signin_window_handoff")
+@bp.route(route="launch/window", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(pages=True)
+def signin_window_handoff(request: Request) -> Response:
+    return _services().signin_window.take_over(request)
+
+
+@bp.function_name("signin_window_status")
+@bp.route(route="launch/window/status", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def signin_window_status(request: Request) -> Response:
+    return _services().signin_window.status(request)
+
+
+@bp.function_name("signin_window_resume")
+@bp.route(route="launch/window/resume", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler(pages=True, framing=_ehr_origins)
+def signin_window_resume(request: Request) -> Response:
+    return _services().signin_window.resume(request)

@@ -24,6 +24,7 @@ from lib.launch.complete import LaunchCompletion
 from lib.launch.microsoft import MicrosoftSignIn
 from lib.launch.start import LaunchStart
 from lib.launch.visit_page import VisitPages
+from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
 from lib.privacy import PrivacyKeys
@@ -68,6 +69,7 @@ class Services:
     sealed: SealedValues
     launch: LaunchStart
     microsoft: MicrosoftSignIn
+    signin_window: SignInWindow
     visit_pages: VisitPages
     callback: Callback
     meetings: _Lazy[MeetingService]
@@ -130,8 +132,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     opener = VisitOpener(visits, meetings)
     pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
     onward = onward_origins(settings)
+    window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
     microsoft = MicrosoftSignIn(
-        entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward
+        entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward, window
     )
     completion = LaunchCompletion(
         endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions
@@ -166,6 +169,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         sealed=SealedValues(store, sealer),
         launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward),
         microsoft=microsoft,
+        signin_window=window,
         visit_pages=pages,
         callback=callback,
         meetings=meetings,

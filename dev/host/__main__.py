@@ -2,6 +2,7 @@
 
     python -m dev.host [--app-dir DIR] [--port 7071] [--host 127.0.0.1]
                        [--settings local.settings.json] [--no-timers]
+                       [--cert server-cert.pem --key server-key.pem]
 
 Stops on Ctrl-C or SIGTERM, waiting a few seconds for functions still running.
 """
@@ -30,7 +31,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--settings", help="settings file (default APP_DIR/local.settings.json)")
     parser.add_argument("--no-timers", action="store_true", help="do not fire timer triggers")
-    return parser.parse_args(argv)
+    parser.add_argument("--cert", help="serve https with this certificate (PEM, chain first)")
+    parser.add_argument("--key", help="the certificate's private key (PEM); with --cert")
+    args = parser.parse_args(argv)
+    if bool(args.cert) != bool(args.key):
+        parser.error("--cert and --key go together")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    host = LocalHost(app_dir, port, args.host, settings, timers=not args.no_timers).start()
+    tls = (Path(args.cert), Path(args.key)) if args.cert else None
+    host = LocalHost(app_dir, port, args.host, settings, timers=not args.no_timers, tls=tls)
+    host.start()
     try:
         while not stopping.wait(1):
             pass

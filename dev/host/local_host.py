@@ -24,7 +24,7 @@ from dev.host.functions import (
 from dev.host.invocation import AsyncRunner, Invoker
 from dev.host.queues import QueueListener, Queues
 from dev.host.routes import Route, build_route
-from dev.host.serving import HttpApp, QuietRequestHandler
+from dev.host.serving import HttpApp, QuietRequestHandler, serve_tls
 from dev.host.settings import HostOptions, apply_settings, read_local_settings
 from dev.host.timers import TimerRunner
 
@@ -41,7 +41,8 @@ class LocalHost:
         host.stop()
 
     port=0 picks a free port (see .port). `env` is applied before local.settings.json, so it
-    wins; stop() puts os.environ, sys.path and sys.modules back as they were."""
+    wins; stop() puts os.environ, sys.path and sys.modules back as they were. `tls`: a
+    certificate and key (PEM files) to serve https with, as `func start --useHttps --cert`."""
 
     def __init__(
         self,
@@ -51,7 +52,9 @@ class LocalHost:
         settings: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         timers: bool = True,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        self.tls = tls
         self.app_dir = Path(app_dir).resolve()
         self.port = port
         self.host = host
@@ -72,7 +75,7 @@ class LocalHost:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> LocalHost:
         """Load the app and start serving; returns once the port is listening. A LocalHost
@@ -229,6 +232,8 @@ class LocalHost:
             self.host, self.port, app, threaded=True, request_handler=QuietRequestHandler
         )
         self.port = self._server.port
+        if self.tls is not None:
+            serve_tls(self._server, *self.tls)
         thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.1},

@@ -4,13 +4,15 @@ a response, as the Python worker does."""
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from azure.functions import _abc as func_abc
-from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from dev.host.functions import FunctionInfo
@@ -116,3 +118,14 @@ class QuietRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def serve_tls(server: BaseWSGIServer, cert: str | Path, key: str | Path) -> None:
+    """Serve https with this certificate. The handshake runs in the per-connection thread:
+    werkzeug's own wrapping shakes hands in accept(), so one silent client (a browser's
+    preconnect) would stall every other request."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    server.ssl_context = ctx

@@ -55,16 +55,34 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def server_ssl_context(ca: trustme.CA, names: tuple[str, ...]) -> ssl.SSLContext:
-    """A TLS server context with a fresh leaf whose SAN lists ``names`` (one origin's address:
-    a browser or client reaching another party's address with it fails the TLS check)."""
+def _leaf(ca: trustme.CA, names: tuple[str, ...]) -> trustme.LeafCert:
     now = dt.datetime.now(dt.UTC)
-    leaf = ca.issue_cert(
+    return ca.issue_cert(
         *names,
         organization_name="EVC Connector local sandbox",
         not_before=now - dt.timedelta(days=1),
         not_after=now + dt.timedelta(days=SERVER_CERT_DAYS),
     )
+
+
+def issue_server_files(ca_file: Path, names: tuple[str, ...], folder: Path) -> tuple[Path, Path]:
+    """A fresh leaf for ``names`` from the CA whose certificate is ``ca_file`` (its key lies
+    beside it), written as ``server-cert.pem`` / ``server-key.pem`` into ``folder``: for a
+    server outside the sandbox's process, such as the app on the local host."""
+    with state_lock(ca_file.parent):
+        ca = trustme.CA.from_pem(ca_file.read_bytes(), (ca_file.parent / CA_KEY_NAME).read_bytes())
+    leaf = _leaf(ca, names)
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "server-cert.pem", folder / "server-key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    write_private(key, leaf.private_key_pem.bytes())
+    return cert, key
+
+
+def server_ssl_context(ca: trustme.CA, names: tuple[str, ...]) -> ssl.SSLContext:
+    """A TLS server context with a fresh leaf whose SAN lists ``names`` (one origin's address:
+    a browser or client reaching another party's address with it fails the TLS check)."""
+    leaf = _leaf(ca, names)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     leaf.configure_cert(ctx)

@@ -6,7 +6,8 @@ until the clinician confirms, on our page, that their EHR sign-in will open visi
 Microsoft account they picked: on a shared workstation the account picker may offer a
 colleague's, and the mapping is remembered. The only thing kept afterwards is the mapping (which
 the clinician can undo from the visit page): each sign-in uses a throwaway msal app, so the
-tokens it obtained are gone with the request.
+tokens it obtained are gone with the request. Inside an EHR's frame, where Microsoft's sign-in
+refuses to be shown, the sign-in and the confirmation run in a window of their own (window.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.launch.visit_page import VisitPages
+from lib.launch.window import CANCELLED, OPENED, SignInWindow
 from lib.signin.binding import BrowserBinding
 from lib.signin.sessions import SessionStore, SignInSession
 from lib.smart.pkce import new_state
@@ -43,7 +45,9 @@ class MicrosoftSignIn:
         opener: VisitOpener,
         pages: VisitPages,
         onward: tuple[str, ...] = (),
+        window: SignInWindow | None = None,
     ) -> None:
+        self._window = window
         self._onward = onward
         self._entra = entra
         self._sessions = sessions
@@ -71,14 +75,17 @@ class MicrosoftSignIn:
             redirect_uri=self._urls.callback,
             endpoint_id=endpoint.id,
             data={
-                # msal needs its flow back to check the answer; not the URL we already sent.
-                "flow": {k: v for k, v in flow.items() if k != "auth_uri"},
+                # msal needs its flow back to check the answer; the URL, for a sign-in window.
+                "flow": flow,
                 "pending": pending.model_dump(mode="json"),
                 "clinician_hash": clinician_hash,
             },
             state=state,
         )
-        return self._binding.bind(Response.redirect(flow["auth_uri"]), session)
+        answer = self._binding.bind(Response.redirect(flow["auth_uri"]), session)
+        if self._window is not None:  # Microsoft's page refuses frames: a window of its own
+            answer.in_frame = lambda: self._window.frame_page(session, endpoint)
+        return answer
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `entra` sessions (msal checks the answer): the page
@@ -100,6 +107,8 @@ class MicrosoftSignIn:
                 "oid": claims["oid"],
                 "pending": session.data["pending"],
                 "clinician_hash": session.data["clinician_hash"],
+                # a frame waits for this sign-in in another window (window.py)
+                "window": session.state if session.data.get("window") else None,
             },
         )
         resp = page(
@@ -121,7 +130,10 @@ class MicrosoftSignIn:
             raise AppError("LAUNCH-STATE-MISSING")
         self._binding.check(request, session.state)  # only the browser that signed in
         session = self._sessions.use(session)
+        waiting = session.data.get("window")
         if form.get("decision") != "confirm":
+            if waiting and self._window is not None:
+                return self._window.finish(waiting, CANCELLED)
             return page("link_cancelled.html")
         # Deleted or disabled while the clinician was deciding: no mapping, no meeting.
         endpoint = self._endpoints.launchable(session.endpoint_id or "")
@@ -129,6 +141,8 @@ class MicrosoftSignIn:
         pending = PendingVisit.model_validate(session.data["pending"])
         self._mappings.put(endpoint.id, hashed, oid)
         visit = self._opener.open(endpoint, "provider", pending, oid)
+        if waiting and self._window is not None:  # the frame goes on to the visit, not here
+            return self._window.finish(waiting, OPENED, visit)
         arrival = self._pages.arrival(endpoint, "provider", visit, clinician_hash=hashed)
         arrival.status = 303  # after a POST, the browser GETs where it is sent
         return arrival

@@ -4,8 +4,15 @@ Without it, a sign-in link (the EHR's callback, or the Microsoft sign-in page of
 copied to a colleague's browser would complete there: the colleague's Microsoft account would be
 mapped to the first clinician's EHR user for good. Each sign-in gets its own cookie, named after
 a keyed hash of its state, so any number of launches run side by side in one browser with no
-shared slot. Over https it is `__Host-`, Secure, `SameSite=None` and Partitioned (CHIPS), so it
-also works inside an EHR's iframe; on a local http host it is a plain Lax cookie.
+shared slot. Over https (in Azure, and locally: dev/stack.py) it is `__Host-`, Secure,
+`SameSite=None` and Partitioned (CHIPS), so it also works inside an EHR's iframe; on an http
+host it would be a plain Lax cookie, which a browser neither stores nor sends in a cross-site
+frame.
+
+A partitioned cookie is kept per top-level site: a window of its own (the Microsoft sign-in,
+which refuses to be framed) does not see the frame's. `handoff` carries a stored sign-in across
+that boundary: a sealed value, bound to the sign-in's state, that expires in minutes and that
+the caller accepts once (lib/launch/window.py hands it over by postMessage, never in a URL).
 
 The cookie's value is a keyed hash of the state for a stored session, and for a launch the
 session itself, sealed (AES-GCM, bound to the state and the purpose `signin-state`): a launch
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.cookies import CookieError, SimpleCookie
 
 from lib.privacy import PrivacyKeys
@@ -26,9 +33,12 @@ from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
 PURPOSE = "signin-state"
+HANDOFF_PURPOSE = "signin-handoff"
 # A launch's cookie outlives its session a little, so a late callback is told "expired" rather
 # than "another browser".
 EXPIRY_GRACE = timedelta(minutes=10)
+# Long enough to press a button and let a window open; the sign-in itself has its own lifetime.
+HANDOFF_LIFETIME = timedelta(minutes=5)
 
 
 class BrowserBinding:
@@ -85,6 +95,26 @@ class BrowserBinding:
             raise AppError("LAUNCH-BROWSER-MISMATCH") from None
         check_fresh(session)
         return session
+
+    def handoff(self, session: SignInSession, *, now: datetime | None = None) -> str:
+        """A sealed value that lets another window of this browser take over the stored
+        sign-in `session` (see the module's docstring). Not a key to anything by itself: it
+        opens only for this state and purpose, expires, and is accepted once."""
+        expires = (now or datetime.now(UTC)) + HANDOFF_LIFETIME
+        payload = json.dumps({"exp": _iso(expires)})
+        return self._sealer.seal(payload, visit_key=session.state, purpose=HANDOFF_PURPOSE)
+
+    def check_handoff(self, value: str | None, state: str, *, now: datetime | None = None) -> None:
+        """`value` was made by `handoff` for this state, and has not expired."""
+        try:
+            data = json.loads(
+                self._sealer.open(value or "", visit_key=state, purpose=HANDOFF_PURPOSE)
+            )
+            expires = datetime.fromisoformat(data["exp"])
+        except (SealBroken, ValueError, TypeError, KeyError):
+            raise AppError("LAUNCH-BROWSER-MISMATCH") from None
+        if (now or datetime.now(UTC)) >= expires:
+            raise AppError("LAUNCH-STATE-EXPIRED")
 
 
 def _payload(session: SignInSession) -> str:

@@ -7,7 +7,10 @@ the state is used up (single use, whatever happens next), an EHR `error` is show
 session's kind picks its completer from the table the composition root fills (launches,
 approvals, the Microsoft sign-in; the portal adds a row). A launch's completer uses the state
 itself, alongside its code redemption (`uses_state`): the redemption's answer counts only if
-the single-use write was this callback's, and the launch saves that write's round trip.
+the single-use write was this callback's, and the launch saves that write's round trip. When the
+browser says the callback runs in a frame and the completer's answer cannot be shown there, its
+framed alternative is answered instead (the Microsoft sign-in in a window of its own:
+lib/launch/window.py).
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ class Callback:
             raise AppError(
                 "LAUNCH-EHR-ERROR", f"The EHR said: {q['error'][:60]} {description}".strip()
             )
-        if completer.uses_state:
-            return completer.complete(session, q)
-        return completer.complete(self._sessions.use(session), q)
+        used = session if completer.uses_state else self._sessions.use(session)
+        answer = completer.complete(used, q)
+        if answer.in_frame is not None and request.framed:
+            return answer.in_frame()  # e.g. Microsoft's sign-in, which refuses to be framed
+        return answer
 
     def _completer(self, session: SignInSession) -> Completer:
         completer = self._completers.get(session.kind)

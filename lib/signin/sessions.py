@@ -121,6 +121,29 @@ class SessionStore:
         check_fresh(session, now)
         return session
 
+    def get(self, state: str | None, *, now: datetime | None = None) -> SignInSession:
+        """The stored session for `state`, used or not, for what comes after its callback (a
+        frame waiting for the sign-in in another window); fresh for a while past its expiry,
+        as the cleanup keeps it."""
+        state = check_state(state)
+        try:
+            session = self._table.get(*row_keys(state))
+        except ValueError:
+            raise AppError("LAUNCH-STATE-MISSING") from None
+        if session is None:
+            raise AppError("LAUNCH-STATE-MISSING")
+        if (now or datetime.now(UTC)) >= session.expires_at + LIFETIME:
+            raise AppError("LAUNCH-STATE-EXPIRED")
+        return session
+
+    def record(self, session: SignInSession, **data: Any) -> SignInSession:
+        """Add to a stored session's data under its ETag: of two racing writers, one wins, and
+        the other gets LAUNCH-STATE-REUSED (what makes a step single-use)."""
+        try:
+            return self._table.update(session.model_copy(update={"data": {**session.data, **data}}))
+        except ConcurrencyConflict:
+            raise AppError("LAUNCH-STATE-REUSED") from None
+
     def use(self, session: SignInSession, *, now: datetime | None = None) -> SignInSession:
         """Mark a session used: of two racing callbacks with one state, one wins."""
         now = now or datetime.now(UTC)

@@ -6,7 +6,7 @@ functions/_http.py converts the host's HttpRequest into a `Request` and a `Respo
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -50,6 +50,12 @@ class Request:
         """A browser navigating (Accept: text/html first) rather than an API client."""
         accept = self.headers.get("accept", "")
         return "text/html" in accept.split(",")[0]
+
+    @property
+    def framed(self) -> bool:
+        """A navigation inside a frame (an EHR's activity iframe), as the browser tells it
+        (Fetch Metadata: every current browser and embedded WebView2 sends it over https)."""
+        return self.headers.get("sec-fetch-dest", "") in ("iframe", "frame")
 
     def form(self, *, limit: int = MAX_JSON_BODY) -> dict[str, str]:
         """An application/x-www-form-urlencoded body (our own pages' forms), one value a name."""
@@ -111,6 +117,9 @@ class Response:
     # Origins allowed to frame this page (an EHR) and to receive its forms (an EHR's authorize).
     frame_ancestors: tuple[str, ...] = ()
     form_action: tuple[str, ...] = ()
+    # What to answer instead when the request came from a frame and this answer cannot be shown
+    # there (a redirect to a sign-in page that refuses to be framed): see Callback.handle.
+    in_frame: Callable[[], Response] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -32,6 +32,26 @@ class Urls:
         return f"{self.api}/launch/confirm"
 
     @property
+    def origin(self) -> str:
+        """Our origin (scheme, host and port), as a browser names it (postMessage targets)."""
+        scheme, rest = self.public.split("://", 1)
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+
+    @property
+    def signin_window(self) -> str:
+        """The window of its own that the Microsoft sign-in opens in from an EHR's frame."""
+        return f"{self.api}/launch/window"
+
+    @property
+    def signin_window_status(self) -> str:
+        return f"{self.api}/launch/window/status"
+
+    @property
+    def signin_window_resume(self) -> str:
+        """Where the waiting frame goes once the sign-in in the other window is done."""
+        return f"{self.api}/launch/window/resume"
+
+    @property
     def visit_unlink(self) -> str:
         return f"{self.api}/visit/unlink"
 

@@ -1,17 +1,20 @@
 """The two journeys as a person clicks them, in headless Chromium, through the sandbox's pages,
-each party on its own origin (EHR, Entra ID, Graph's meeting page; the app on plain http).
+each party on its own origin (EHR, Entra ID, Graph's meeting page, and the app, over https).
 
 A clinician clicks "Begin virtual visit" on the EHR schedule, signs in to Microsoft once and lands
 on the visit page (patient "not connected"); the patient clicks "Begin virtual visit" in the
 portal, joins the meeting as a guest and waits in the lobby; the clinician's page turns
 "connected" without a reload. Each journey runs with the EHR opening the launch top-level, in an
 iframe on its page (Hyperspace activity, PowerChart MPage) and in a popup, with the EHR's own
-session signed in. Cases the product cannot do today are strict xfails naming the fix, so the fix
-flips them. Screenshots go to test-artifacts/ (not committed).
+session signed in. Inside the iframe, the clinician's first Microsoft sign-in (which Microsoft's
+page refuses to show framed) runs in a window of its own that the frame opens on a click, and
+the frame then goes on to the visit page (lib/launch/window.py). Screenshots go to
+test-artifacts/ (not committed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -59,7 +62,7 @@ def chrome():
     for flag in (
         "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--no-first-run",
-        "--ignore-certificate-errors",  # the sandbox's local CA; the app side is plain http
+        "--ignore-certificate-errors",  # the sandbox's local CA (the app's certificate too)
         "--window-size=1100,900",
     ):  # fmt: skip
         options.add_argument(flag)
@@ -101,7 +104,7 @@ def wait_for(driver, predicate, timeout: float = 15.0) -> None:
         try:
             if predicate(d):
                 return True
-            url, text = here(d), d.page_source
+            url, text = here(d), d.page_source or ""  # None while a window closes
         except WebDriverException:
             return False  # between documents
         seen.extend(refusals(d))
@@ -130,44 +133,12 @@ def shot(driver, name: str) -> Path:
 PEOPLE = {"epic": ("reyes", "rivera", "mychart"), "cerner": ("okafor", "haddad", "portal")}
 MODES = ("top", "iframe", "popup")
 
-LAX_COOKIE_IN_FRAME = (
-    "local setup + product: the app runs on plain http here, where lib/signin/binding.py binds "
-    "the launch to the browser with a SameSite=Lax cookie; in the EHR's cross-site iframe "
-    "Chromium neither stores nor sends it, so the callback answers LAUNCH-BROWSER-MISMATCH "
-    "('Sign-in from another browser'). Over https the cookie is SameSite=None; Secure; "
-    "Partitioned. Fix: serve the local app over https (dev/host TLS with the sandbox CA), or "
-    "bind with SameSite=None on loopback http too."
-)
-NO_FRAMED_SIGN_IN = (
-    "product: Entra ID's sign-in page refuses to be framed (X-Frame-Options DENY, CSP "
-    "frame-ancestors 'none', as Microsoft's does) and the one-time Microsoft sign-in is sent "
-    "into the EHR's iframe; fix: open that sign-in top-level (a popup or a break-out page). "
-    "Today the cookie comes first: " + LAX_COOKIE_IN_FRAME
-)
-
-
-def expected_failure(journey: str, mode: str) -> str | None:
-    """Why this case cannot pass today, or None. The EHRs both answer the launch's authorize
-    POST (both advertise authorize-post) with an immediate redirect, the EHR being signed in;
-    the auto-POST page's form-action lets that redirect chain through."""
-    if mode != "iframe":
-        return None
-    return NO_FRAMED_SIGN_IN if journey == "clinician-first" else LAX_COOKIE_IN_FRAME
-
 
 def cases():
     for vendor in PEOPLE:
         for mode in MODES:
             for journey in ("clinician-first", "clinician-returning", "patient"):
-                reason = expected_failure(journey, mode)
-                marks = (
-                    [pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)]
-                    if reason
-                    else []
-                )
-                yield pytest.param(
-                    vendor, mode, journey, marks=marks, id=f"{vendor}-{mode}-{journey}"
-                )
+                yield pytest.param(vendor, mode, journey, id=f"{vendor}-{mode}-{journey}")
 
 
 def confirm_account(chrome, name: str) -> None:
@@ -178,6 +149,27 @@ def confirm_account(chrome, name: str) -> None:
     assert "@" in chrome.find_element(By.CSS_SELECTOR, "[data-account]").text
     shot(chrome, name)
     click(chrome, "confirm")
+
+
+def sign_in_in_a_window(chrome, entra: str, clinician: str, name: str) -> None:
+    """Inside the EHR's frame, Microsoft's sign-in cannot show (it refuses to be framed): the
+    frame offers a button that opens it in a window of its own; sign in and confirm there, and
+    the window closes. The driver ends back in the EHR's frame."""
+    from selenium.webdriver.common.by import By
+
+    main, before = chrome.current_window_handle, set(chrome.window_handles)
+    wait_for(chrome, lambda d: 'data-testid="open-signin"' in d.page_source)
+    shot(chrome, f"{name}-frame-offers-window")
+    click(chrome, "open-signin")
+    wait_for(chrome, lambda d: len(set(d.window_handles) - before) == 1)
+    (window,) = set(chrome.window_handles) - before
+    chrome.switch_to.window(window)
+    wait_for(chrome, lambda d: here(d).startswith(entra))
+    click(chrome, f"signin-{clinician}")
+    confirm_account(chrome, f"{name}-link-account")
+    chrome.switch_to.window(main)  # the window closes by itself: wait from the EHR's
+    wait_for(chrome, lambda d: window not in d.window_handles)
+    chrome.switch_to.frame(chrome.find_element(By.CSS_SELECTOR, "[data-testid='activity']"))
 
 
 def forget_microsoft_sign_ins(app, vendor: str) -> None:
@@ -204,7 +196,10 @@ def open_launch(chrome, page_url: str, appointment: str, mode: str) -> None:
 
 
 def back_to_one_window(chrome) -> None:
-    chrome.switch_to.default_content()
+    from selenium.common.exceptions import NoSuchWindowException
+
+    with contextlib.suppress(NoSuchWindowException):  # in a window that closed itself
+        chrome.switch_to.default_content()
     first, *others = chrome.window_handles
     for handle in others:
         chrome.switch_to.window(handle)
@@ -214,6 +209,7 @@ def back_to_one_window(chrome) -> None:
 
 @pytest.mark.parametrize(("vendor", "mode", "journey"), list(cases()))
 def test_journey(app, seeded, chrome, vendor, mode, journey):
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
     ehr = getattr(app.sandbox, vendor)
@@ -239,9 +235,10 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
                 Browser(app.sandbox, entra_user=clinician).go(launch.url)
             open_launch(chrome, f"{ehr.schedule_url}?clinician={clinician}", appointment, mode)
             entra = app.sandbox.entra.url("/")
-            wait_for(chrome, lambda d: here(d).startswith(entra) or "/api/visit#" in here(d))
-            if journey == "clinician-first":
-                assert here(chrome).startswith(entra), "a first launch signs in to Microsoft"
+            if journey == "clinician-first" and mode == "iframe":
+                sign_in_in_a_window(chrome, entra, clinician, name)
+            elif journey == "clinician-first":
+                wait_for(chrome, lambda d: here(d).startswith(entra))
                 click(chrome, f"signin-{clinician}")
                 confirm_account(chrome, f"{vendor}-{mode}-link-account")
             wait_for(chrome, lambda d: "/api/visit#" in here(d))
@@ -252,8 +249,9 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
             join = chrome.find_element(By.ID, "join").get_attribute("href")
             assert join.startswith(app.sandbox.graph.url("/meet/"))
     finally:
-        chrome.switch_to.default_content()
-        shot(chrome, name)
+        with contextlib.suppress(WebDriverException):  # in a window that closed itself: none
+            chrome.switch_to.default_content()
+            shot(chrome, name)
         back_to_one_window(chrome)
 
 

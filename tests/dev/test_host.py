@@ -460,6 +460,22 @@ def test_no_timers_flag_and_clean_stop_on_sigterm(start_host, azurite, tmp_path:
     assert not (tmp_path / "on_startup").exists()  # run_on_startup needs timers
 
 
+def test_https_with_a_certificate_and_a_silent_client_stalls_nobody(
+    start_host, azurite, tmp_path: Path
+) -> None:
+    """`--cert` / `--key` (as `func start --useHttps --cert`): the app's public URL is https."""
+    from dev.sandbox.certs import issue_server_files, load_or_create_ca
+
+    _, ca_file = load_or_create_ca(tmp_path)
+    tls = issue_server_files(ca_file, ("127.0.0.1",), tmp_path / "app")
+    env = {"AzureWebJobsStorage": azurite.connection_string, **queue_names("tls")}
+    host = start_host(APP_DIR, env=env, settings=SETTINGS, args=("--no-timers",), tls=tls)
+    assert host.url.startswith("https://")
+    with socket.create_connection(("127.0.0.1", host.port)):  # connects, never shakes hands
+        answer = requests.get(host.url + "/api/no_route", timeout=10, verify=str(ca_file))
+    assert answer.status_code == 200
+
+
 # --------------------------------------------------------------------------- Python API
 
 

@@ -113,7 +113,7 @@ def test_epic_endpoint_needs_the_named_approver(app, approver, fresh):
     as_admin = app.session("admin").post(app.api(f"config/endpoints/{eid}/approval"))
     assert as_admin.status_code == 403 and as_admin.json()["code"] == "AUTH-FORBIDDEN-ROLE"
     other = app.sandbox.entra.mint(roles=["Connector.Approver"], user="reyes")
-    as_other = requests.post(
+    as_other = app.session().post(
         app.api(f"config/endpoints/{eid}/approval"), headers={"Authorization": f"Bearer {other}"}
     )
     assert as_other.status_code == 403 and as_other.json()["code"] == "CFG-NOT-APPROVER"
@@ -135,7 +135,7 @@ def test_approval_callback_cannot_be_replayed(app, approver, fresh):
     url = s.post(app.api(f"config/endpoints/{body['id']}/approval")).json()["authorize_url"]
     final = app.sandbox.ehr_standalone_sign_in(url)
     assert final.status_code == 200
-    replay = requests.get(final.url, headers={"Accept": "text/html"})
+    replay = app.session().get(final.url, headers={"Accept": "text/html"})
     assert replay.status_code == 400 and "LAUNCH-STATE-REUSED" in replay.text
 
 
@@ -339,9 +339,9 @@ def test_secrets_never_appear_in_answers_or_logs(app, approver, fresh):
 
 
 def test_openapi_and_jwks_are_public(app):
-    doc = requests.get(app.api("openapi.json")).json()
+    doc = app.session().get(app.api("openapi.json")).json()
     assert doc["openapi"].startswith("3.1") and "/config/endpoints" in doc["paths"]
-    jwks = requests.get(app.api(".well-known/jwks.json"))
+    jwks = app.session().get(app.api(".well-known/jwks.json"))
     assert jwks.headers["Cache-Control"] == "public, max-age=3600"
     keys = jwks.json()["keys"]
     assert {k["alg"] for k in keys} == {"RS384", "ES384"}
@@ -350,12 +350,12 @@ def test_openapi_and_jwks_are_public(app):
 
 def test_401_and_403_over_http(app):
     url = app.api("config/endpoints")
-    anonymous = requests.get(url)
+    anonymous = app.session().get(url)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "AUTH-MISSING-TOKEN"
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
     assert anonymous.headers["Content-Type"] == "application/problem+json"
     expired = app.sandbox.entra.mint(roles=["Connector.Reader"], user="reader", expires_in=-3600)
-    late = requests.get(url, headers={"Authorization": f"Bearer {expired}"})
+    late = app.session().get(url, headers={"Authorization": f"Bearer {expired}"})
     assert late.status_code == 401 and late.json()["code"] == "AUTH-EXPIRED-TOKEN"
     reader = app.session("reader").post(url, json={})
     assert reader.status_code == 403 and reader.json()["code"] == "AUTH-FORBIDDEN-ROLE"

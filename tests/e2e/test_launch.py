@@ -12,7 +12,6 @@ import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
-import requests
 
 from dev.browser import FORM_ACTION, FORM_INPUT, Browser, Outcome
 
@@ -94,7 +93,7 @@ def launch_url(app, endpoint_id: str, kind: str, vendor: str, **mint) -> str:
 def visit_data(app, outcome: Outcome) -> dict:
     """What the visit page shows, fetched as its script does (token from the URL fragment)."""
     token = urlsplit(outcome.url).fragment
-    resp = requests.get(app.api("visit/status"), headers={"X-Visit-Token": token}, timeout=10)
+    resp = app.session().get(app.api("visit/status"), headers={"X-Visit-Token": token}, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -200,7 +199,7 @@ def test_iss_with_a_trailing_slash_is_the_same_base(app, endpoints, quiet_sandbo
     """Accepted, and `aud` goes to the EHR exactly as the EHR sent `iss` (slash included)."""
     iss = app.sandbox.ehr_base("epic") + "/"
     query = urlencode({"iss": iss, "launch": "abc"})
-    page = requests.get(
+    page = app.session().get(
         app.api("launch/epic-launch-test/provider") + "?" + query,
         headers={"Accept": "text/html"},
         allow_redirects=False,
@@ -789,7 +788,7 @@ def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sand
     visit = Browser(app.sandbox, entra_user="okafor").go(url)
     assert _mapped(app, "cerner-launch-test", oid)
     token = urlsplit(visit.url).fragment
-    done = requests.post(app.api("visit/unlink"), headers={"X-Visit-Token": token}, timeout=10)
+    done = app.session().post(app.api("visit/unlink"), headers={"X-Visit-Token": token}, timeout=10)
     assert done.status_code == 200 and done.json() == {"unlinked": True}
     assert not _mapped(app, "cerner-launch-test", oid)
     audit = app.session("reader").get(app.api("config/audit"), params={"action": "mapping.unlink"})
@@ -797,7 +796,9 @@ def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sand
     url = launch_url(app, "cerner-launch-test", "provider", "cerner", clinician="okafor")
     again = Browser(app.sandbox, entra_user="okafor").go(url)
     assert again.signed_in  # the next launch asks for the Microsoft sign-in again
-    forged = requests.post(app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10)
+    forged = app.session().post(
+        app.api("visit/unlink"), headers={"X-Visit-Token": "x.y"}, timeout=10
+    )
     assert forged.status_code == 404 and forged.json()["code"] == "VISIT-LINK-INVALID"
 
 
@@ -813,7 +814,7 @@ def test_the_clinician_can_unlink_from_the_visit_page(app, endpoints, quiet_sand
     ],
 )  # fmt: skip
 def test_the_confirmation_form_refuses_what_it_cannot_use(app, body, ctype, status, code):
-    resp = requests.post(
+    resp = app.session().post(
         app.api("launch/confirm"), data=body, headers={"Content-Type": ctype}, timeout=10
     )
     assert resp.status_code == status and f">{code}<" in resp.text  # a page, never a 500

@@ -42,10 +42,11 @@ IF_MATCH_OPERATIONS = {
 }
 
 
-def _config() -> SchemathesisConfig:
+def _config(ca_file: str) -> SchemathesisConfig:
     config = SchemathesisConfig.from_dict(
         {
             "seed": 7,
+            "tls-verify": ca_file,  # the app's https certificate is from the sandbox CA
             "request-timeout": 30,
             "generation": {"max-examples": 12, "mode": "all"},  # positive and negative
             "phases": {
@@ -92,7 +93,9 @@ class Run:
 
 def _run(app) -> Run:
     tokens = {role: app.token(role) for role in ("admin", "approver", "reader")}
-    schema = schemathesis.openapi.from_url(app.api("openapi.json"), config=_config())
+    schema = schemathesis.openapi.from_url(
+        app.api("openapi.json"), config=_config(app.verify), verify=app.verify
+    )
 
     @schema.auth(refresh_interval=None)
     class RoleToken:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from dev.browser import Browser
 from tests.e2e.test_launch import endpoints, launch_url  # noqa: F401 - the fixture, shared
@@ -37,7 +36,7 @@ def test_a_launch_with_storage_paused_fails_fast_and_recovers(app, azurite, endp
         started = time.monotonic()
         out = person.go(callback)
         took = time.monotonic() - started
-        health = requests.get(app.api("health"), timeout=15)
+        health = app.session().get(app.api("health"), timeout=15)
     assert out.response.status_code == 503 and out.error_code == "SRV-STORAGE-UNAVAILABLE"
     assert out.response.headers.get("Retry-After")
     assert took < BUDGET, f"the storage page took {took:.1f} s"
@@ -46,4 +45,4 @@ def test_a_launch_with_storage_paused_fails_fast_and_recovers(app, azurite, endp
     fresh = launch_url(app, "epic-launch-test", "provider", "epic", clinician="reyes")
     again = Browser(app.sandbox, entra_user="reyes").go(fresh)  # started again from the EHR
     assert again.response.status_code == 200 and "/api/visit#" in again.url
-    assert requests.get(app.api("health"), timeout=15).json()["status"] == "ok"
+    assert app.session().get(app.api("health"), timeout=15).json()["status"] == "ok"

@@ -152,3 +152,32 @@ def test_an_old_launch_session_is_expired_and_its_marker_purged(sessions, bindin
     )  # fmt: skip
     sessions.use(used)
     assert sessions.purge_expired(now=datetime.now(UTC) + timedelta(minutes=15)) == 1
+
+
+# --- the hand-off to a sign-in window (a frame's sign-in, taken over top-level) ---------------
+def test_a_hand_off_opens_only_for_its_sign_in_and_expires(sessions, binding):
+    a = sessions.start("entra", redirect_uri="http://x/cb")
+    b = sessions.start("entra", redirect_uri="http://x/cb")
+    handoff = binding.handoff(a)
+    binding.check_handoff(handoff, a.state)  # opens for its own sign-in
+    assert a.state not in handoff and "exp" not in handoff  # sealed, not readable
+    assert code(lambda: binding.check_handoff(handoff, b.state)) == "LAUNCH-BROWSER-MISMATCH"
+    for forged in ("", None, handoff[:-3] + "AAA", binding.handoff(b)):
+        assert code(lambda: binding.check_handoff(forged, a.state)) == "LAUNCH-BROWSER-MISMATCH"
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert code(lambda: binding.check_handoff(handoff, a.state, now=later)) == (
+        "LAUNCH-STATE-EXPIRED"
+    )
+
+
+def test_recording_on_a_session_is_one_winner(sessions):
+    """What makes the hand-off single use: two writers with one read, one wins."""
+    s = sessions.start("entra", redirect_uri="http://x/cb")
+    found = sessions.find(s.state)
+    assert sessions.record(found, window="taken").data["window"] == "taken"
+    assert code(lambda: sessions.record(found, window="taken")) == "LAUNCH-STATE-REUSED"
+    used = sessions.use(sessions.find(s.state))
+    assert sessions.get(used.state).data["window"] == "taken"  # still readable after use
+    assert code(lambda: sessions.find(used.state)) == "LAUNCH-STATE-REUSED"
+    late = datetime.now(UTC) + timedelta(minutes=25)
+    assert code(lambda: sessions.get(used.state, now=late)) == "LAUNCH-STATE-EXPIRED"

@@ -21,6 +21,11 @@ class App:
     sandbox: object
     storage: str  # the app's storage connection string (Azurite)
 
+    @property
+    def verify(self) -> str:
+        """For a bare ``requests`` call to the app: its certificate is from the sandbox CA."""
+        return str(self.sandbox.ca_file)
+
     def api(self, path: str) -> str:
         return f"{self.url}/api/{path.lstrip('/')}"
 
@@ -33,6 +38,7 @@ class App:
     def session(self, role: str | None = None, user: str | None = None) -> requests.Session:
         s = requests.Session()
         s.trust_env = False
+        s.verify = str(self.sandbox.ca_file)  # the app's https certificate is from the sandbox CA
         if role:
             s.headers["Authorization"] = f"Bearer {self.token(role, user)}"
         return s

@@ -10,7 +10,7 @@ from lib.settings import SettingsError, load_settings
 
 def test_a_complete_environment_loads():
     s = load_settings(settings_env())
-    assert s.public_url == "http://127.0.0.1:7071" and s.local_mode is True
+    assert s.public_url == "https://127.0.0.1:7071" and s.local_mode is True
     assert s.entra_issuer.endswith("/v2.0") and s.join_hosts == frozenset({"teams.microsoft.com"})
 
 

@@ -97,3 +97,12 @@ def test_hsts_only_when_the_app_is_served_over_https():
                                            detail=None, fix="f", request_id=None)):  # fmt: skip
         h = security_headers(answer, https=True).headers
         assert h["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize(
+    ("dest", "framed"),
+    [("iframe", True), ("frame", True), ("document", False), ("empty", False), (None, False)],
+)
+def test_a_navigation_says_whether_it_runs_in_a_frame(dest, framed):
+    headers = Headers({"Sec-Fetch-Dest": dest} if dest else {})
+    assert Request("GET", "https://x/api/launch/callback", headers).framed is framed

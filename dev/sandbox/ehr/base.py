@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 __all__ = ["EhrStandIn", "Grant", "Launch", "play_standalone_sign_in"]
 
 LAUNCH_LIFETIME = 300
-CONNECTOR_URL = "http://127.0.0.1:7071"
+CONNECTOR_URL = "https://127.0.0.1:7071"  # make run's app (dev/stack.py)
 DEFAULT_REDIRECT_URI = f"{CONNECTOR_URL}/api/launch/callback"
 DEFAULT_JWKS_URL = f"{CONNECTOR_URL}/api/.well-known/jwks.json"
 
