@@ -96,6 +96,9 @@ param storagePublicNetworkAccess string = 'Enabled'
 @allowed(['Enabled', 'Disabled'])
 param keyVaultPublicNetworkAccess string = 'Enabled'
 
+@description('The Front Door profile\'s id (X-Azure-FDID) when a WAF fronts the app: then only that Front Door reaches it. Empty: none.')
+param frontDoorId string = ''
+
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS'])
 param storageSku string = 'Standard_ZRS'
 
@@ -238,6 +241,7 @@ module function 'app/function.bicep' = {
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     publicUrl: publicUrl
+    frontDoorId: frontDoorId
     tablePrefix: tablePrefix
     logLevel: logLevel
     entraTenantId: entraTenantId

@@ -47,6 +47,9 @@ param httpPerInstanceConcurrency int
 @description('Empty: https://{default host name}. Set it when a custom domain or Front Door fronts the app.')
 param publicUrl string
 
+@description('Front Door profile id (its X-Azure-FDID): when set, the app answers only requests through that Front Door. Empty: anyone.')
+param frontDoorId string
+
 param tablePrefix string
 param logLevel string
 param entraTenantId string
@@ -57,6 +60,21 @@ param entraApiScope string
 param entraClientId string
 param graphBaseUrl string
 param teamsJoinHosts string
+
+// Behind Front Door (docs/deploy.md#behind-a-waf): only Front Door's addresses carrying this
+// profile's id get through; deployments (scm) keep their own Entra-authenticated endpoint.
+var frontDoorRules = [
+  {
+    name: 'front-door'
+    action: 'Allow'
+    priority: 100
+    tag: 'ServiceTag'
+    ipAddress: 'AzureFrontDoor.Backend'
+    headers: {
+      'x-azure-fdid': [frontDoorId]
+    }
+  }
+]
 
 func keyVaultReference(vaultUri string, secret string) string =>
   '@Microsoft.KeyVault(SecretUri=${vaultUri}secrets/${secret}/)'
@@ -98,6 +116,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      ipSecurityRestrictionsDefaultAction: empty(frontDoorId) ? 'Allow' : 'Deny'
+      ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules
+      scmIpSecurityRestrictionsUseMain: false
     }
     functionAppConfig: {
       deployment: {
