@@ -9,8 +9,10 @@ import azure.functions as func
 from functions import cleanup, config_api, health, launch, wellknown
 from lib.logs import configure_logging
 from lib.settings import get_settings
+from lib.telemetry import configure_telemetry
 
 configure_logging(get_settings().log_level)
+configure_telemetry(get_settings())  # off (and not imported) without a connection string
 
 # Anonymous at the host level on purpose: the EHR and patients' browsers cannot send function
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).

@@ -101,6 +101,16 @@ class Settings(BaseModel):
         default="teams.microsoft.com", validation_alias="TEAMS_JOIN_HOSTS"
     )
 
+    # --- telemetry (lib/telemetry.py) -----------------------------------------------------------
+    # Unset: no telemetry from the app, and nothing of OpenTelemetry imported.
+    appinsights_connection_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    # `ClientId=<managed identity>;Authorization=AAD`: send with that identity's Entra token.
+    appinsights_authentication_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+
     @property
     def join_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.teams_join_hosts.split(",") if h.strip())

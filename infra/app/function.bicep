@@ -175,8 +175,9 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 
 var resolvedPublicUrl = empty(publicUrl) ? 'https://${site.properties.defaultHostName}' : publicUrl
 
-// Read by the Functions host: identity-based storage (no AzureWebJobsStorage connection string)
-// and Application Insights with Entra ID. FUNCTIONS_WORKER_RUNTIME and
+// Read by the Functions host and its Python worker: identity-based storage (no AzureWebJobsStorage
+// connection string), Application Insights with Entra ID (the app's traces use the same two,
+// lib/telemetry.py), the worker's threads. FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION are not app settings on Flex Consumption (functionAppConfig.runtime).
 var hostSettings = {
   AzureWebJobsStorage__credential: 'managedidentity'
@@ -186,6 +187,9 @@ var hostSettings = {
   AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The worker runs our (synchronous) functions on a thread pool: one thread per concurrent
+  // request the instance is given, or requests would queue inside it.
+  PYTHON_THREADPOOL_THREAD_COUNT: string(httpPerInstanceConcurrency)
 }
 
 // Read by the connector (lib/settings.py). Secrets only as Key Vault references.

@@ -22,12 +22,11 @@ OPTIONAL_IN_AZURE = {
     "cloud's own suffix, which the account name alone does not",
     "CONNECTOR_LOCAL_MODE": "false by default; true only on a developer machine",
 }
-# Set by the Bicep for the Functions host and the platform, not read through the model.
+# Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {
     "AzureWebJobsStorage__credential": "the host's identity-based storage connection",
     "AzureWebJobsStorage__blobServiceUri": "the host's blobs (timer locks, deployment)",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host's telemetry",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "the host's telemetry, with Entra ID",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "the worker's threads, one per concurrent request",
 }
 FUNCTION = BicepFile(INFRA / "app" / "function.bicep")
 
@@ -92,6 +91,8 @@ def compare(model: dict[str, tuple[str, ...]], bicep: set[str], prefixes: set[st
             problems.append(f"{optional[0]} is set by infra/: drop it from OPTIONAL_IN_AZURE")
     for name in sorted(bicep - known - HOST_SETTINGS.keys()):
         problems.append(f"infra/ sets {name}, which neither the model nor the host reads")
+    for name in sorted(HOST_SETTINGS.keys() & known):
+        problems.append(f"HOST_SETTINGS lists {name}, which the model reads: drop it there")
     for name in sorted(OPTIONAL_IN_AZURE.keys() - known):
         problems.append(f"OPTIONAL_IN_AZURE lists {name}, which the model no longer reads")
     for prefix in sorted(prefixes - {SECRET_PREFIX}):
