@@ -216,9 +216,14 @@ module communication 'app/communication.bicep' = {
   }
 }
 
+// After the role assignments: the host reads its package and storage, and the platform resolves
+// the Key Vault references, as soon as the app exists.
 module function 'app/function.bicep' = {
   name: 'function'
   scope: rg
+  dependsOn: [
+    rbac
+  ]
   params: {
     name: functionAppName
     planName: 'plan-${resourceToken}'
