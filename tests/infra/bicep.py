@@ -264,12 +264,16 @@ def calls(node: tree_sitter.Node, *, prefix: str = "") -> set[str]:
 
 
 def identifiers(node: tree_sitter.Node) -> set[str]:
+    """Names referenced under `node` (object keys such as `name:` are not references)."""
     found: set[str] = set()
 
     def walk(n: tree_sitter.Node) -> None:
         if n.type == "identifier":
             found.add(n.text.decode())
-        for child in n.children:
+        children = n.children
+        if n.type == "object_property" and children:
+            children = children[1:]
+        for child in children:
             walk(child)
 
     walk(node)

@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from tests.infra.bicep import INFRA, ROOT, BicepFile, literal
+from tests.infra.bicep import INFRA, ROOT, BicepFile, identifiers, literal
 
 AZURE_YAML = yaml.safe_load((ROOT / "azure.yaml").read_text())
 PARAMETERS = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
@@ -119,3 +119,28 @@ def test_the_hook_and_the_bicep_name_ehr_secrets_alike():
 def test_funcignore_keeps_infra_and_dev_out_of_the_package():
     ignored = set((ROOT / ".funcignore").read_text().split())
     assert {"infra", "dev", "tests", "bench", "docs", "azure.yaml", ".azure"} <= ignored
+
+
+def unused_names(file: BicepFile) -> set[str]:
+    """Parameters and variables nothing reads: what Bicep's linter flags."""
+    used: set[str] = set()
+    for decl in file.decls:
+        if decl.kind in ("param", "var"):
+            used |= identifiers(decl.value) if decl.value is not None else set()
+        else:
+            used |= identifiers(decl.node) - {decl.name}
+    return {n for n in [*file.params, *file.variables] if n not in used}
+
+
+@pytest.mark.parametrize("path", sorted(INFRA.rglob("*.bicep")), ids=lambda p: p.name)
+def test_every_parameter_and_variable_is_used(path):
+    # A parameter nobody reads is a setting that silently does nothing.
+    assert unused_names(BicepFile(path)) == set()
+
+
+def test_an_unused_parameter_is_found():
+    source = b"param location string\nparam forgotten string\nvar alsoForgotten = 1\n" + (
+        b"resource id 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {\n"
+        b"  name: 'id'\n  location: location\n}\n"
+    )
+    assert unused_names(BicepFile(INFRA / "x.bicep", source)) == {"forgotten", "alsoForgotten"}
