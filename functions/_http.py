@@ -90,7 +90,13 @@ def handler(
                 )
             if framing is not None and response.status >= 400 and response.kind == "page":
                 response.frame_ancestors = _safe_origins(framing)
-            return to_http_response(security_headers(response, https=_served_over_https()))
+            return to_http_response(
+                security_headers(
+                    response,
+                    https=_served_over_https(),
+                    frame_ceiling=get_settings().frame_ceiling,
+                )
+            )
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would
         # follow __wrapped__ to `request`; the trigger's parameter must stay `req`.

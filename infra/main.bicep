@@ -50,6 +50,9 @@ param entraApiScope string = 'Connector.Access'
 @description('Empty: the Function App\'s own https host name. Set to the custom domain or Front Door URL that EHRs and browsers use.')
 param publicUrl string = ''
 
+@description('The only origins that may ever frame the app (the EHRs\' web clients, comma-separated https://host[:port]), whatever an endpoint\'s launch.ehr_origins say. Empty: the endpoints alone decide.')
+param ehrFrameOrigins string = ''
+
 @description('Comma-separated EHR client secret settings to create as Key Vault references: EPIC,CERNER gives EHR_SECRET_EPIC (secret ehr-secret-epic) and EHR_SECRET_CERNER.')
 param ehrSecretNames string = ''
 
@@ -247,6 +250,7 @@ module function 'app/function.bicep' = {
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     publicUrl: publicUrl
     frontDoorId: frontDoorId
+    frameOrigins: ehrFrameOrigins
     tablePrefix: tablePrefix
     logLevel: logLevel
     entraTenantId: entraTenantId

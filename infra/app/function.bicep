@@ -50,6 +50,9 @@ param publicUrl string
 @description('Front Door profile id (its X-Azure-FDID): when set, the app answers only requests through that Front Door. Empty: anyone.')
 param frontDoorId string
 
+@description('CONNECTOR_FRAME_ORIGINS: the ceiling on which origins may frame the app.')
+param frameOrigins string
+
 param tablePrefix string
 param logLevel string
 param entraTenantId string
@@ -197,6 +200,7 @@ var connectorSettings = {
   CONNECTOR_PUBLIC_URL: resolvedPublicUrl
   CONNECTOR_TABLE_PREFIX: tablePrefix
   CONNECTOR_LOG_LEVEL: logLevel
+  CONNECTOR_FRAME_ORIGINS: frameOrigins
   CONNECTOR_HASH_KEY: keyVaultReference(keyVaultUri, secretNames.hashKey)
   CONNECTOR_SEALING_KEYS: keyVaultReference(keyVaultUri, secretNames.sealingKeys)
   CONNECTOR_SIGNING_KEYS: keyVaultReference(keyVaultUri, secretNames.signingKeys)
