@@ -219,7 +219,7 @@ var apiClientSettings = empty(entraApiClientId) ? {} : { ENTRA_API_CLIENT_ID: en
 
 // Communication Services: its connection string is in Key Vault already (communication.bicep).
 // The SMS settings the code reads go here, one line each, e.g.
-//   SMS_CONNECTION_STRING: keyVaultReference(keyVaultUri, secretNames.communicationConnection)
+//   ACS_CONNECTION_STRING: keyVaultReference(keyVaultUri, secretNames.communicationConnection)
 var smsSettings = {}
 
 // Each endpoint names the setting holding its client secret (lib/endpoints/secrets.py).
