@@ -10,7 +10,7 @@ from functions import cleanup, config_api, health, launch, warmup, wellknown
 from lib.logs import configure_logging
 
 # The level comes with the settings, read on first use or by the warmup function: the settings
-# model (pydantic) is not needed to start.
+# model (pydantic) is not needed to start. Telemetry starts with the services (lib/bootstrap.py).
 configure_logging()
 
 # Anonymous at the host level on purpose: the EHR and patients' browsers cannot send function

@@ -40,13 +40,18 @@ def to_http_response(resp: Response) -> func.HttpResponse:
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
 
 
-def _served_over_https() -> bool:
+def _with_security_headers(response: Response) -> Response:
     from lib.settings import SettingsError, get_settings  # on first use, not at cold start
 
     try:
-        return get_settings().public_url.startswith("https://")
-    except SettingsError:  # the answer says so (SRV-NOT-CONFIGURED); its headers still go out
-        return False
+        settings = get_settings()
+    except SettingsError:  # the answer says so (SRV-NOT-CONFIGURED); nothing may frame it
+        return security_headers(response, frame_ceiling=frozenset())
+    return security_headers(
+        response,
+        https=settings.public_url.startswith("https://"),
+        frame_ceiling=settings.frame_ceiling,
+    )
 
 
 def _failure(exc: Exception, request: Request, request_id: str) -> AppError:
@@ -98,7 +103,7 @@ def handler(
                 )
             if framing is not None and response.status >= 400 and response.kind == "page":
                 response.frame_ancestors = _safe_origins(framing)
-            return to_http_response(security_headers(response, https=_served_over_https()))
+            return to_http_response(_with_security_headers(response))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would
         # follow __wrapped__ to `request`; the trigger's parameter must stay `req`.

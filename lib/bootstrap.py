@@ -40,6 +40,7 @@ from lib.storage.account import table_service
 from lib.teams.entra import EntraApp
 from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
+from lib.telemetry import configure_telemetry
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
 from lib.visits.sealed import SealedValues
@@ -202,4 +203,8 @@ def split_pem(text: str) -> list[str]:
 
 @functools.cache
 def services() -> Services:
-    return build(get_settings())
+    """The process's services, built on first use (or by the warmup function). Telemetry starts
+    here, before any outbound call: off, and not imported, without a connection string."""
+    settings = get_settings()
+    configure_telemetry(settings)
+    return build(settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 from typing import Literal
 
 from pydantic import (
@@ -25,6 +26,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+# An origin as CSP frame-ancestors takes it (lib/endpoints/models.py ORIGIN says it in full).
+_ORIGIN = re.compile(r"https://[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[1-9][0-9]{0,4})?")
 
 
 class SettingsError(RuntimeError):
@@ -102,9 +106,40 @@ class Settings(BaseModel):
         default="teams.microsoft.com", validation_alias="TEAMS_JOIN_HOSTS"
     )
 
+    # The only origins that may ever frame our pages, whatever an endpoint's launch.ehr_origins
+    # say (comma-separated https://host[:port]): a deployment-wide ceiling set by whoever
+    # deploys, beneath the config API's admins. Empty: the endpoints alone decide.
+    frame_origins: str = Field(default="", validation_alias="CONNECTOR_FRAME_ORIGINS")
+
+    # --- telemetry (lib/telemetry.py) -----------------------------------------------------------
+    # Unset: no telemetry from the app, and nothing of OpenTelemetry imported.
+    appinsights_connection_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    # `ClientId=<managed identity>;Authorization=AAD`: send with that identity's Entra token.
+    appinsights_authentication_string: str | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+
     @property
     def join_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.teams_join_hosts.split(",") if h.strip())
+
+    @property
+    def frame_ceiling(self) -> frozenset[str] | None:
+        """CONNECTOR_FRAME_ORIGINS as a set, or None when it sets no ceiling."""
+        origins = {o.strip().lower() for o in self.frame_origins.split(",") if o.strip()}
+        return frozenset(origins) if origins else None
+
+    @field_validator("frame_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if not _ORIGIN.fullmatch(origin.lower()):
+                raise ValueError(
+                    f"{origin[:60]!r} is not an origin (https://host or https://host:port)"
+                )
+        return value
 
     @field_validator("public_url", "entra_authority_host", "graph_base_url")
     @classmethod

@@ -84,16 +84,21 @@ def render_error(
     return problem(err, instance=instance, request_id=request_id)
 
 
-def security_headers(response: Response, *, https: bool = False) -> Response:
+def security_headers(
+    response: Response, *, https: bool = False, frame_ceiling: frozenset[str] | None = None
+) -> Response:
     """Headers every answer carries. Pages may be framed only by the origins they name (an EHR).
 
     `https`: the app is served over https (its public URL), so browsers are told to keep to it
     (HSTS; no includeSubDomains: the hospital's other hosts are not ours to decide for).
+    `frame_ceiling`: the deployment's CONNECTOR_FRAME_ORIGINS; origins outside it never frame.
     """
     h = response.headers
     if https:
         h.setdefault("Strict-Transport-Security", "max-age=31536000")
     frame_ancestors, form_action = response.frame_ancestors, response.form_action
+    if frame_ceiling is not None:
+        frame_ancestors = tuple(o for o in frame_ancestors if o.lower() in frame_ceiling)
     nonce = h.pop("X-CSP-Nonce", None)
     ancestors = " ".join(frame_ancestors) or "'none'"
     h.setdefault("X-Content-Type-Options", "nosniff")

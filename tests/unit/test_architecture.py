@@ -16,7 +16,7 @@ LIB = ROOT / "lib"
 
 # Bottom to top: a room may import its own layer and the ones below, never one above.
 LAYERS: list[set[str]] = [
-    {"lib.settings", "lib.logs", "lib.web", "lib.privacy", "lib.sealing"},
+    {"lib.settings", "lib.logs", "lib.web", "lib.privacy", "lib.sealing", "lib.telemetry"},
     {"lib.net", "lib.storage", "lib.health"},
     {"lib.smart"},
     {"lib.ehr"},

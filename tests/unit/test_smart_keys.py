@@ -134,3 +134,48 @@ def test_key_set_refuses_empty_and_duplicates(rsa_pem):
 def test_repr_shows_no_key_material(rsa_pem):
     key = SigningKey.from_pem(rsa_pem)
     assert repr(key) == f"SigningKey(alg='RS384', kid={key.kid!r})"
+
+
+def _verifies(token: str, jwks: dict) -> bool:
+    """What an EHR does with our assertion: find the kid in the JWKS it holds, verify."""
+    kid = jwt.get_unverified_header(token)["kid"]
+    jwk = next((k for k in jwks["keys"] if k["kid"] == kid), None)
+    if jwk is None:
+        return False
+    key = jwt.PyJWK(jwk)
+    jwt.decode(token, key.key, algorithms=[jwk["alg"]], audience="https://ehr/token")
+    return True
+
+
+def test_rotation_add_switch_remove_never_breaks_an_ehr(ec_pem):
+    """The CONNECTOR_SIGNING_KEYS steps of docs/deploy.md#keys, for one algorithm (RS384).
+
+    An EHR caches our JWKS (we say max-age=3600): at each step, what we sign verifies against
+    the JWKS the EHR fetched at the step before.
+    """
+    from lib.bootstrap import split_pem
+    from lib.endpoints.client import key_for
+
+    old, new = generate_rsa_pem(), generate_rsa_pem()
+    claims = {"iss": "client", "sub": "client", "aud": "https://ehr/token", "jti": "1"}
+    steps = [old + ec_pem, old + ec_pem + new, new + ec_pem + old, new + ec_pem]
+    cached = None
+    for step, setting in enumerate(steps):
+        keys = KeySet.from_pems(split_pem(setting))
+        signer = key_for(keys, "RS384")
+        token = signer.sign(claims)
+        if cached is not None:
+            assert _verifies(token, cached), f"step {step}: the EHR's cached JWKS lacks our key"
+        cached = keys.public_jwks()
+        assert _verifies(token, cached)
+        assert key_for(keys, "ES384").alg == "ES384"  # the other algorithm is untouched
+    assert signer.kid == SigningKey.from_pem(new).kid
+    assert SigningKey.from_pem(old).kid not in {k["kid"] for k in cached["keys"]}
+
+
+def test_switching_in_one_step_would_break_an_ehr_with_a_cached_jwks():
+    """Why the add step exists: the test above would fail without it."""
+    old, new = generate_rsa_pem(), generate_rsa_pem()
+    cached = KeySet.from_pems([old]).public_jwks()
+    token = KeySet.from_pems([new, old]).signing_key.sign({"aud": "https://ehr/token"})
+    assert not _verifies(token, cached)

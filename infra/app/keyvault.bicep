@@ -1,0 +1,41 @@
+// The vault holding every secret the app reads: the hash key, the sealing keys, our signing
+// keys, the Entra client secret, each EHR client secret (EHR_SECRET_*) and the Communication
+// Services connection. RBAC mode only (no access policies); the app reads through Key Vault
+// references with its managed identity. Values are never in this template: infra/hooks/
+// postprovision.sh generates the keys once, and operators set the secrets they own.
+param name string
+param location string
+param tags object
+
+@allowed(['Enabled', 'Disabled'])
+param publicNetworkAccess string
+
+@description('Purge protection cannot be turned off again; leave it on for production.')
+param purgeProtection bool
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: tenant().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    // The API accepts true or nothing: false is refused.
+    enablePurgeProtection: purgeProtection ? true : null
+    publicNetworkAccess: publicNetworkAccess
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output uri string = vault.properties.vaultUri
