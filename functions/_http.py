@@ -4,16 +4,21 @@ Every HTTP function is wrapped by `handler`: it converts the request, runs the l
 `AppError` into problem JSON (API clients) or an HTML page (people), turns storage outages into
 503, and anything unexpected into a 500 with a reference and no traceback. Security headers are
 added to every answer here, so no function can forget them.
+
+Every request runs under one time budget (CONNECTOR_INTERACTIVE_BUDGET_SECONDS, lib/net/budget.py):
+a person is waiting, so every call it makes shares that many seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
 import azure.functions as func
 
+from lib.net.budget import unavailable, within
 from lib.settings import get_settings
 from lib.storage.tables import StorageUnavailable
 from lib.web.errors import AppError
@@ -67,16 +72,17 @@ def handler(
             request = to_request(req)
             as_page = pages or request.wants_html()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+            started = time.monotonic()
             try:
-                response = fn(request)
+                with within(get_settings().interactive_budget):
+                    response = fn(request)
             except AppError as err:
                 log.info("request failed", extra={"error_code": err.code, "path": request.path})
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )
-            except StorageUnavailable:
-                log.warning("storage unavailable", extra={"path": request.path})
-                err = AppError("SRV-STORAGE-UNAVAILABLE", headers={"Retry-After": "30"})
+            except StorageUnavailable as exc:
+                err = unavailable("storage", str(exc) or "no answer", started=started)
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )

@@ -199,3 +199,20 @@ def split_pem(text: str) -> list[str]:
 @functools.cache
 def services() -> Services:
     return build(get_settings())
+
+
+def background_storage_options(settings: Settings) -> dict[str, float | int]:
+    """A timer's or queue's storage client: nobody waits, so longer reads and more retries."""
+    return {
+        "connection_timeout": 5,
+        "read_timeout": settings.background_storage_read_timeout,
+        "retry_total": settings.background_storage_retries,
+    }
+
+
+@functools.cache
+def background_services() -> Services:
+    """The services for timers and queues (run under CONNECTOR_BACKGROUND_BUDGET_SECONDS)."""
+    settings = get_settings()
+    service = table_service(settings, **background_storage_options(settings))
+    return build(settings, TableStore(service, settings.table_prefix))

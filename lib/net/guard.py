@@ -15,6 +15,7 @@ import functools
 import ipaddress
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -131,7 +132,17 @@ def _shut(connection: Any) -> None:
 def guarded_adapter_class(local_mode: bool) -> type:
     """A requests adapter whose connections refuse peers outside the mode's addresses: public
     ones in production, loopback ones in local mode (built on first use)."""
-    allowed = loopback if local_mode else address_allowed
+    return _adapter_class(loopback if local_mode else address_allowed)
+
+
+@functools.cache
+def watched_adapter_class() -> type:
+    """A requests adapter whose connections only obey `Deadline` (Microsoft's fixed hosts need
+    no address check, only the bound on a trickling answer)."""
+    return _adapter_class(None)
+
+
+def _adapter_class(allowed: Callable[[str], bool] | None) -> type:
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -140,7 +151,7 @@ def guarded_adapter_class(local_mode: bool) -> type:
         def _new_conn(self) -> socket.socket:  # runs before TLS and before any byte is sent
             sock = super()._new_conn()  # type: ignore[misc]
             peer = str(sock.getpeername()[0])
-            if not allowed(peer):
+            if allowed is not None and not allowed(peer):
                 sock.close()
                 raise AddressNotAllowed(peer)
             return sock

@@ -6,9 +6,11 @@ app and its triggers always agree on one account.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lib.net.budget import MIN_USEFUL, current
 from lib.settings import Settings
+from lib.storage.tables import StorageUnavailable
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -20,6 +22,24 @@ if TYPE_CHECKING:
 # SRV-STORAGE-UNAVAILABLE, not two minutes later. Table Storage answers in milliseconds, and
 # Azurite too, when it answers at all.
 CLIENT_OPTIONS = {"connection_timeout": 2, "read_timeout": 3, "retry_total": 1}
+
+
+def within_budget(request: Any) -> None:
+    """Run by the SDK before every try (its `raw_request_hook`): the try's timeouts are cut to
+    what is left of the request's budget (lib/net/budget.py), and a try with no time left is not
+    made. The SDK's own retry backoff (under a second) is not cut, so a call ends at most that
+    long past the budget."""
+    budget = current()
+    if budget is None:
+        return
+    left = budget.remaining()
+    if left < MIN_USEFUL:
+        raise StorageUnavailable("no time left in the budget")
+    options = request.context.options
+    config = getattr(request.context.transport, "connection_config", None)
+    for name, default in (("connection_timeout", "timeout"), ("read_timeout", "read_timeout")):
+        given = options.get(name, getattr(config, default, None))
+        options[name] = min(given, left) if isinstance(given, int | float) else left
 
 
 def _credential(settings: Settings) -> TokenCredential:
@@ -39,7 +59,7 @@ def _service_uri(settings: Settings, explicit: str | None, kind: str) -> str:
 def table_service(settings: Settings, **options) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
-    opts = {**CLIENT_OPTIONS, **options}
+    opts = {**CLIENT_OPTIONS, "raw_request_hook": within_budget, **options}
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **opts)
     uri = _service_uri(settings, settings.storage_table_uri, "table")
@@ -49,7 +69,7 @@ def table_service(settings: Settings, **options) -> TableServiceClient:
 def queue_service(settings: Settings, **options) -> QueueServiceClient:
     from azure.storage.queue import QueueServiceClient
 
-    opts = {**CLIENT_OPTIONS, **options}
+    opts = {**CLIENT_OPTIONS, "raw_request_hook": within_budget, **options}
     if settings.storage_connection_string:
         return QueueServiceClient.from_connection_string(settings.storage_connection_string, **opts)
     uri = _service_uri(settings, settings.storage_queue_uri, "queue")
