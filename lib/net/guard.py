@@ -106,13 +106,18 @@ class Deadline:
 
     @classmethod
     def watch(cls, connection: Any) -> None:
-        """Called by the connection as a request starts on it (in the caller's thread)."""
+        """Called by the connection as a request starts on it, and with the new socket as it
+        connects (in the caller's thread). The socket itself is kept: once a response says
+        `Connection: close`, http.client hands it to the response and the connection forgets
+        it, so a body trickled after that could not be cut off through the connection."""
         deadline = getattr(cls._current, "value", None)
         if deadline is not None:
             with deadline._lock:
-                deadline._connections.append(connection)
+                watched = [connection, getattr(connection, "sock", None)]
+                deadline._connections.extend(w for w in watched if w is not None)
                 if deadline.expired:
-                    _shut(connection)
+                    for each in watched:
+                        _shut(each)
 
     def _expire(self) -> None:
         with self._lock:
@@ -122,7 +127,9 @@ class Deadline:
 
 
 def _shut(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
+    sock = (
+        connection if isinstance(connection, socket.socket) else getattr(connection, "sock", None)
+    )
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -154,6 +161,7 @@ def _adapter_class(allowed: Callable[[str], bool] | None) -> type:
             if allowed is not None and not allowed(peer):
                 sock.close()
                 raise AddressNotAllowed(peer)
+            Deadline.watch(sock)  # the TCP socket: shutting it ends a TLS read on it too
             return sock
 
         def request(self, *args: Any, **kwargs: Any) -> Any:  # every request, new or pooled
