@@ -7,6 +7,7 @@ this request only (one FHIR read of the appointment for its times) and never sto
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,7 +207,8 @@ class LaunchCompletion:
         endpoint = launch.client.endpoint
         pending = PendingVisit(visit_key=launch.visit_key, department=launch.context.department)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            read = pool.submit(self._pending, launch)
+            # In a copy of this context: the read shares the request's time budget.
+            read = pool.submit(contextvars.copy_context().run, self._pending, launch)
 
             def times() -> tuple[datetime | None, datetime | None]:
                 known = read.result()[0]

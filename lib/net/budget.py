@@ -76,6 +76,18 @@ def within(seconds: float, kind: str = "interactive") -> Iterator[Budget]:
         _current.reset(token)
 
 
+@contextlib.contextmanager
+def leaving(seconds: float) -> Iterator[Budget | None]:
+    """Run the block under a budget that ends `seconds` before the current one: what must
+    follow a failure (saying so in storage) keeps its time. Without a budget: no bound."""
+    outer = _current.get()
+    if outer is None:
+        yield None
+        return
+    with within(max(outer.remaining() - seconds, 0.0), outer.kind) as inner:
+        yield inner
+
+
 def current() -> Budget | None:
     return _current.get()
 

@@ -135,14 +135,23 @@ class NotServing(AppError):
     TOKEN-* code; what is about a launch makes it SRV-EHR-UNAVAILABLE."""
 
 
+def _broken_off(exc: Exception) -> bool:
+    """A TLS error that is a closed or reset connection (a server going away), not a
+    certificate or protocol problem (which is configuration)."""
+    text = str(exc)
+    return "EOF" in text or "reset" in text.lower() or "Connection aborted" in text
+
+
 def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
     """Catalogue code and a short detail for a failed connection (no URL, no query)."""
     import requests
 
     if isinstance(exc, AddressNotAllowed):
         return "DISC-ADDRESS-NOT-ALLOWED", f"{host} connected to a non-public address"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and not _broken_off(exc):
         return "DISC-TLS", f"TLS handshake with {host} failed"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "DISC-UNREACHABLE", f"{host} broke off the connection"
     if isinstance(exc, requests.exceptions.Timeout):
         return "DISC-UNREACHABLE", f"{host} timed out"
     return "DISC-UNREACHABLE", f"{host} could not be reached"

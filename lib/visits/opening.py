@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lib.ehr.profiles import Persona
 from lib.endpoints.models import Endpoint
-from lib.net.budget import current
+from lib.net.budget import current, leaving
 from lib.storage import CreateResult
 from lib.teams.meetings import MeetingService
 from lib.visits.store import Visit, VisitStore
@@ -41,6 +41,9 @@ POLL_FIRST, POLL_MAX = 0.05, 0.4
 # Under a request's budget the wait also ends this long before the budget does, so a waiter
 # whose claimant never delivers still has time to ask Graph itself.
 OWN_ASK = timedelta(seconds=2)
+# And Graph's calls end this long before it, so a claimant whose Graph call failed can still
+# say so on the visit (the others then ask at once instead of waiting for it).
+BOOKKEEPING = 1.0
 
 # A new visit's start / end, still being read when its meeting is asked for (see `open`).
 Times = Callable[[], tuple[datetime | None, datetime | None]] | None
@@ -147,11 +150,12 @@ class VisitOpener:
 
         late = times is not None and visit.start is None
         try:
-            meeting = self._meetings().create_or_get(
-                visit.organizer_oid, visit.key, SUBJECT, start, end,
-                allowed_presenters=presenters_for(endpoint, visit.organizer_oid),
-                times=settled if late else None,
-            )  # fmt: skip
+            with leaving(BOOKKEEPING):
+                meeting = self._meetings().create_or_get(
+                    visit.organizer_oid, visit.key, SUBJECT, start, end,
+                    allowed_presenters=presenters_for(endpoint, visit.organizer_oid),
+                    times=settled if late else None,
+                )  # fmt: skip
         except Exception:
             if mine:
                 self._visits.give_up_opening(visit)
