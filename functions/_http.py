@@ -51,9 +51,16 @@ def _served_over_https() -> bool:
     return get_settings().public_url.startswith("https://")
 
 
-def _safe_origins(framing: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+# The error page's framing origins come from storage: a short look, after the request's budget.
+FRAMING_LOOKUP = 1.5
+
+
+def _safe_origins(framing: Callable[[], tuple[str, ...]], storage_down: bool) -> tuple[str, ...]:
+    if storage_down:  # no point asking: the page renders, just not framable
+        return ()
     try:
-        return framing()
+        with within(FRAMING_LOOKUP):
+            return framing()
     except Exception:  # storage down: the page still renders, just not framable
         return ()
 
@@ -73,6 +80,7 @@ def handler(
             as_page = pages or request.wants_html()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
             started = time.monotonic()
+            storage_down = False
             try:
                 with within(get_settings().interactive_budget):
                     response = fn(request)
@@ -82,6 +90,7 @@ def handler(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )
             except StorageUnavailable as exc:
+                storage_down = True
                 err = unavailable("storage", str(exc) or "no answer", started=started)
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
@@ -95,7 +104,7 @@ def handler(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )
             if framing is not None and response.status >= 400 and response.kind == "page":
-                response.frame_ancestors = _safe_origins(framing)
+                response.frame_ancestors = _safe_origins(framing, storage_down)
             return to_http_response(security_headers(response, https=_served_over_https()))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would
