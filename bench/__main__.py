@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import imports, launch
+from bench import chaos, imports, launch
 
-BENCHES = {"imports": imports.run, "launch": launch.run}
+BENCHES = {"imports": imports.run, "launch": launch.run, "chaos": chaos.run}
 
 
 def main(names: list[str]) -> None:

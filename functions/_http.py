@@ -4,16 +4,21 @@ Every HTTP function is wrapped by `handler`: it converts the request, runs the l
 `AppError` into problem JSON (API clients) or an HTML page (people), turns storage outages into
 503, and anything unexpected into a 500 with a reference and no traceback. Security headers are
 added to every answer here, so no function can forget them.
+
+Every request runs under one time budget (CONNECTOR_INTERACTIVE_BUDGET_SECONDS, lib/net/budget.py):
+a person is waiting, so every call it makes shares that many seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
 import azure.functions as func
 
+from lib.net.budget import unavailable, within
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
 from lib.web.render import render_error, security_headers
@@ -40,6 +45,12 @@ def to_http_response(resp: Response) -> func.HttpResponse:
     return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
 
 
+def _budget() -> float:
+    from lib.settings import get_settings  # on first use, not at cold start
+
+    return get_settings().interactive_budget
+
+
 def _with_security_headers(response: Response) -> Response:
     from lib.settings import SettingsError, get_settings  # on first use, not at cold start
 
@@ -54,7 +65,7 @@ def _with_security_headers(response: Response) -> Response:
     )
 
 
-def _failure(exc: Exception, request: Request, request_id: str) -> AppError:
+def _failure(exc: Exception, request: Request, request_id: str, started: float) -> AppError:
     """The coded error an exception becomes; anything undescribable is logged in full."""
     # Imported here, not at the top: both modules pull in pydantic, which cold start does without.
     from lib.settings import SettingsError
@@ -63,9 +74,8 @@ def _failure(exc: Exception, request: Request, request_id: str) -> AppError:
     if isinstance(exc, AppError):
         log.info("request failed", extra={"error_code": exc.code, "path": request.path})
         return exc
-    if isinstance(exc, StorageUnavailable):
-        log.warning("storage unavailable", extra={"path": request.path})
-        return AppError("SRV-STORAGE-UNAVAILABLE", headers={"Retry-After": "30"})
+    if isinstance(exc, StorageUnavailable):  # logs the dependency and how long it took
+        return unavailable("storage", str(exc) or "no answer", started=started)
     if isinstance(exc, SettingsError):  # names the setting, never its value
         log.error("not configured: %s", exc, extra={"path": request.path})
         return AppError("SRV-NOT-CONFIGURED", headers={"Retry-After": "300"})
@@ -73,9 +83,16 @@ def _failure(exc: Exception, request: Request, request_id: str) -> AppError:
     return AppError("SRV-INTERNAL")
 
 
-def _safe_origins(framing: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+# The error page's framing origins come from storage: a short look, after the request's budget.
+FRAMING_LOOKUP = 1.5
+
+
+def _safe_origins(framing: Callable[[], tuple[str, ...]], storage_down: bool) -> tuple[str, ...]:
+    if storage_down:  # no point asking: the page renders, just not framable
+        return ()
     try:
-        return framing()
+        with within(FRAMING_LOOKUP):
+            return framing()
     except Exception:  # storage down: the page still renders, just not framable
         return ()
 
@@ -94,15 +111,19 @@ def handler(
             request = to_request(req)
             as_page = pages or request.wants_html()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+            started = time.monotonic()
+            storage_down = False
             try:
-                response = fn(request)
+                with within(_budget()):
+                    response = fn(request)
             except Exception as exc:  # every failure becomes a coded answer
-                err = _failure(exc, request, request_id)
+                err = _failure(exc, request, request_id, started)
+                storage_down = err.code == "SRV-STORAGE-UNAVAILABLE"
                 response = render_error(
                     err, as_page=as_page, instance=request.path, request_id=request_id
                 )
             if framing is not None and response.status >= 400 and response.kind == "page":
-                response.frame_ancestors = _safe_origins(framing)
+                response.frame_ancestors = _safe_origins(framing, storage_down)
             return to_http_response(_with_security_headers(response))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would

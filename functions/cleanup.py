@@ -1,4 +1,9 @@
-"""Timer: remove what must not outlive its use: expired sign-in sessions and sealed values."""
+"""Timer: remove what must not outlive its use: expired sign-in sessions and sealed values.
+
+It runs under the background budget with the background storage client (longer reads, more
+retries). When storage does not answer, the run logs it and stops: nothing is half-done (each
+purge deletes rows that stay expired), and the next run takes up what is left.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,18 @@ log = logging.getLogger(__name__)
 @bp.function_name("cleanup")
 @bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
 def cleanup(timer: func.TimerRequest) -> None:
-    from lib.bootstrap import services
+    from lib.bootstrap import background_services
+    from lib.net.budget import unavailable, within
+    from lib.storage import StorageUnavailable
 
-    svc = services()
-    sessions = svc.sessions.purge_expired()
-    sealed = svc.sealed.purge_expired()
+    svc = background_services()
+    with within(svc.settings.background_budget, "background"):
+        try:
+            sessions = svc.sessions.purge_expired()
+            sealed = svc.sealed.purge_expired()
+        except StorageUnavailable as exc:
+            unavailable("storage", f"cleanup stopped: {exc}")  # logged; the next run goes on
+            return
     log.info(
         "cleanup",
         extra={"sessions_removed": sessions, "sealed_removed": sealed, "past_due": timer.past_due},

@@ -206,5 +206,29 @@ def services() -> Services:
     """The process's services, built on first use (or by the warmup function). Telemetry starts
     here, before any outbound call: off, and not imported, without a connection string."""
     settings = get_settings()
-    configure_telemetry(settings)
+    _start_telemetry()
     return build(settings)
+
+
+@functools.cache
+def _start_telemetry() -> None:
+    """Once per process, whichever services come first."""
+    configure_telemetry(get_settings())
+
+
+def background_storage_options(settings: Settings) -> dict[str, float | int]:
+    """A timer's or queue's storage client: nobody waits, so longer reads and more retries."""
+    return {
+        "connection_timeout": 5,
+        "read_timeout": settings.background_storage_read_timeout,
+        "retry_total": settings.background_storage_retries,
+    }
+
+
+@functools.cache
+def background_services() -> Services:
+    """The services for timers and queues (run under CONNECTOR_BACKGROUND_BUDGET_SECONDS)."""
+    settings = get_settings()
+    service = table_service(settings, **background_storage_options(settings))
+    _start_telemetry()
+    return build(settings, TableStore(service, settings.table_prefix))

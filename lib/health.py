@@ -1,9 +1,14 @@
-"""What /api/health reports: who we are and whether our storage answers."""
+"""What /api/health reports: who we are, whether our storage answers, and which outside
+dependencies (the EHRs, Microsoft, Communication Services) failed their last call in this
+process in the last five minutes. Only storage makes the answer 503: an EHR being down is not a
+reason for the platform to take this instance out of rotation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from lib.net.budget import DEPENDENCY_CODES, recent_failures
 
 if TYPE_CHECKING:  # the settings model is built on first use, not at cold start
     from lib.settings import Settings
@@ -28,8 +33,14 @@ def health_report(settings: Settings) -> dict:
     from lib.storage.account import storage_reachable
 
     reachable = storage_reachable(settings)
+    failing = recent_failures()
     return {
         "status": "ok" if reachable else "degraded",
         "version": app_version(),
         "storage": "reachable" if reachable else "unreachable",
+        "dependencies": {
+            name: f"failing: {failing[name]}" if name in failing else "ok"
+            for name in DEPENDENCY_CODES
+            if name != "storage"
+        },
     }

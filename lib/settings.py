@@ -67,6 +67,27 @@ class Settings(BaseModel):
         default="INFO", validation_alias="CONNECTOR_LOG_LEVEL"
     )
 
+    # --- time budgets (lib/net/budget.py) ------------------------------------------------------
+    # A person waiting (launch, callback, visit page, config API): every outbound call, retry
+    # and wait of one request fits in this many seconds, or the answer is a coded 503.
+    interactive_budget: float = Field(
+        default=10.0, gt=1, le=60, validation_alias="CONNECTOR_INTERACTIVE_BUDGET_SECONDS"
+    )
+    # A timer or queue run: nobody is waiting, so calls may take longer; the run stops cleanly
+    # (its work left for the next run) when the budget is spent.
+    background_budget: float = Field(
+        default=120.0, gt=1, le=600, validation_alias="CONNECTOR_BACKGROUND_BUDGET_SECONDS"
+    )
+    # Background runs' storage client: a longer read and more retries than a person's (2 s to
+    # connect, 3 s to answer, one retry: lib/storage/account.py).
+    background_storage_read_timeout: float = Field(
+        default=20.0, gt=0, le=120,
+        validation_alias="CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS",
+    )  # fmt: skip
+    background_storage_retries: int = Field(
+        default=3, ge=0, le=10, validation_alias="CONNECTOR_BACKGROUND_STORAGE_RETRIES"
+    )
+
     # PEM text of our private keys (RS384 RSA and/or ES384 P-384), the first one signing; all of
     # them are published at /api/.well-known/jwks.json. Rotate by adding, switching, removing.
     signing_keys: SecretStr | None = Field(default=None, validation_alias="CONNECTOR_SIGNING_KEYS")

@@ -7,7 +7,9 @@ POST   /_sandbox/reset                clear journal + faults, restore latency
 GET    /_sandbox/config               {"latency": s, "latency_per_stand_in": {...}}
 POST   /_sandbox/config               same shape; keys given are changed
 GET    /_sandbox/faults               pending faults
-POST   /_sandbox/faults               add one: {"path": glob, "status": 503, "count": 2, ...}
+POST   /_sandbox/faults               add one: {"path": glob, "status": 503, "count": 2, ...};
+                                      {"family": "ehr-token", "kind": "hang", "seconds": 20,
+                                      "duration": 5}: see `Fault` in state.py
 DELETE /_sandbox/faults               drop all
 POST   /_sandbox/connector            where our app runs: {"redirect_uri", "jwks_url",
                                       "launch_base", "epic_secret", "cerner_secret"}; kept
@@ -29,7 +31,7 @@ from werkzeug.wrappers import Request, Response
 from dev.sandbox.standin import html_response, json_response, read_json
 from dev.sandbox.state import Fault, SandboxState
 
-_FAULT_FIELDS = {f.name for f in dataclasses.fields(Fault)}
+_FAULT_FIELDS = {f.name for f in dataclasses.fields(Fault)} - {"added_at"}
 
 
 class ControlPanel:
@@ -109,10 +111,10 @@ class ControlPanel:
     def add_fault(self, request: Request) -> Response:
         body = read_json(request)
         unknown = set(body) - _FAULT_FIELDS
-        if "path" not in body or unknown:
+        if not ({"path", "family"} & set(body)) or unknown:
             return json_response(
                 {
-                    "error": f"need 'path'; unknown keys: {sorted(unknown)}",
+                    "error": f"need 'path' or 'family'; unknown keys: {sorted(unknown)}",
                     "fields": sorted(_FAULT_FIELDS),
                 },
                 400,

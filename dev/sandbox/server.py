@@ -3,11 +3,14 @@ its path prefix, and a control origin for the index page and ``/_sandbox/``."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import pkgutil
+import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -73,6 +76,13 @@ class SandboxApp:
         fault = self.state.faults.take(request.method, request.path)
         if fault is None:
             response = self._call(stand_in, request, rest)
+        elif fault.kind == "hang":
+            time.sleep(fault.seconds)
+            response = _drop_connection(request)
+        elif fault.kind == "reset":
+            response = _drop_connection(request)
+        elif fault.kind == "trickle":
+            response = _trickled(self._call(stand_in, request, rest), fault.seconds)
         else:
             if fault.after:
                 self._call(stand_in, request, rest)  # side effects happen; the answer is lost
@@ -117,6 +127,34 @@ class SandboxApp:
             elapsed_ms,
             " [fault]" if faulted else "",
         )
+
+
+NO_ANSWER = 444  # what the journal records for a connection closed without an answer (nginx's)
+
+
+def _drop_connection(request: Request) -> Response:
+    """Close the client's connection with a reset (no answer); what werkzeug then tries to write
+    fails quietly, as for any client that went away."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+    return Response(b"", status=NO_ANSWER)
+
+
+def _trickled(response: Response, gap: float) -> Response:
+    """The same answer, its body one byte every `gap` seconds (headers at once)."""
+    body = response.get_data()
+
+    def drip() -> Iterator[bytes]:
+        for i in range(len(body)):
+            yield body[i : i + 1]
+            time.sleep(gap)
+
+    trickle = Response(drip(), status=response.status_code, headers=list(response.headers))
+    trickle.headers["Content-Length"] = str(len(body))
+    return trickle
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -203,8 +241,9 @@ class Sandbox:
             return state.stand_ins[name]
         raise AttributeError(name)
 
-    def inject(self, path: str, **kwargs: Any) -> Fault:
-        """``faults.add``: ``sandbox.inject('/graph/*', status=429, retry_after=2)``."""
+    def inject(self, path: str = "", **kwargs: Any) -> Fault:
+        """``faults.add``: ``sandbox.inject('/graph/*', status=429, retry_after=2)``,
+        ``sandbox.inject(family='ehr-token', kind='hang', seconds=20, duration=5)``."""
         return self.state.faults.add(path, **kwargs)
 
     def configure_connector(self, **where: Any) -> None:

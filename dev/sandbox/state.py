@@ -109,17 +109,48 @@ def _filter_args(filters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: filters.get(k) for k in ("stand_in", "method", "path", "since")}
 
 
+# Route families a fault can name instead of a path glob (``{"family": "ehr-token"}``).
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "ehr-discovery": (
+        "/*/api/FHIR/*/.well-known/*", "/*/api/FHIR/*/metadata",
+        "/cerner/r4/*/.well-known/*", "/cerner/r4/*/metadata",
+    ),
+    "ehr-authorize": ("/epic/oauth2/authorize", "/cerner/tenants/*/authorize"),
+    "ehr-token": ("/epic/oauth2/token", "/cerner/tenants/*/token"),
+    "ehr-keys": (
+        "/epic/oauth2/.well-known/*", "/epic/api/epic/*/Security/*",
+        "/cerner/tenants/*/oidc/*", "/cerner/jwk",
+    ),
+    "ehr-fhir": ("/*/api/FHIR/*/[A-Z]*", "/cerner/r4/*/[A-Z]*"),  # reads: a resource type
+    "entra-token": ("/entra/*/oauth2/v2.0/token",),
+    "entra-keys": ("/entra/*/discovery/v2.0/keys", "/entra/*/v2.0/.well-known/*"),
+    "graph-meetings": ("/graph/v1.0/users/*/onlineMeetings*",),
+    "graph": ("/graph/v1.0/*",),
+}  # fmt: skip
+KINDS = ("answer", "hang", "trickle", "reset")
+
+
 @dataclass
 class Fault:
-    """Make the next ``count`` matching requests misbehave.
+    """Make matching requests misbehave: the next ``count`` of them, or all of them for
+    ``duration`` seconds from when the fault is added (``count=None`` with no duration: until
+    reset).
 
-    ``path`` is a glob over the full path (``/graph/v1.0/users/*/onlineMeetings/createOrGet``).
-    ``count=None`` keeps the fault until reset. With ``after=True`` the stand-in still handles the
-    request (its side effects happen) and only the answer is replaced: a lost response.
-    ``delay`` sleeps before answering, to exercise client timeouts.
+    What matches: ``path``, a glob over the full path
+    (``/graph/v1.0/users/*/onlineMeetings/createOrGet``), or ``family``, a name from
+    ``FAMILIES`` (``ehr-token``); ``method`` narrows either.
+
+    What happens (``kind``):
+    - ``answer`` (default): answer ``status`` with ``body`` / ``headers`` / ``retry_after``
+      instead of the stand-in; ``delay`` sleeps first; with ``after=True`` the stand-in still
+      handles the request (its side effects happen) and only the answer is replaced: a lost
+      response.
+    - ``hang``: no answer for ``seconds``, then the connection is closed without one.
+    - ``trickle``: the stand-in's real answer, its body sent one byte every ``seconds``.
+    - ``reset``: the connection is closed at once, without an answer.
     """
 
-    path: str
+    path: str = ""
     status: int = 500
     body: str | dict[str, Any] | list[Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -128,14 +159,39 @@ class Fault:
     method: str | None = None
     after: bool = False
     delay: float = 0.0
+    kind: str = "answer"
+    seconds: float = 30.0
+    family: str | None = None
+    duration: float | None = None
+    added_at: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise TypeError(f"kind must be one of {KINDS}")
+        if self.family is not None and self.family not in FAMILIES:
+            raise TypeError(f"family must be one of {sorted(FAMILIES)}")
+        if not self.path and self.family is None:
+            raise TypeError("give a path glob or a family")
+        if self.duration is not None:
+            self.count = None  # a duration, not a number of requests
+
+    @property
+    def expired(self) -> bool:
+        return self.duration is not None and time.monotonic() - self.added_at >= self.duration
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
             return False
-        return fnmatch.fnmatchcase(path, self.path)
+        globs = FAMILIES[self.family] if self.family else (self.path,)
+        return any(fnmatch.fnmatchcase(path, glob) for glob in globs)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("added_at")
+        if self.duration is not None:
+            left = self.duration - (time.monotonic() - self.added_at)
+            data["remaining"] = round(max(0.0, left), 1)
+        return data
 
 
 class Faults:
@@ -145,7 +201,7 @@ class Faults:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
 
-    def add(self, path: str, **kwargs: Any) -> Fault:
+    def add(self, path: str = "", **kwargs: Any) -> Fault:
         fault = Fault(path=path, **kwargs)
         with self._lock:
             self._faults.append(fault)
@@ -154,6 +210,7 @@ class Faults:
     def take(self, method: str, path: str) -> Fault | None:
         """The fault for this request, if any, counting it as used."""
         with self._lock:
+            self._faults = [f for f in self._faults if not f.expired]
             for fault in self._faults:
                 if fault.matches(method, path):
                     if fault.count is not None:
@@ -165,6 +222,7 @@ class Faults:
 
     def pending(self) -> list[Fault]:
         with self._lock:
+            self._faults = [f for f in self._faults if not f.expired]
             return list(self._faults)
 
     def reset(self) -> None:

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from lib.endpoints.actor import Actor
+from lib.net.budget import unavailable
+from lib.net.http import host_of
 from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.web.errors import AppError
 from lib.web.http import Request
@@ -75,7 +77,10 @@ class AdminAuth:
             url = self._jwks.jwks_uri(self._settings.entra_issuer, None)
             keys, fetched_now = self._jwks.keys(url, None)
         except KeysUnavailable as err:
-            raise AppError("AUTH-KEYS-UNAVAILABLE", err.reason) from None
+            raise unavailable(
+                "microsoft", err.reason, host=host_of(self._settings.entra_issuer),
+                code="AUTH-KEYS-UNAVAILABLE",
+            ) from None  # fmt: skip
         found = candidate_keys(keys, kid, "RS256") if kid else []
         if not found and kid and not fetched_now:
             try:

@@ -5,13 +5,20 @@ pinned to the hosts recorded at validation), the scopes each sign-in asks for, t
 request, the token-endpoint authentication, code redemption with id_token verification, and a
 FHIR read with the launch's token. SMART Backend Services (write-back) builds on the same
 object: `client_auth` and the pinned token endpoint.
+
+An EHR that does not serve (no answer within the budget, a reset, 5xx / 429 past the retries)
+at any of these steps is SRV-EHR-UNAVAILABLE (`_ehr_serving`): a launch says "the EHR is not
+answering", never a discovery or sign-in problem, which it is not. Validation (the config API)
+calls discovery itself and keeps the DISC-* codes, which describe configuration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode
@@ -19,7 +26,8 @@ from urllib.parse import urlencode
 from lib.ehr.profiles import Persona, VendorProfile, profile_for
 from lib.endpoints.models import ClientSecretBasicConfig, Endpoint
 from lib.endpoints.secrets import SECRET_SETTING
-from lib.net.http import OutboundHttp, host_of
+from lib.net.budget import note_success, unavailable
+from lib.net.http import NotServing, OutboundHttp, host_of
 from lib.settings import setting_value
 from lib.signin.sessions import SignInSession
 from lib.smart import client_auth, scopes
@@ -59,6 +67,17 @@ def scopes_for(endpoint: Endpoint, purpose: Purpose) -> list[str]:
     return scopes.patient_launch_scopes(v2=v2)
 
 
+@contextlib.contextmanager
+def _ehr_serving(what: str, host: str) -> Iterator[None]:
+    """A `NotServing` inside becomes SRV-EHR-UNAVAILABLE, logged with the host and the time."""
+    started = time.monotonic()
+    try:
+        yield
+    except NotServing as err:
+        detail = f"{what}: {err.detail or err.code}"
+        raise unavailable("ehr", detail, host=host, started=started) from None
+
+
 @dataclass(frozen=True)
 class SmartDeps:
     """What every endpoint client shares: one outbound HTTP, one JWKS cache, our keys."""
@@ -85,12 +104,13 @@ class EndpointClient:
     def discovery(self) -> Discovery:
         """Cached discovery that still names the hosts recorded when the endpoint was validated."""
         base = self.endpoint.fhir_base_url
-        found = discover(self._deps.http, base)
-        pinned = self.endpoint.validation.pinned_hosts if self.endpoint.validation else None
-        if pinned is not None and found.hosts != pinned:
-            found = discover(self._deps.http, base, use_cache=False)  # a stale cache?
-            if found.hosts != pinned:
-                raise AppError("DISC-HOSTS-MOVED")
+        with _ehr_serving("discovery", host_of(base)):
+            found = discover(self._deps.http, base)
+            pinned = self.endpoint.validation.pinned_hosts if self.endpoint.validation else None
+            if pinned is not None and found.hosts != pinned:
+                found = discover(self._deps.http, base, use_cache=False)  # a stale cache?
+                if found.hosts != pinned:
+                    raise AppError("DISC-HOSTS-MOVED")
         return found
 
     # --- the sign-in -----------------------------------------------------------------------------
@@ -171,25 +191,29 @@ class EndpointClient:
         if server is None:
             found = self.discovery()
             server, hosts = found.config, found.hosts.all()
-        token = exchange_code(
-            self._deps.http,
-            server.token_endpoint,
-            code,
-            session.redirect_uri,
-            session.code_verifier,
-            self.client_auth(),
-            allowed_hosts=hosts,
-        )
+        auth = self.client_auth()
+        with _ehr_serving("token", host_of(server.token_endpoint or "")):
+            token = exchange_code(
+                self._deps.http,
+                server.token_endpoint,
+                code,
+                session.redirect_uri,
+                session.code_verifier,
+                auth,
+                allowed_hosts=hosts,
+            )
         if not token.id_token:
             raise AppError("TOKEN-ID-TOKEN-INVALID", "The EHR returned no id_token.")
-        claims = self._deps.id_tokens.verify(
-            token.id_token,
-            client_id=self.endpoint.client_id,
-            nonce=session.nonce,
-            issuer=server.issuer,
-            jwks_uri=server.jwks_uri,
-            pinned_hosts=hosts,
-        )
+        with _ehr_serving("id_token keys", host_of(server.jwks_uri or server.issuer or "")):
+            claims = self._deps.id_tokens.verify(
+                token.id_token,
+                client_id=self.endpoint.client_id,
+                nonce=session.nonce,
+                issuer=server.issuer,
+                jwks_uri=server.jwks_uri,
+                pinned_hosts=hosts,
+            )
+        note_success("ehr")
         return token, claims
 
     # --- FHIR ----------------------------------------------------------------------------------
@@ -210,18 +234,24 @@ class EndpointClient:
         return {}
 
     def _get(self, token: TokenResponse, path: str) -> dict[str, Any]:
-        try:
-            resp = self._deps.http.get(
-                f"{self.endpoint.fhir_base_url}/{path}",
-                headers={
-                    "Authorization": f"Bearer {token.access_token}",
-                    "Accept": "application/fhir+json",
-                },
-            )
-            body = resp.json() if resp.status == 200 else {}
-        except AppError as err:
-            log.info(
-                "FHIR read failed", extra={"error_code": err.code, "endpoint": self.endpoint.id}
-            )
-            return {}
+        """A FHIR GET. An error answer costs the launch only detail ({}); no answer at all (the
+        budget spent on it) is SRV-EHR-UNAVAILABLE: nothing would be left for the meeting."""
+        with _ehr_serving("FHIR read", host_of(self.endpoint.fhir_base_url)):
+            try:
+                resp = self._deps.http.get(
+                    f"{self.endpoint.fhir_base_url}/{path}",
+                    headers={
+                        "Authorization": f"Bearer {token.access_token}",
+                        "Accept": "application/fhir+json",
+                    },
+                )
+                body = resp.json() if resp.status == 200 else {}
+            except NotServing:
+                raise
+            except AppError as err:
+                log.info(
+                    "FHIR read failed",
+                    extra={"error_code": err.code, "endpoint": self.endpoint.id},
+                )
+                return {}
         return body if isinstance(body, dict) else {}

@@ -28,6 +28,7 @@ from lib.endpoints.models import (
     Validation,
     slug,
 )
+from lib.net.budget import leaving
 from lib.storage import ConcurrencyConflict, KeyExists, TableStore
 from lib.web.errors import AppError
 
@@ -71,6 +72,10 @@ class EndpointSnapshot:
     def ehr_origins(self) -> tuple[str, ...]:
         """Every EHR origin allowed to frame our pages (for pages not tied to one endpoint)."""
         return tuple(sorted({o for e in self.by_id.values() for o in e.launch.ehr_origins}))
+
+
+# Seconds of a request's budget kept for the writes after an endpoint's validation.
+STORAGE_RESERVE = 2.0
 
 
 class EndpointService:
@@ -268,7 +273,10 @@ class EndpointService:
 
     # --- plumbing -----------------------------------------------------------------------------
     def _revalidated(self, endpoint: Endpoint, actor: Actor) -> Endpoint:
-        endpoint.validation = self._validate(endpoint, actor.oid)
+        # An EHR that does not answer may take validation's whole share of the budget, never
+        # the storage write that records what validation found.
+        with leaving(STORAGE_RESERVE):
+            endpoint.validation = self._validate(endpoint, actor.oid)
         endpoint.status = self.status_for(endpoint)
         return endpoint
 

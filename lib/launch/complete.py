@@ -224,7 +224,7 @@ class LaunchCompletion:
         launch cannot do this: its organizer comes from the appointment's clinicians.)"""
         endpoint = launch.client.endpoint
         pending = PendingVisit(visit_key=launch.visit_key, department=launch.context.department)
-        read: Future[PendingVisit] = Future()
+        read: Future[PendingVisit] = Future()  # `together` runs it in a copy of this context
 
         def read_times() -> None:
             try:

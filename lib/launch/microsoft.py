@@ -21,7 +21,7 @@ from lib.launch.window import CANCELLED, OPENED, SignInWindow
 from lib.signin.binding import BrowserBinding
 from lib.signin.sessions import SessionStore, SignInSession
 from lib.smart.pkce import new_state
-from lib.teams.entra import EntraApp
+from lib.teams.entra import EntraApp, entra_serving
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import PendingVisit, VisitOpener
 from lib.web.errors import AppError
@@ -90,7 +90,10 @@ class MicrosoftSignIn:
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `entra` sessions (msal checks the answer): the page
         asking the clinician to confirm the account, bound to this browser."""
-        result = self._msal_app().acquire_token_by_auth_code_flow(session.data["flow"], dict(query))
+        with entra_serving("sign-in token", self._entra.authority):
+            result = self._msal_app().acquire_token_by_auth_code_flow(
+                session.data["flow"], dict(query)
+            )
         if "error" in result:
             raise AppError("LAUNCH-MS-SIGNIN-FAILED", str(result.get("error"))[:60])
         claims = result.get("id_token_claims") or {}

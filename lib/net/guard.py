@@ -15,6 +15,7 @@ import functools
 import ipaddress
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -105,13 +106,18 @@ class Deadline:
 
     @classmethod
     def watch(cls, connection: Any) -> None:
-        """Called by the connection as a request starts on it (in the caller's thread)."""
+        """Called by the connection as a request starts on it, and with the new socket as it
+        connects (in the caller's thread). The socket itself is kept: once a response says
+        `Connection: close`, http.client hands it to the response and the connection forgets
+        it, so a body trickled after that could not be cut off through the connection."""
         deadline = getattr(cls._current, "value", None)
         if deadline is not None:
             with deadline._lock:
-                deadline._connections.append(connection)
+                watched = [connection, getattr(connection, "sock", None)]
+                deadline._connections.extend(w for w in watched if w is not None)
                 if deadline.expired:
-                    _shut(connection)
+                    for each in watched:
+                        _shut(each)
 
     def _expire(self) -> None:
         with self._lock:
@@ -121,7 +127,9 @@ class Deadline:
 
 
 def _shut(connection: Any) -> None:
-    sock = getattr(connection, "sock", None)
+    sock = (
+        connection if isinstance(connection, socket.socket) else getattr(connection, "sock", None)
+    )
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -131,7 +139,17 @@ def _shut(connection: Any) -> None:
 def guarded_adapter_class(local_mode: bool) -> type:
     """A requests adapter whose connections refuse peers outside the mode's addresses: public
     ones in production, loopback ones in local mode (built on first use)."""
-    allowed = loopback if local_mode else address_allowed
+    return _adapter_class(loopback if local_mode else address_allowed)
+
+
+@functools.cache
+def watched_adapter_class() -> type:
+    """A requests adapter whose connections only obey `Deadline` (Microsoft's fixed hosts need
+    no address check, only the bound on a trickling answer)."""
+    return _adapter_class(None)
+
+
+def _adapter_class(allowed: Callable[[str], bool] | None) -> type:
     from requests.adapters import HTTPAdapter
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -140,9 +158,10 @@ def guarded_adapter_class(local_mode: bool) -> type:
         def _new_conn(self) -> socket.socket:  # runs before TLS and before any byte is sent
             sock = super()._new_conn()  # type: ignore[misc]
             peer = str(sock.getpeername()[0])
-            if not allowed(peer):
+            if allowed is not None and not allowed(peer):
                 sock.close()
                 raise AddressNotAllowed(peer)
+            Deadline.watch(sock)  # the TCP socket: shutting it ends a TLS read on it too
             return sock
 
         def request(self, *args: Any, **kwargs: Any) -> Any:  # every request, new or pooled

@@ -13,10 +13,14 @@ Every URL we call comes from an admin (the FHIR base) or from a document the EHR
   trickling bytes cannot hold a worker.
 - 429 / 503 are retried by the caller's `RetryPolicy` (lib/net/retry.py), honouring Retry-After
   (seconds or HTTP date) only when the server asks for no longer than the policy allows.
+- Under a request's budget (lib/net/budget.py) the timeouts, the deadline and every retry's wait
+  are cut to what is left of it; a call with no time left is not started.
 - Logs carry method, host, path (FHIR ids masked), status and duration; never query strings,
   headers or bodies.
 
-Failures become `AppError` with the DISC-* transport codes of the catalogue.
+Failures become `AppError` with the DISC-* transport codes of the catalogue; those meaning "the
+server is not serving" (no answer, a reset, too slow) are `NotServing`, which a launch turns into
+SRV-EHR-UNAVAILABLE while validation keeps the DISC-* code (a configuration problem).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from lib.net.budget import may_wait, remaining, spent
 from lib.net.guard import (
     AddressNotAllowed,
     Deadline,
@@ -124,14 +129,29 @@ class HttpResponse:
             raise AppError(error_code, f"{host_of(self.url)} answered {what}, not JSON") from None
 
 
+class NotServing(AppError):
+    """The server did not serve: no answer, a reset, too slow, or (raised by the callers that
+    read statuses) a 5xx / 429 that outlasted the retries. The code stays the caller's DISC-* or
+    TOKEN-* code; what is about a launch makes it SRV-EHR-UNAVAILABLE."""
+
+
+def _broken_off(exc: Exception) -> bool:
+    """A TLS error that is a closed or reset connection (a server going away), not a
+    certificate or protocol problem (which is configuration)."""
+    text = str(exc)
+    return "EOF" in text or "reset" in text.lower() or "Connection aborted" in text
+
+
 def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
     """Catalogue code and a short detail for a failed connection (no URL, no query)."""
     import requests
 
     if isinstance(exc, AddressNotAllowed):
         return "DISC-ADDRESS-NOT-ALLOWED", f"{host} connected to a non-public address"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) and not _broken_off(exc):
         return "DISC-TLS", f"TLS handshake with {host} failed"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "DISC-UNREACHABLE", f"{host} broke off the connection"
     if isinstance(exc, requests.exceptions.Timeout):
         return "DISC-UNREACHABLE", f"{host} timed out"
     return "DISC-UNREACHABLE", f"{host} could not be reached"
@@ -262,7 +282,7 @@ class OutboundHttp:
             if not self._retries.retries_status(response.status):
                 return response
             wait = self._retries.wait_before(retry, response.headers.get("Retry-After"), waited)
-            if wait is None:
+            if wait is None or not may_wait(wait):
                 return response  # out of tries, or the server asks for longer than we may wait
             self._sleep(wait)
             retry, waited = retry + 1, waited + wait
@@ -279,7 +299,10 @@ class OutboundHttp:
         self._check_url(url, allowed_hosts)
         started = time.monotonic()
         host = host_of(url)
-        with Deadline(self._total_timeout) as deadline:
+        if spent():
+            self._log(method, url, None, started, "DISC-UNREACHABLE")
+            raise NotServing("DISC-UNREACHABLE", f"{host}: no time left to ask")
+        with Deadline(remaining(self._total_timeout)) as deadline:
             return self._exchange(method, url, headers, data, max_bytes, started, host, deadline)
 
     def _exchange(
@@ -301,7 +324,7 @@ class OutboundHttp:
                 url,
                 headers=dict(headers or {}),
                 data=dict(data() if callable(data) else data) if data is not None else None,
-                timeout=self._timeout,
+                timeout=tuple(remaining(t) for t in self._timeout),
                 allow_redirects=False,
                 stream=True,
                 verify=self._verify,
@@ -311,11 +334,11 @@ class OutboundHttp:
             if deadline.expired:
                 code, detail = "DISC-UNREACHABLE", f"{host} was too slow to answer"
             self._log(method, url, None, started, code)
-            raise AppError(code, detail) from None
+            raise (NotServing if code == "DISC-UNREACHABLE" else AppError)(code, detail) from None
         try:
-            body = self._read_capped(raw, max_bytes or self._max_bytes, started, host)
+            body = self._read_capped(raw, max_bytes or self._max_bytes, deadline, host)
             if deadline.expired:  # the socket was shut while the body was being read
-                raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer")
+                raise NotServing("DISC-UNREACHABLE", f"{host} was too slow to answer")
         except AppError as exc:
             self._log(method, url, raw.status_code, started, exc.code)
             raise
@@ -324,7 +347,7 @@ class OutboundHttp:
         self._log(method, url, raw.status_code, started)
         return HttpResponse(raw.status_code, raw.headers, body, url)
 
-    def _read_capped(self, raw: Any, cap: int, started: float, host: str) -> bytes:
+    def _read_capped(self, raw: Any, cap: int, deadline: Deadline, host: str) -> bytes:
         import requests
 
         declared = raw.headers.get("Content-Length", "")
@@ -337,13 +360,13 @@ class OutboundHttp:
                 size += len(chunk)
                 if size > cap:
                     raise AppError("DISC-TOO-LARGE", f"{host} sent more than {cap} bytes")
-                if time.monotonic() - started > self._total_timeout:
-                    raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer")
+                if deadline.expired:
+                    raise NotServing("DISC-UNREACHABLE", f"{host} was too slow to answer")
                 chunks.append(chunk)
         except (requests.exceptions.RequestException, OSError):
-            if time.monotonic() - started > self._total_timeout:
-                raise AppError("DISC-UNREACHABLE", f"{host} was too slow to answer") from None
-            raise AppError("DISC-UNREACHABLE", f"{host} broke off the answer") from None
+            if deadline.expired:
+                raise NotServing("DISC-UNREACHABLE", f"{host} was too slow to answer") from None
+            raise NotServing("DISC-UNREACHABLE", f"{host} broke off the answer") from None
         return b"".join(chunks)
 
     def _check_url(self, url: str, allowed_hosts: Collection[str] | None) -> None:
@@ -363,7 +386,7 @@ class OutboundHttp:
         try:
             addresses = self._resolve(hostname, port)
         except (OSError, UnicodeError):
-            raise AppError("DISC-UNREACHABLE", f"{hostname} could not be resolved") from None
+            raise NotServing("DISC-UNREACHABLE", f"{hostname} could not be resolved") from None
         # Local mode reaches only this machine (the sandbox): an address typed into a local
         # run, or generated by a fuzzer, never makes it talk to the network.
         allowed, what = (loopback, "loopback") if self.local_mode else (address_allowed, "public")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
+from lib.net.http import NotServing
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
@@ -23,11 +24,13 @@ _KTY = {"RS": "RSA", "ES": "EC"}
 
 
 class KeysUnavailable(Exception):
-    """The keys could not be had; `reason` is short and safe to show."""
+    """The keys could not be had; `reason` is short and safe to show. `not_serving`: the issuer
+    did not answer (or answered 5xx / 429), rather than answering something unusable."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, not_serving: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.not_serving = not_serving
 
 
 class JwksCache:
@@ -101,11 +104,15 @@ class JwksCache:
         return found
 
     def _get_json(self, url: str, allowed_hosts: Collection[str] | None, what: str) -> dict:
-        response = self._http.get(
-            url, headers={"Accept": "application/json"}, allowed_hosts=allowed_hosts
-        )
+        try:
+            response = self._http.get(
+                url, headers={"Accept": "application/json"}, allowed_hosts=allowed_hosts
+            )
+        except NotServing as err:  # the issuer is down: `keys` falls back on the keys it had
+            raise KeysUnavailable(err.detail or f"{what} not answering", not_serving=True) from None
         if response.status != 200:
-            raise KeysUnavailable(f"{what} answered HTTP {response.status}")
+            down = response.status >= 500 or response.status == 429
+            raise KeysUnavailable(f"{what} answered HTTP {response.status}", not_serving=down)
         try:
             doc = response.json()
         except AppError as err:

@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from lib.net.http import host_of
+from lib.net.http import NotServing, host_of
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
@@ -282,7 +282,9 @@ def fetch_discovery(
     url = f"{base}/.well-known/smart-configuration"
     status, doc = _fetch_json(http, url, "application/json", headers, allowed_hosts)
     if doc is None and status != 404:
-        raise AppError("DISC-HTTP-STATUS", f"smart-configuration answered HTTP {status}")
+        # 5xx / 429 (past the retries): the server is there but not serving right now
+        error = NotServing if status >= 500 or status == 429 else AppError
+        raise error("DISC-HTTP-STATUS", f"smart-configuration answered HTTP {status}")
     capability, metadata_problem = _fetch_metadata(http, base, headers, allowed_hosts)
     raw_version = capability.get("fhirVersion") if capability else None
     if doc is not None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from lib.net.http import host_of
+from lib.net.http import NotServing, host_of
 from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
 from lib.web.errors import AppError
 
@@ -150,6 +150,8 @@ class IdTokenVerifier:
             url = jwks_uri or self._cache.jwks_uri(expected_issuer, pinned_hosts)
             claims = self._verify_signature(id_token, url, client_id, pinned_hosts)
         except KeysUnavailable as err:
+            if err.not_serving:  # the EHR's keys are not answering: the EHR is unavailable
+                raise NotServing("TOKEN-ID-TOKEN-INVALID", err.reason) from None
             raise _invalid(err.reason) from None
         self._check_claims(claims, client_id, nonce)
         return claims

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lib.net.http import NotServing
 from lib.smart import scopes as scope_tools
 from lib.web.errors import AppError
 
@@ -153,7 +154,10 @@ def _token_request(
     try:
         response = http.post_form(token_url, body, headers=headers, allowed_hosts=allowed_hosts)
         if response.status != 200:
-            raise AppError("TOKEN-EXCHANGE-FAILED", _failure_detail(response))
+            # 5xx / 429 past the retries: the EHR is not serving (a launch says "unavailable")
+            down = response.status >= 500 or response.status == 429
+            error = NotServing if down else AppError
+            raise error("TOKEN-EXCHANGE-FAILED", _failure_detail(response))
         return parse_token_response(response.json("TOKEN-EXCHANGE-FAILED"), received_at=clock())
     except AppError as exc:
         if exc.code in _AS_EXCHANGE_FAILURE:

@@ -6,7 +6,11 @@ app and its triggers always agree on one account.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lib.net.budget import MIN_USEFUL, current
+from lib.storage.tables import StorageUnavailable
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -20,6 +24,34 @@ if TYPE_CHECKING:
 # SRV-STORAGE-UNAVAILABLE, not two minutes later. Table Storage answers in milliseconds, and
 # Azurite too, when it answers at all.
 CLIENT_OPTIONS = {"connection_timeout": 2, "read_timeout": 3, "retry_total": 1}
+
+
+def budget_hook(connect: float, read: float) -> Callable[[Any], None]:
+    """The SDK's `raw_request_hook`, run before every try: the try's timeouts (the client's
+    `connect` / `read`) are cut to what is left of the request's budget (lib/net/budget.py), and
+    a try with no time left is not made. The SDK's own retry backoff (under a second) is not cut,
+    so a call ends at most that long past the budget."""
+
+    def within_budget(request: Any) -> None:
+        budget = current()
+        if budget is None:
+            return
+        left = budget.remaining()
+        if left < MIN_USEFUL:
+            raise StorageUnavailable("no time left in the budget")
+        options = request.context.options
+        options["connection_timeout"] = min(options.get("connection_timeout", connect), left)
+        options["read_timeout"] = min(options.get("read_timeout", read), left)
+
+    return within_budget
+
+
+def _with_hook(options: dict[str, Any]) -> dict[str, Any]:
+    opts = {**CLIENT_OPTIONS, **options}
+    opts.setdefault(
+        "raw_request_hook", budget_hook(opts["connection_timeout"], opts["read_timeout"])
+    )
+    return opts
 
 
 def _credential(settings: Settings) -> TokenCredential:
@@ -39,7 +71,7 @@ def _service_uri(settings: Settings, explicit: str | None, kind: str) -> str:
 def table_service(settings: Settings, **options) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
-    opts = {**CLIENT_OPTIONS, **options}
+    opts = _with_hook(options)
     if settings.storage_connection_string:
         return TableServiceClient.from_connection_string(settings.storage_connection_string, **opts)
     uri = _service_uri(settings, settings.storage_table_uri, "table")
@@ -49,7 +81,7 @@ def table_service(settings: Settings, **options) -> TableServiceClient:
 def queue_service(settings: Settings, **options) -> QueueServiceClient:
     from azure.storage.queue import QueueServiceClient
 
-    opts = {**CLIENT_OPTIONS, **options}
+    opts = _with_hook(options)
     if settings.storage_connection_string:
         return QueueServiceClient.from_connection_string(settings.storage_connection_string, **opts)
     uri = _service_uri(settings, settings.storage_queue_uri, "queue")

@@ -7,7 +7,11 @@
 - Retries: by `GRAPH_RETRIES` (lib/net/retry.py): 429 / 503 / 504 and connection failures,
   honouring Retry-After (seconds or an HTTP date), with a cap on attempts and on the waiting in
   all, so a launch never hangs. A 401 on a cached token gets one retry with a fresh token.
-- Failures become `AppError`: GRAPH-THROTTLED (still 429/503 after the retries; carries
+- Budget: under a request's budget (lib/net/budget.py) every call's timeouts and the whole
+  exchange are cut to what is left, a retry is waited for only if time remains after it, and
+  the token lock is waited on no longer than the budget.
+- Failures become `AppError`: GRAPH-THROTTLED (still 429 after the retries; carries
+  Retry-After), SRV-MICROSOFT-UNAVAILABLE (no answer in time, or still 502 / 503 / 504; carries
   Retry-After), GRAPH-FAILED (anything else; the detail is Graph's error code only, never its
   message, which may echo input).
 - Logs: method, path with ids masked, status, duration, Graph's request-id; never bodies,
@@ -31,16 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from lib.net.http import outbound_fields
+from lib.net.budget import acquire, bounded_session, may_wait, note_success, unavailable
+from lib.net.http import host_of, outbound_fields
 from lib.net.retry import GRAPH_RETRIES, RetryPolicy, retry_after_seconds
-from lib.teams.entra import confidential_client
+from lib.teams.entra import confidential_client, entra_serving
 from lib.web.errors import AppError
 
 log = logging.getLogger(__name__)
 
 GRAPH_BASE = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-_THROTTLE_STATUSES = frozenset({429, 503})
+_UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+# The longest a call waits for another thread's token request (itself bounded by its timeout).
+_TOKEN_LOCK_WAIT = 20.0
 # Ids in Graph paths (user object ids, meeting ids) are masked in logs.
 _IDS_IN_PATH = re.compile(r"(/users/|/onlineMeetings/(?!createOrGet(?:$|/)))[^/?#]+")
 
@@ -72,15 +79,19 @@ def _token_source(authority: str, client_id: str, secret: str, timeout: float) -
     key = (authority.rstrip("/"), client_id, hashlib.sha256(secret.encode()).hexdigest())
     with _sources_lock:
         source = _sources.get(key)
-        if source is None:
-            try:
-                app = confidential_client(authority, client_id, secret, timeout=timeout)
-            except Exception as exc:  # msal fetches the authority's metadata here
-                log.warning("graph: Entra authority unusable (%s)", type(exc).__name__)
-                raise AppError("GRAPH-FAILED", "token-authority-unavailable") from None
-            source = _TokenSource(app)
-            _sources[key] = source
+    if source is not None:
         return source
+    # Built outside the lock: msal fetches the authority's metadata here, and a hung Entra must
+    # not hold every other launch on this lock. Two first calls may both build; one is kept.
+    try:
+        app = confidential_client(authority, client_id, secret, timeout=timeout)
+    except AppError:
+        raise  # Entra not answering: SRV-MICROSOFT-UNAVAILABLE
+    except Exception as exc:  # an authority msal cannot use (a 4xx, a bad document)
+        log.warning("graph: Entra authority unusable (%s)", type(exc).__name__)
+        raise AppError("GRAPH-FAILED", "token-authority-unavailable") from None
+    with _sources_lock:
+        return _sources.setdefault(key, _TokenSource(app))
 
 
 def forget_tokens() -> None:
@@ -210,6 +221,7 @@ class GraphClient:
         waited = 0.0
         attempt = 0
         fresh_token_tried = False
+        first_started = time.monotonic()
         while True:
             attempt += 1
             started = time.monotonic()
@@ -236,11 +248,12 @@ class GraphClient:
                 )
                 self._log(method, url, None, started, attempt, None, detail)
                 wait = self.retries.wait_before(attempt, None, waited)
-                if wait is not None and self.retries.connection_errors:
+                if wait is not None and self.retries.connection_errors and may_wait(wait):
                     self._sleep(wait)
                     waited += wait
                     continue
-                raise AppError("GRAPH-FAILED", detail) from None
+                host = host_of(url)
+                raise unavailable("microsoft", detail, host=host, started=first_started) from None
             response = GraphResponse(
                 raw.status_code,
                 raw.headers,
@@ -254,18 +267,31 @@ class GraphClient:
                 self._drop_token()
                 attempt -= 1
                 continue
+            if response.ok:
+                note_success("microsoft")
             if not self.retries.retries_status(response.status):
-                return response
+                return self._unless_unavailable(response, url, first_started)
             after = retry_after_seconds(response.headers.get("Retry-After"))
             wait = self.retries.wait_before(attempt, response.headers.get("Retry-After"), waited)
-            if wait is not None:
+            if wait is not None and may_wait(wait):
                 self._sleep(wait)
                 waited += wait
                 continue
-            if response.status in _THROTTLE_STATUSES:
+            if response.status == 429:
                 headers = {"Retry-After": str(max(1, round(after)))} if after is not None else {}
                 raise AppError("GRAPH-THROTTLED", response.error_code, headers=headers)
+            return self._unless_unavailable(response, url, first_started)
+
+    @staticmethod
+    def _unless_unavailable(response: GraphResponse, url: str, started: float) -> GraphResponse:
+        """The answer, unless it says Graph is not serving (502 / 503 / 504 after the retries)."""
+        if response.status not in _UNAVAILABLE_STATUSES:
             return response
+        after = retry_after_seconds(response.headers.get("Retry-After"))
+        raise unavailable(
+            "microsoft", f"Graph answered HTTP {response.status}", host=host_of(url),
+            started=started, retry_after=after,
+        )  # fmt: skip
 
     def get_user(
         self, user_id: str, select: tuple[str, ...] = ("id", "displayName", "userPrincipalName")
@@ -295,9 +321,7 @@ class GraphClient:
     def _session(self) -> Any:
         with self._http_lock:
             if self._http is None:
-                import requests
-
-                self._http = requests.Session()
+                self._http = bounded_session()
                 self._owns_http = True
             return self._http
 
@@ -306,12 +330,20 @@ class GraphClient:
 
     def _token(self) -> str:
         source = self._source()
-        with source.lock:  # one token request at a time; cache hits are microseconds
-            try:
+        # One token request at a time (cache hits are microseconds); a hung one holds the others
+        # no longer than their budget.
+        if not acquire(source.lock, _TOKEN_LOCK_WAIT):
+            raise unavailable("microsoft", "Entra token: another request is still waiting")
+        try:
+            with entra_serving("token", self.authority):
                 result = source.app.acquire_token_for_client(scopes=[self.scope])
-            except Exception as exc:  # msal raises requests' errors and its own
-                log.warning("graph: token request failed (%s)", type(exc).__name__)
-                raise AppError("GRAPH-FAILED", "token-unavailable") from None
+        except AppError:
+            raise
+        except Exception as exc:  # msal's own errors: an answer it could not use
+            log.warning("graph: token request failed (%s)", type(exc).__name__)
+            raise AppError("GRAPH-FAILED", "token-unavailable") from None
+        finally:
+            source.lock.release()
         token = result.get("access_token") if isinstance(result, dict) else None
         if not token:
             error = result.get("error") if isinstance(result, dict) else None

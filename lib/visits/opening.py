@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lib.ehr.profiles import Persona
 from lib.endpoints.models import Endpoint
+from lib.net.budget import current, leaving
 from lib.net.overlap import together
 from lib.storage import CreateResult
 from lib.teams.meetings import MeetingService
@@ -38,6 +39,12 @@ DEFAULT_LENGTH = timedelta(hours=1)
 MEETING_WAIT = timedelta(seconds=8)
 # Polls of the visit row while waiting: 50 ms, doubling up to 400 ms (about 20 reads in 8 s).
 POLL_FIRST, POLL_MAX = 0.05, 0.4
+# Under a request's budget the wait also ends this long before the budget does, so a waiter
+# whose claimant never delivers still has time to ask Graph itself.
+OWN_ASK = timedelta(seconds=2)
+# And Graph's calls end this long before it, so a claimant whose Graph call failed can still
+# say so on the visit (the others then ask at once instead of waiting for it).
+BOOKKEEPING = 1.0
 
 # A new visit's start / end, still being read when its meeting is asked for (see `open`).
 Times = Callable[[], tuple[datetime | None, datetime | None]] | None
@@ -160,11 +167,12 @@ class VisitOpener:
 
         late = times is not None and visit.start is None
         try:
-            meeting = self._meetings().create_or_get(
-                visit.organizer_oid, visit.key, SUBJECT, start, end,
-                allowed_presenters=presenters_for(endpoint, visit.organizer_oid),
-                times=settled if late else None,
-            )  # fmt: skip
+            with leaving(BOOKKEEPING):
+                meeting = self._meetings().create_or_get(
+                    visit.organizer_oid, visit.key, SUBJECT, start, end,
+                    allowed_presenters=presenters_for(endpoint, visit.organizer_oid),
+                    times=settled if late else None,
+                )  # fmt: skip
         except Exception:
             if mine:
                 self._visits.give_up_opening(visit)
@@ -181,9 +189,12 @@ class VisitOpener:
         up or the bound passed (MEETING_WAIT from the claim, and from now)."""
         started = self._now()
         delay = POLL_FIRST
+        budget = current()
+        limit = started + timedelta(seconds=budget.remaining()) - OWN_ASK if budget else None
         while visit.join_url is None and visit.opening_since is not None:
             now = self._now()
             deadline = min(visit.opening_since, started) + MEETING_WAIT
+            deadline = min(deadline, limit) if limit is not None else deadline
             if now >= deadline:
                 break
             self._sleep(min(delay, (deadline - now).total_seconds()))

@@ -267,6 +267,26 @@ _ENTRIES: list[ErrorDef] = [
              "team.",
              "A setting is missing or invalid: the log line 'not configured' names it. Fix the "
              "app settings (see docs/settings.md); the app reads them again on restart."),
+    ErrorDef("SRV-EHR-UNAVAILABLE", 503, "The EHR is not answering",
+             "The EHR is not answering right now. Please wait a minute, then open the visit "
+             "again from the EHR.",
+             "The EHR's discovery, sign-in, token or FHIR server did not answer within the "
+             "request's budget (or kept answering 5xx / 429). The log line `dependency "
+             "unavailable: ehr` names the host and the time; check the EHR's status and the "
+             "network path from Azure."),
+    ErrorDef("SRV-MICROSOFT-UNAVAILABLE", 503, "Microsoft is not answering",
+             "Microsoft Teams or Microsoft sign-in is not answering right now. Please wait a "
+             "minute, then open the visit again.",
+             "Entra ID (token, keys) or Microsoft Graph (meetings) did not answer within the "
+             "request's budget, or answered 502 / 503 / 504. The log line `dependency "
+             "unavailable: microsoft` names the host and the time; see the Microsoft 365 "
+             "service health page."),
+    ErrorDef("SRV-SMS-UNAVAILABLE", 503, "Text messages unavailable",
+             "Text messages cannot be sent right now. Please try again in a minute, or give "
+             "the patient the link another way.",
+             "Azure Communication Services did not answer within the budget. The log line "
+             "`dependency unavailable: sms` says how long it waited; check the resource's "
+             "health in the Azure portal."),
     ErrorDef("SRV-INTERNAL", 500, "Unexpected error",
              "Something went wrong on our side. Please try again; if it keeps happening, "
              "contact your IT team with the reference below.",

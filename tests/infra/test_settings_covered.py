@@ -21,6 +21,10 @@ OPTIONAL_IN_AZURE = {
     "AzureWebJobsStorage__accountName": "the service URIs are set instead: they carry the "
     "cloud's own suffix, which the account name alone does not",
     "CONNECTOR_LOCAL_MODE": "false by default; true only on a developer machine",
+    "CONNECTOR_INTERACTIVE_BUDGET_SECONDS": "10 s suits a clinician with a patient waiting",
+    "CONNECTOR_BACKGROUND_BUDGET_SECONDS": "120 s fits well inside the Functions timeout",
+    "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
+    "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {

@@ -23,7 +23,7 @@ def test_the_timer_purges_expired_sessions_and_sealed_values(
     settings = load_settings(settings_env(AzureWebJobsStorage=storage_connection_string))
     service = TableServiceClient.from_connection_string(storage_connection_string)
     svc = lib.bootstrap.build(settings, TableStore(service, "c" + uuid.uuid4().hex[:10]))
-    monkeypatch.setattr(lib.bootstrap, "services", lambda: svc)
+    monkeypatch.setattr(lib.bootstrap, "background_services", lambda: svc)
     earlier = datetime.now(UTC) - timedelta(hours=2)
     old = svc.sessions.start("provider", redirect_uri="http://x/cb", now=earlier)
     live = svc.sessions.start("provider", redirect_uri="http://x/cb")

@@ -229,7 +229,8 @@ def test_timeouts_and_unreachable_graph(teams, clean_sandbox):
     nowhere = teams(graph_base=f"https://127.0.0.1:{free_port()}", connect_timeout=0.5)
     with pytest.raises(AppError) as caught:
         nowhere.get_user(OIDS["reyes"])
-    assert (caught.value.code, caught.value.detail) == ("GRAPH-FAILED", "unreachable")
+    assert (caught.value.code, caught.value.detail) == ("SRV-MICROSOFT-UNAVAILABLE", "unreachable")
+    assert caught.value.status == 503 and caught.value.headers["Retry-After"]
     assert nowhere._sleep == [1.0, 2.0]
 
 
