@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,8 +34,36 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> object | None:
+    """On Linux, a function for the child to call after fork: it gets SIGTERM when the process
+    that started it dies, however that died (a test run killed, a CI timeout), so no Azurite,
+    sandbox or host outlives its parent. Only from the main thread: the kernel sends it when the
+    starting *thread* ends, and a worker thread's end is no reason to stop the child."""
+    if (
+        not sys.platform.startswith("linux")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
 def start_group(cmd: list[str], **kwargs) -> subprocess.Popen:
-    """Start a process in its own process group so stop() ends its children too."""
+    """Start a process in its own process group so stop() ends its children too; it also stops
+    when this process dies (see `_parent_death_signal`)."""
+    arm = _parent_death_signal()
+    if arm is not None and "preexec_fn" not in kwargs:
+        kwargs["preexec_fn"] = arm
     return subprocess.Popen(cmd, start_new_session=True, **kwargs)
 
 

@@ -70,30 +70,30 @@ class Stack:
 def stack(sandbox, tmp_path_factory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("restarts")
     data = folder / "azurite"
-    azurite = start_azurite(data)
     port = free_port()
-    env = app_env(azurite.connection_string, sandbox, f"https://127.0.0.1:{port}", "rs")
     (folder / "local.settings.json").write_text('{"Values": {}}')
     tls = app_certificate(sandbox.ca_file, folder / "tls")
-    host = launch_host(
-        ROOT,
-        folder / "host.log",
-        env=env,
-        settings=folder / "local.settings.json",
-        port=port,
-        tls=tls,
-    )
     admin = requests.Session()
     admin.trust_env = False
     admin.verify = str(sandbox.ca_file)
     admin.headers["Authorization"] = "Bearer " + sandbox.entra.mint(
         roles=["Connector.Admin"], user="admin"
     )
-    made = Stack(azurite, data, host, env, folder, admin, tls, sandbox.ca_file)
-    wait_healthy(host.url + "/api/health", sandbox.ca_file)
-    yield made
-    made.host.stop()
-    made.azurite.stop()
+    made: Stack | None = None
+    azurite = start_azurite(data)
+    try:
+        env = app_env(azurite.connection_string, sandbox, f"https://127.0.0.1:{port}", "rs")
+        host = launch_host(
+            ROOT, folder / "host.log", env=env, settings=folder / "local.settings.json",
+            port=port, tls=tls,
+        )  # fmt: skip
+        made = Stack(azurite, data, host, env, folder, admin, tls, sandbox.ca_file)
+        wait_healthy(host.url + "/api/health", sandbox.ca_file)
+        yield made
+    finally:  # whatever failed, and whichever Azurite and host the tests restarted last
+        if made is not None:
+            made.host.stop()
+        (made.azurite if made is not None else azurite).stop()
 
 
 def endpoint_body(sandbox, endpoint_id: str, vendor: str = "cerner") -> dict:
