@@ -115,6 +115,10 @@ class QuietRequestHandler(WSGIRequestHandler):
     """Werkzeug's own request line includes the query string; HttpApp logs a safer one."""
 
     disable_nagle_algorithm = True  # small answers leave at once, as from the real host
+    # Keep connections open between requests, as the real host (Kestrel) does: over https a
+    # fresh TLS handshake per browser hop is a cost of this stand-in host, not of the app.
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # an idle keep-alive connection does not hold its thread forever
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
