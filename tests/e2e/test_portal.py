@@ -249,3 +249,30 @@ def _put_mapping(app, endpoint_id: str, clinician_hash: str) -> None:
     # What a clinician's first Microsoft sign-in leaves (the launch tests make real ones).
     store = TableStore(TableServiceClient.from_connection_string(app.storage), prefix="e2e")
     ClinicianMappings(store).put(endpoint_id, clinician_hash, str(uuid.uuid4()))
+
+
+def test_the_approver_allows_a_new_token_host_for_a_secret(app, people):
+    """An admin points a second endpoint's secret at another token host: the approver sees the
+    request on the approvals page and allows it (a second person, audited)."""
+    from tests.e2e.test_config_api import cerner_body, create, delete_all_with_base
+
+    setting = f"EHR_SECRET_PORTAL_{uuid.uuid4().hex[:8].upper()}"  # this test's own binding
+    auth = {"method": "client_secret_basic", "secret_setting": setting}
+    delete_all_with_base(app, app.sandbox.ehr_base("cerner"))
+    create(app, cerner_body(app, client_auth=auth))  # binds the setting to the first host
+    moved = app.sandbox.variant_base("moved-hosts", vendor="cerner")
+    delete_all_with_base(app, moved)
+    create(app, cerner_body(app, fhir_base_url=moved, client_auth=auth))
+    approver = people["approver"]
+    page = approver.get("approvals")
+    assert setting in page.text
+    host = re.search(rf'action="/api/portal/secrets/{setting}/approve">\s*'
+                     r'<input type="hidden" name="csrf" value="[^"]+">\s*'
+                     r'<input type="hidden" name="host" value="([^"]+)">', page.text).group(1)  # fmt: skip
+    allowed = approver.post(f"secrets/{setting}/approve", {"host": host})
+    assert allowed.status_code == 303
+    assert setting not in approver.get("approvals").text
+    bound = app.session("reader").get(app.api(f"config/secrets/{setting}")).json()
+    assert host in bound["hosts"] and bound["pending"] == []
+    again = approver.post(f"secrets/{setting}/approve", {"host": host})
+    assert again.status_code == 404 and "CFG-SECRET-HOST-NOT-PENDING" in again.text
