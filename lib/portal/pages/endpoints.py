@@ -137,6 +137,16 @@ def _action(change):
     return run
 
 
+# How the records read on the page (the keys are the API's).
+RECORD_LABELS = {
+    "fhir_base_url": "FHIR base URL",
+    "redirect_uri": "Redirect URI",
+    "provider_launch_url": "Provider launch URL",
+    "patient_launch_url": "Patient launch URL",
+    "jwks_url": "JWKS URL",
+}
+
+
 def records(visit: Visit) -> Response:
     from lib.endpoints.records import as_text, integration_records
 
@@ -147,7 +157,7 @@ def records(visit: Visit) -> Response:
         return detail(visit, notice=err)
     return visit.render(
         "records.html", f"Integration records: {endpoint.id}", endpoint=endpoint,
-        records=found, text=as_text(endpoint, found),
+        records=found, text=as_text(endpoint, found), labels=RECORD_LABELS,
     )  # fmt: skip
 
 
