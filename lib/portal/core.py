@@ -68,9 +68,7 @@ class Visit:
         return self.session.principal.actor
 
     def may(self, roles: tuple[AppRole, ...]) -> bool:
-        return self.session is not None and (
-            not roles or any(self.session.has(r) for r in roles)
-        )
+        return self.session is not None and (not roles or any(self.session.has(r) for r in roles))
 
     def render(self, template: str, title: str, *, status: int = 200, **context: Any) -> Response:
         """A portal page: the layout's menu holds only what this person may open."""

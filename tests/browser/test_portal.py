@@ -53,7 +53,9 @@ def sign_in(driver, app, user: str) -> None:
     driver.get(app.api("portal"))
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"[data-testid='signin-{user}']"))
     click(driver, f"signin-{user}")
-    wait_for(driver, lambda d: here(d).startswith(app.api("portal")) and "Signed in as" in d.page_source)
+    wait_for(
+        driver, lambda d: here(d).startswith(app.api("portal")) and "Signed in as" in d.page_source
+    )
 
 
 def sign_out(driver) -> None:

@@ -28,6 +28,18 @@ def concrete(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path).removeprefix("portal")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def leaves_the_bases_free(app):
+    """One base URL, one endpoint: what this module registers goes when it is done."""
+    yield
+    for base in (
+        app.sandbox.ehr_base("epic"),
+        app.sandbox.ehr_base("cerner"),
+        app.sandbox.variant_base("moved-hosts", vendor="cerner"),
+    ):
+        without_base(app, base)
+
+
 @pytest.fixture(scope="module")
 def people(app):
     signed = {kind: Portal(app, user) for kind, user in ROLES.items()}
@@ -47,13 +59,18 @@ def test_sign_in_sets_a_host_only_secure_lax_cookie_and_reads_the_roles(app):
     home = portal.get()
     assert home.status_code == 200
     assert "Connector.Admin" in home.text and "Morgan Admin" in home.text
+    csp = home.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'nonce-" in csp
+    assert home.headers["X-Frame-Options"] == "DENY"
+    assert home.headers["Cache-Control"] == "no-store"
 
 
 def test_the_sign_in_goes_back_only_to_portal_pages(app):
     portal = Portal(app)
-    assert portal.sign_in("reader", next_path="https://evil.example/x").headers[
-        "Location"
-    ] == "/api/portal"
+    assert (
+        portal.sign_in("reader", next_path="https://evil.example/x").headers["Location"]
+        == "/api/portal"
+    )
 
 
 def test_without_a_session_pages_send_to_the_sign_in_and_actions_are_refused(app):
@@ -266,9 +283,12 @@ def test_the_approver_allows_a_new_token_host_for_a_secret(app, people):
     approver = people["approver"]
     page = approver.get("approvals")
     assert setting in page.text
-    host = re.search(rf'action="/api/portal/secrets/{setting}/approve">\s*'
-                     r'<input type="hidden" name="csrf" value="[^"]+">\s*'
-                     r'<input type="hidden" name="host" value="([^"]+)">', page.text).group(1)  # fmt: skip
+    form = re.compile(
+        rf'action="/api/portal/secrets/{setting}/approve">\s*'
+        r'<input type="hidden" name="csrf" value="[^"]+">\s*'
+        r'<input type="hidden" name="host" value="([^"]+)">'
+    )
+    host = form.search(page.text).group(1)
     allowed = approver.post(f"secrets/{setting}/approve", {"host": host})
     assert allowed.status_code == 303
     assert setting not in approver.get("approvals").text

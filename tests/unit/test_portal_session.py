@@ -15,6 +15,7 @@ from lib.sealing import Sealer
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
 
+
 def new_key() -> bytes:
     return secrets.token_bytes(32)
 

@@ -19,9 +19,7 @@ HOME = portal_path("approvals")
 
 def _waiting(visit: Visit) -> list[Endpoint]:
     """Endpoints awaiting approval: an approver's own; every one, for an admin's overview."""
-    found = [
-        e for e in visit.svc.endpoints.list() if e.status == EndpointStatus.AWAITING_APPROVAL
-    ]
+    found = [e for e in visit.svc.endpoints.list() if e.status == EndpointStatus.AWAITING_APPROVAL]
     if visit.may(ADMIN):
         return found
     return [e for e in found if e.approver and e.approver.oid.lower() == visit.actor.oid.lower()]
