@@ -53,6 +53,7 @@ def print_urls(app_url: str, origins: dict[str, str], health: dict, seeded: list
 EHR virtual-visit connector is running
   (version {health.get("version")}, storage {health.get("storage")})
 
+  Admin portal            {app_url}/api/portal   (sign in as the admin, approver or reader)
   App (Functions host)    {app_url}/api/health
   Config API (OpenAPI)    {app_url}/api/openapi.json
   Sandbox index           {origins[CONTROL]}/   (every party, its origin and controls)

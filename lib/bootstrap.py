@@ -27,6 +27,8 @@ from lib.launch.visit_page import VisitPages
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
+from lib.portal.session import PortalSessions
+from lib.portal.signin import PortalSignIn
 from lib.privacy import PrivacyKeys
 from lib.sealing import Sealer
 from lib.settings import Settings, get_settings
@@ -74,6 +76,8 @@ class Services:
     visit_pages: VisitPages
     callback: Callback
     meetings: _Lazy[MeetingService]
+    portal_sessions: PortalSessions
+    portal_signin: PortalSignIn
 
 
 class _Lazy(Generic[T]):
@@ -140,6 +144,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     completion = LaunchCompletion(
         endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions
     )
+    portal_sessions = PortalSessions(sealer, privacy, secure=urls.secure)
+    portal_signin = PortalSignIn(entra, sessions, binding, urls, portal_sessions)
     # The one redirect URI: each kind of sign-in and what completes it.
     callback = Callback(
         sessions,
@@ -149,6 +155,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
             "patient": Completer(completion.complete, uses_state=True),
             "entra": Completer(microsoft.complete),
             "approval": Completer(approvals.complete, browser_bound=False),
+            "portal": Completer(portal_signin.complete),
         },
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
@@ -174,6 +181,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visit_pages=pages,
         callback=callback,
         meetings=meetings,
+        portal_sessions=portal_sessions,
+        portal_signin=portal_signin,
     )
 
 

@@ -171,48 +171,34 @@ def list_mappings(call: Call) -> Response:
 
 
 def delete_mapping(call: Call) -> Response:
-    from lib.endpoints import audit
-
-    svc = call.svc
-    endpoint = svc.endpoints.get(call.param("id"))
-    removed = svc.mappings.remove(endpoint.id, call.param("mapping"))
-    if removed is None:
-        raise AppError("CFG-MAPPING-NOT-FOUND")
-    before = {"mapping": removed.row_key, "entra_oid": removed.entra_oid}
-    entry = audit.entry(
-        endpoint.partition_key,
-        call.principal.actor,
-        "mapping.delete",
-        f"endpoint:{endpoint.id}",
-        before,
-        None,
-    )
-    audit.add(svc.store, entry)
+    endpoint = call.svc.endpoints.get(call.param("id"))
+    call.svc.mappings.remove_audited(endpoint, call.param("mapping"), call.principal.actor)
     return Response(204)
 
 
 def list_audit(call: Call) -> Response:
     from lib.endpoints import audit
+
+    items, cursor = audit.query(call.svc.store, **audit_filters(call.request.query))
+    data = [e.model_dump(mode="json", exclude={"partition_key"}) for e in items]
+    return Response.json({"items": data, "continuation": cursor})
+
+
+def audit_filters(q: dict[str, str]) -> dict[str, Any]:
+    """The audit query's filters from its query parameters (the API's and the portal's)."""
     from lib.endpoints.models import GUID, SLUG
     from lib.endpoints.service import partition
 
-    q = call.request.query
-    size = _int(q.get("pageSize", "50"), "pageSize", 1, 200)
-    since = _date(q.get("since"), "since") or datetime.now(UTC) - timedelta(days=90)
-    until = _date(q.get("until"), "until")
     endpoint = _matching(q.get("endpoint"), "endpoint", SLUG)
-    items, cursor = audit.query(
-        call.svc.store,
-        partition_key=partition(endpoint) if endpoint else None,
-        actor=_matching(q.get("actor"), "actor", GUID),
-        action=_matching(q.get("action"), "action", AUDIT_ACTION),
-        since=since,
-        until=until,
-        size=size,
-        cursor=_matching(q.get("continuation"), "continuation", AUDIT_CURSOR),
-    )
-    data = [e.model_dump(mode="json", exclude={"partition_key"}) for e in items]
-    return Response.json({"items": data, "continuation": cursor})
+    return {
+        "partition_key": partition(endpoint) if endpoint else None,
+        "actor": _matching(q.get("actor"), "actor", GUID),
+        "action": _matching(q.get("action"), "action", AUDIT_ACTION),
+        "since": _date(q.get("since"), "since") or datetime.now(UTC) - timedelta(days=90),
+        "until": _date(q.get("until"), "until"),
+        "size": _int(q.get("pageSize", "50"), "pageSize", 1, 200),
+        "cursor": _matching(q.get("continuation"), "continuation", AUDIT_CURSOR),
+    }
 
 
 # Query parameters: what the OpenAPI document declares for them (lib/admin/openapi.py).

@@ -7,8 +7,14 @@ id. Made once by the clinician's Microsoft sign-in; an admin may remove a wrong 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from lib.storage import Entity, TableStore
+from lib.web.errors import AppError
+
+if TYPE_CHECKING:
+    from lib.endpoints.actor import Actor
+    from lib.endpoints.models import Endpoint
 
 MAPPINGS = "UserMappings"
 
@@ -26,6 +32,7 @@ class ClinicianMapping(Entity):
 
 class ClinicianMappings:
     def __init__(self, store: TableStore) -> None:
+        self._store = store
         self._table = store.table(MAPPINGS, ClinicianMapping)
 
     def organizer(self, endpoint_id: str, clinician_hash: str) -> str | None:
@@ -57,3 +64,17 @@ class ClinicianMappings:
         if found is not None:
             self._table.delete(endpoint_id, clinician_hash)
         return found
+
+    def remove_audited(self, endpoint: Endpoint, mapping: str, actor: Actor) -> ClinicianMapping:
+        """An admin removes a mapping (the config API and the portal): audited, with the
+        Entra object id it pointed to, in the endpoint's audit partition."""
+        from lib.endpoints import audit
+
+        removed = self.remove(endpoint.id, mapping)
+        if removed is None:
+            raise AppError("CFG-MAPPING-NOT-FOUND")
+        before = {"mapping": removed.row_key, "entra_oid": removed.entra_oid}
+        target = f"endpoint:{endpoint.id}"
+        entry = audit.entry(endpoint.partition_key, actor, "mapping.delete", target, before, None)
+        audit.add(self._store, entry)
+        return removed

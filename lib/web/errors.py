@@ -63,6 +63,20 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("AUTH-KEYS-UNAVAILABLE", 503, "Sign-in keys unavailable",
              "The connector could not fetch Microsoft Entra ID signing keys right now.",
              "Check outbound access to the Entra ID authority host; try again shortly."),
+    # --- admin portal (browser sign-in) ---------------------------------------------------------
+    ErrorDef("PORTAL-SIGNED-OUT", 401, "Signed out",
+             "Your portal session has ended: you signed out, were idle too long, or reached the "
+             "session's time limit.",
+             "Sign in again at /api/portal; the idle and absolute limits are in docs/portal.md."),
+    ErrorDef("PORTAL-CSRF", 403, "Form not accepted",
+             "This form could not be accepted: it was not sent from this portal's own page "
+             "in your current session.",
+             "Reload the page and submit the form again; links to portal actions from other "
+             "sites are refused on purpose."),
+    ErrorDef("PORTAL-SIGNIN-FAILED", 502, "Portal sign-in failed",
+             "The Microsoft sign-in for the admin portal did not complete.",
+             "Check ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET and that the account is in this "
+             "tenant; the log line names the reason."),
     # --- configuration --------------------------------------------------------------------------
     ErrorDef("CFG-ENDPOINT-NOT-FOUND", 404, "Endpoint not found",
              "No FHIR endpoint is registered under that name.",

@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"lib.visits"},
     {"lib.launch"},
     {"lib.admin"},
+    {"lib.portal"},
 ]
 COMPOSITION_ROOT = "lib.bootstrap"
 FORBIDDEN = ("azure.functions", "functions", "dev", "tests")
