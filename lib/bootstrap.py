@@ -36,7 +36,8 @@ from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
 from lib.storage import TableStore
-from lib.storage.account import table_service
+from lib.storage.account import queue_service, table_service
+from lib.storage.queues import QueueSender
 from lib.teams.entra import EntraApp
 from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
@@ -45,6 +46,7 @@ from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
 from lib.visits.sealed import SealedValues
 from lib.visits.store import VisitStore
+from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
 from lib.web.urls import Urls
 
@@ -74,6 +76,8 @@ class Services:
     visit_pages: VisitPages
     callback: Callback
     meetings: _Lazy[MeetingService]
+    events: VisitEvents
+    timeline: VisitTimeline
 
 
 class _Lazy(Generic[T]):
@@ -130,7 +134,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     approvals = ApprovalService(endpoints, sessions, smart, urls)
     visits = VisitStore(store)
     mappings = ClinicianMappings(store)
-    opener = VisitOpener(visits, meetings)
+    # The launch's events go on the queue like every other source's (applied by visit_events).
+    events = VisitEvents(_Lazy(lambda: QueueSender(queue_service(settings), VISIT_EVENTS_QUEUE)))
+    opener = VisitOpener(visits, meetings, events)
     pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
     onward = onward_origins(settings)
     window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
@@ -174,6 +180,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visit_pages=pages,
         callback=callback,
         meetings=meetings,
+        events=events,
+        timeline=VisitTimeline(visits),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 import uuid
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -102,6 +103,14 @@ def visit_status(app, outcome: Outcome) -> dict:
     return visit_data(app, outcome)["presence"]
 
 
+def patient_status_becomes(app, outcome: Outcome, status: str, timeout: float = 30.0) -> None:
+    """The launch's event reaches the visit through the visit-events queue: within seconds."""
+    deadline = time.monotonic() + timeout
+    while (seen := visit_status(app, outcome)["patient"]) != status:
+        assert time.monotonic() < deadline, f"patient still {seen!r}, not {status!r}"
+        time.sleep(0.2)
+
+
 # --- the journeys --------------------------------------------------------------------------------
 @pytest.mark.parametrize("vendor", ["epic", "cerner"])
 def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
@@ -115,7 +124,7 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
     assert first.response.status_code == 200, first.response.text[:500]
     assert "/api/visit#" in first.url and "Join in Teams" in first.response.text
     assert urlsplit(first.url).fragment not in first.response.text  # the page never holds it
-    assert visit_status(app, first)["patient"] == "not connected"
+    assert visit_status(app, first)["patient"] == "not joined"
     headers = first.response.headers
     assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
     assert "default-src 'none'" in headers["Content-Security-Policy"]
@@ -128,7 +137,7 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
     patient = Browser(app.sandbox).go(launch_url(app, endpoint, "patient", vendor, **mint))
     assert patient.response.url.split("?")[0] == html.unescape(join).split("?")[0]
     assert not patient.signed_in
-    assert visit_status(app, first)["patient"] == "connected"
+    patient_status_becomes(app, first, "joining")  # on the way to the lobby
 
 
 def test_first_launch_needs_microsoft_sign_in_exactly_once(app, endpoints, quiet_sandbox):
@@ -607,7 +616,7 @@ def test_patient_first_then_the_clinician_takes_over_an_unusable_organizer(
         fresh_launch(app, fresh_endpoint, "patient", appointment="reyes-0930")
     )
     assert later.response.url.split("?")[0] == join.split("?")[0]
-    assert visit_status(app, clinician)["patient"] == "connected"
+    patient_status_becomes(app, clinician, "joining")
 
 
 def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
@@ -627,7 +636,7 @@ def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
     assert (
         visit_data(app, clinician)["join_url"].split("?")[0] == patient.response.url.split("?")[0]
     )
-    assert visit_status(app, clinician)["patient"] == "connected"
+    patient_status_becomes(app, clinician, "joining")
 
 
 def test_endpoint_disabled_during_the_microsoft_sign_in(app, endpoints, quiet_sandbox):

@@ -49,6 +49,7 @@ EXPECTED = {
     "config_audit": _http("config/audit", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
+    "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
 }
 
 
