@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+import threading
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -12,8 +15,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient, QueueServiceClient
 
-from lib.storage import ConcurrencyConflict, QueueSender, TableStore
-from lib.visits.events import IN_VISIT, JOINING, LEFT, VisitEventMessage
+from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable, TableStore
+from lib.visits.events import IN_VISIT, JOINING, LEFT, VisitEventMessage, VisitState, fold
 from lib.visits.store import VisitStore
 from lib.visits.timeline import VisitEvents, VisitTimeline
 
@@ -96,3 +99,67 @@ def test_events_go_on_the_queue_as_the_host_reads_them(storage_connection_string
     (message,) = list(raw.receive_messages())
     assert VisitEventMessage.from_text(base64.b64decode(message.content)) == sent
     assert set(json.loads(base64.b64decode(message.content))) == set(VisitEventMessage.model_fields)
+
+
+class Flaky:
+    """A VisitStore whose every call fails 30% of the time, before or after doing its work (a
+    storage error, or an answer lost on the way back): what a worker meets on a bad day."""
+
+    def __init__(self, visits: VisitStore, seed: int) -> None:
+        self._visits, self._random = visits, random.Random(seed)
+        self._lock = threading.Lock()
+
+    def _roll(self) -> float:
+        with self._lock:
+            return self._random.random()
+
+    def __getattr__(self, name: str):
+        real = getattr(self._visits, name)
+
+        def call(*args, **kwargs):
+            roll = self._roll()
+            if roll < 0.15:
+                raise StorageUnavailable("before")
+            result = real(*args, **kwargs)
+            if roll < 0.30:
+                raise StorageUnavailable("after: done, but the answer was lost")
+            return result
+
+        return call
+
+
+def test_at_least_once_delivery_through_failures_gives_the_fold_of_every_event(visits):
+    """Two visits' events, shuffled, some delivered twice, through four workers that fail 30% of
+    their storage calls; the queue retries each message until it is applied. Every event's
+    effect is there once, and the state is the fold of all of them."""
+    keys = [new_key(), new_key()]
+    kinds = ["arrived", "lobby", "joined", "left"]
+    events = [
+        ev(key, n, kinds[n % 4], ("patient", "provider")[n // 4 % 2], n * 7 % 61)
+        for key in keys
+        for n in range(24)
+    ]
+    rng = random.Random(7)
+    deliveries = events + rng.sample(events, 10)  # at-least-once: some come twice
+    rng.shuffle(deliveries)
+    timeline = VisitTimeline(Flaky(visits, seed=11))  # type: ignore[arg-type]
+    attempts = Counter()
+
+    def deliver(event: VisitEventMessage) -> None:
+        while True:  # the queue: visible again after a failure, until it is applied
+            attempts[event.event_id] += 1
+            try:
+                timeline.apply(event)
+                return
+            except StorageUnavailable:
+                continue
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(deliver, deliveries))
+    assert sum(attempts.values()) > len(deliveries)  # failures did happen
+    for key in keys:
+        mine = [e for e in events if e.visit_key == key]
+        assert len(visits.events(key)) == len(mine)  # each once
+        stored = visits.state(key)
+        assert stored is not None
+        assert VisitState.model_validate(stored.model_dump()) == fold(mine)
