@@ -143,8 +143,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     microsoft = MicrosoftSignIn(
         entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward, window
     )
+    sealed = SealedValues(store, sealer)
     completion = LaunchCompletion(
-        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions
+        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions, sealed
     )
     # The one redirect URI: each kind of sign-in and what completes it.
     callback = Callback(
@@ -173,7 +174,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         approvals=approvals,
         visits=visits,
         mappings=mappings,
-        sealed=SealedValues(store, sealer),
+        sealed=sealed,
         launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward),
         microsoft=microsoft,
         signin_window=window,

@@ -51,6 +51,8 @@ BOOKKEEPING = 1.0
 Times = Callable[[], tuple[datetime | None, datetime | None]] | None
 # Sends the person's "arrived" event on (to the visit-events queue), once they can be sent on.
 Connected = Callable[[], None]
+# Writes that go alongside the "arrived" event (the launch seals the appointment's id with it).
+Alongside = Callable[["Visit"], None] | None
 
 
 class PendingVisit(BaseModel):
@@ -99,12 +101,15 @@ class VisitOpener:
         *,
         source: str = "launch",
         times: Times = None,
+        alongside: Alongside = None,
     ) -> Visit:
         """The visit with its meeting, and `persona`'s "arrived" event sent on.
 
         `existing`: the visit already read (nothing is claimed again). `times`: the new visit's
         start / end, still being read (`pending` has none): called once Graph's createOrGet has
         answered, so the read and createOrGet overlap; the times ride in the lobby PATCH.
+        `alongside`: a write of the caller's, run at the same time as the event's enqueueing
+        (so it adds no round trip of its own), with the visit as it is then.
         """
         if existing is not None:
             visit, mine = existing, False
@@ -114,7 +119,10 @@ class VisitOpener:
         recorded: list[bool] = []
 
         def connected() -> None:
-            self._events.emit(visit.key, "arrived", persona, source)  # type: ignore[arg-type]
+            def arrived() -> None:
+                self._events.emit(visit.key, "arrived", persona, source)  # type: ignore[arg-type]
+
+            together(arrived, *([lambda: alongside(visit)] if alongside else []))
             recorded.append(True)
 
         if visit.join_url is None:
