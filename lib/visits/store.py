@@ -9,10 +9,8 @@ patient ids, no appointment ids in clear.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from datetime import UTC, datetime
 
-from lib.ehr.profiles import Persona
 from lib.storage import ConcurrencyConflict, CreateResult, Entity, StorageError, TableStore
 from lib.visits.events import VisitEventMessage, VisitState
 
@@ -134,21 +132,8 @@ class VisitStore:
         with contextlib.suppress(StorageError):
             self._visits.update(visit.model_copy(update={"opening_since": None}))
 
-    # --- events ---------------------------------------------------------------------------------
-    def add_event(self, visit_key: str, kind: str, persona: Persona, source: str) -> VisitEvent:
-        now = datetime.now(UTC)
-        event_id = uuid.uuid4().hex
-        event = VisitEvent(
-            partition_key=visit_key,
-            row_key=f"{int(now.timestamp() * 1000):013d}-{event_id[:12]}",
-            event_id=event_id,
-            kind=kind,
-            role=persona,
-            at=now,
-            source=source,
-        )
-        return self._events.create(event).entity
-
+    # --- events: written only by the visit-events queue function (lib/visits/timeline.py); a
+    # source sends them with `VisitEvents.emit`, never here, so the state sees every one --------
     def events(self, visit_key: str) -> list[VisitEvent]:
         return list(self._events.partition(visit_key))
 
