@@ -52,7 +52,7 @@ Times = Callable[[], tuple[datetime | None, datetime | None]] | None
 # Sends the person's "arrived" event on (to the visit-events queue), once they can be sent on.
 Connected = Callable[[], None]
 # Writes that go alongside the "arrived" event (the launch seals the appointment's id with it).
-Alongside = Callable[["Visit"], None] | None
+Alongside = Callable[[Visit], None] | None
 
 
 class PendingVisit(BaseModel):
