@@ -6,7 +6,16 @@ where they are used, and `bench/` measures this file's import time against bare 
 
 import azure.functions as func
 
-from functions import cleanup, config_api, health, launch, portal, warmup, wellknown
+from functions import (
+    cleanup,
+    config_api,
+    health,
+    launch,
+    portal,
+    visit_events,
+    warmup,
+    wellknown,
+)
 from lib.logs import configure_logging
 
 # The level comes with the settings, read on first use or by the warmup function: the settings
@@ -17,5 +26,5 @@ configure_logging()
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (health, config_api, launch, portal, wellknown, cleanup, warmup):
+for module in (health, config_api, launch, portal, wellknown, cleanup, warmup, visit_events):
     app.register_functions(module.bp)

@@ -5,7 +5,8 @@ installs these probes and then runs the real function_app.py: production code ca
 for them, and no setting turns them on. Each probe times the outermost call of its kind on the
 request's thread (a storage call's own HTTP request is storage, not upstream):
 
-- storage: every `Table` / `TableStore` operation (lib/storage/tables.py), one per round trip;
+- storage: every `Table` / `TableStore` operation (lib/storage/tables.py) and queue send
+  (`QueueSender.send`: a visit event), one per round trip;
 - upstream: `requests.Session.send` outside storage (EHR, Graph, Entra: the wire, TLS included);
 - crypto: PyJWT signing and verifying (id_token, client assertions), sealing (AES-GCM) and the
   keyed hashes and signed tokens of lib/privacy.py;
@@ -135,6 +136,7 @@ def install() -> None:
     from dev.host import serving
     from lib.privacy import PrivacyKeys
     from lib.sealing import Sealer
+    from lib.storage.queues import QueueSender
     from lib.storage.tables import Table, TableStore
 
     for op in ("get", "create", "upsert", "update", "delete", "page", "upsert_many",
@@ -143,6 +145,7 @@ def install() -> None:
     _patch(Table, "query", "storage", lambda self, *a, **k: f"query {self.name}", _timed_iteration)
     _patch(TableStore, "transact", "storage", lambda self, name, *a, **k: f"transact {name}")
     _patch(TableStore, "client", "storage", lambda self, name, *a, **k: f"table {name}")
+    _patch(QueueSender, "send", "storage", lambda self, *a, **k: f"enqueue {self.name}")
     _patch(requests.Session, "send", "upstream", lambda self, req, *a, **k: _where(req))
     for op in ("encode", "decode", "decode_complete"):  # lib calls them as jwt.<op>(...)
         _patch(jwt, op, "crypto", lambda *a, _op=op, **k: f"jwt {_op}")

@@ -29,6 +29,7 @@ def warmup(warmup: func.WarmUpContext) -> None:
     try:
         svc = services()
         svc.endpoints.snapshot()  # the storage connection opened, the endpoint cache filled
+        svc.events.ready()  # the visit-events queue opened: a launch's event is one call
     except SettingsError as exc:  # names the setting, never its value; requests say so too
         log.error("not configured: %s", exc)
         return

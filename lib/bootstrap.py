@@ -38,7 +38,8 @@ from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
 from lib.storage import TableStore
-from lib.storage.account import table_service
+from lib.storage.account import queue_service, table_service
+from lib.storage.queues import QueueSender
 from lib.teams.entra import EntraApp
 from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
@@ -47,6 +48,7 @@ from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
 from lib.visits.sealed import SealedValues
 from lib.visits.store import VisitStore
+from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
 from lib.web.urls import Urls
 
@@ -78,6 +80,8 @@ class Services:
     meetings: _Lazy[MeetingService]
     portal_sessions: PortalSessions
     portal_signin: PortalSignIn
+    events: VisitEvents
+    timeline: VisitTimeline
 
 
 class _Lazy(Generic[T]):
@@ -134,15 +138,18 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     approvals = ApprovalService(endpoints, sessions, smart, urls)
     visits = VisitStore(store)
     mappings = ClinicianMappings(store)
-    opener = VisitOpener(visits, meetings)
+    # The launch's events go on the queue like every other source's (applied by visit_events).
+    events = VisitEvents(_Lazy(lambda: QueueSender(queue_service(settings), VISIT_EVENTS_QUEUE)))
+    opener = VisitOpener(visits, meetings, events)
     pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
     onward = onward_origins(settings)
     window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
     microsoft = MicrosoftSignIn(
         entra, sessions, binding, urls, endpoints, mappings, opener, pages, onward, window
     )
+    sealed = SealedValues(store, sealer)
     completion = LaunchCompletion(
-        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions
+        endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions, sealed
     )
     portal_sessions = PortalSessions(sealer, privacy, secure=urls.secure)
     portal_signin = PortalSignIn(entra, sessions, binding, urls, portal_sessions)
@@ -174,7 +181,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         approvals=approvals,
         visits=visits,
         mappings=mappings,
-        sealed=SealedValues(store, sealer),
+        sealed=sealed,
         launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward),
         microsoft=microsoft,
         signin_window=window,
@@ -183,6 +190,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         meetings=meetings,
         portal_sessions=portal_sessions,
         portal_signin=portal_signin,
+        events=events,
+        timeline=VisitTimeline(visits),
     )
 
 

@@ -2,7 +2,9 @@
 
 A clinician whose EHR user has no Microsoft mapping yet goes through the one-time Microsoft
 sign-in first (microsoft.py) and comes back to the visit opener. The EHR's tokens are used within
-this request only (one FHIR read of the appointment for its times) and never stored.
+this request only (one FHIR read of the appointment for its times) and never stored. The
+appointment's FHIR reference is kept sealed for the visit's EHR write-back (lib/visits/sealed.py),
+written alongside the person's "arrived" event so it adds no round trip to the launch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lib.smart.tokens import TokenResponse
 from lib.visits.keys import clinician_hash, visit_key
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import PendingVisit, VisitOpener
+from lib.visits.sealed import APPOINTMENT_ID, SealedValues, purge_after_visit
 from lib.visits.store import Visit, VisitStore
 from lib.web.errors import AppError
 from lib.web.http import Response
@@ -124,8 +127,10 @@ class LaunchCompletion:
         microsoft: MicrosoftSignIn,
         pages: VisitPages,
         sessions: SessionStore,
+        sealed: SealedValues,
     ) -> None:
         self._sessions = sessions
+        self._sealed = sealed
         self._endpoints = endpoints
         self._smart = smart
         self._privacy = privacy
@@ -174,6 +179,16 @@ class LaunchCompletion:
         key = visit_key(self._privacy, client.endpoint, *subject)
         return SignedInLaunch(client, persona, token, context, subject, key, read)
 
+    def _seal(self, launch: SignedInLaunch, end: datetime | None) -> None:
+        """Keep the appointment's FHIR reference for write-back: sealed, bound to this visit and
+        purpose, purged WRITEBACK_WINDOW after the visit's end. Again on each launch (the same
+        value, a purge time that follows the visit's known end). An Encounter-only visit has no
+        appointment to write back to."""
+        kind, fhir_id = launch.subject
+        if kind == "Appointment":
+            reference = f"Appointment/{fhir_id}"
+            self._sealed.put(launch.visit_key, APPOINTMENT_ID, reference, purge_after_visit(end))
+
     def _pending(self, launch: SignedInLaunch) -> tuple[PendingVisit, list[str]]:
         """A new visit's times and department, and the appointment's clinicians.
 
@@ -211,7 +226,13 @@ class LaunchCompletion:
 
         pending = pending or PendingVisit(visit_key=launch.visit_key)
         visit = self._opener.open(
-            endpoint, launch.persona, pending, organizer, launch.existing, times=times
+            endpoint,
+            launch.persona,
+            pending,
+            organizer,
+            launch.existing,
+            times=times,
+            alongside=lambda v: self._seal(launch, v.end),
         )
         return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
 
@@ -237,7 +258,14 @@ class LaunchCompletion:
             return known.start, known.end
 
         def open_visit() -> Visit:
-            return self._opener.open(endpoint, launch.persona, pending, organizer, times=times)
+            return self._opener.open(
+                endpoint,
+                launch.persona,
+                pending,
+                organizer,
+                times=times,
+                alongside=lambda v: self._seal(launch, v.end),
+            )
 
         visit = together(read_times, open_visit)[1]
         return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
@@ -261,7 +289,11 @@ class LaunchCompletion:
             return self._open_while_reading(launch, organizer, hashed)
         pending, _ = self._pending(launch)
         if organizer is None:  # first launch of this clinician: one Microsoft sign-in, once
-            return self._microsoft.begin(endpoint, pending, hashed)
+            begun, _ = together(
+                lambda: self._microsoft.begin(endpoint, pending, hashed),
+                lambda: self._seal(launch, pending.end),
+            )
+            return begun
         return self._open(launch, pending, organizer, hashed)
 
     def _patient(self, launch: SignedInLaunch) -> Response:

@@ -18,6 +18,7 @@ from lib.endpoints.service import EndpointService
 from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
 from lib.storage import TableStore
+from lib.visits.events import VisitState
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import DEFAULT_LENGTH
 from lib.visits.store import Visit, VisitStore
@@ -39,6 +40,10 @@ def page_ttl(visit: Visit, now: datetime) -> int:
     end = visit.end or (visit.start or now) + DEFAULT_LENGTH
     ttl = end + PAGE_GRACE - now
     return int(min(max(ttl, PAGE_TTL_MIN), PAGE_TTL_MAX).total_seconds())
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 class VisitPages:
@@ -97,19 +102,24 @@ class VisitPages:
         endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
         if not claims or endpoint is None:
             raise AppError("VISIT-LINK-INVALID")
-        key = claims["v"]  # the visit and its events, read side by side
-        visit, presence = together(
-            lambda: self._visits.get(key), lambda: self._visits.presence(key)
-        )
+        key = claims["v"]  # the visit and its state (lib/visits/timeline.py), side by side
+        visit, row = together(lambda: self._visits.get(key), lambda: self._visits.state(key))
         if visit is None:
             raise AppError("VISIT-LINK-INVALID")
+        state = row or VisitState()
         return Response.json(
             {
-                "start": visit.start.isoformat() if visit.start else None,
-                "end": visit.end.isoformat() if visit.end else None,
+                "start": _iso(visit.start),
+                "end": _iso(visit.end),
                 "organization": endpoint.organization,
                 "join_url": visit.join_url,
-                "presence": presence,
+                "presence": {"provider": state.provider, "patient": state.patient},
+                # The page counts the wait from these two, so a clinician's clock that is off
+                # does not change how long the patient has waited.
+                "waiting_since": _iso(state.waiting_since),
+                "now": datetime.now(UTC).isoformat(),
+                "lobby_wait_seconds": round(state.lobby_wait_seconds),
+                "ended": state.ended_at is not None,
             }
         )
 

@@ -18,8 +18,7 @@ MAX_MESSAGE_BYTES = 48 * 1024  # 64 KiB after base64; keep a margin
 class QueueSender:
     """Sends JSON or text messages to one queue, creating it once per process.
 
-    Not on a path yet: visit events reach EHR write-back (F16, F17) through the `visit-events`
-    queue it will send to.
+    Visit events (lib/visits/timeline.py) go on the `visit-events` queue through it.
     """
 
     def __init__(self, service: QueueServiceClient, name: str) -> None:
@@ -44,6 +43,10 @@ class QueueSender:
                         client.create_queue()
                     self._client = client
         return self._client
+
+    def ready(self) -> None:
+        """Open (and create) the queue now, so the first send is one round trip (warmup)."""
+        self._queue()
 
     def send(self, message: str | dict[str, Any], *, delay_seconds: int | None = None) -> str:
         """Durably enqueue; returns the message id. `delay_seconds` hides it until then."""

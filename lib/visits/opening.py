@@ -26,6 +26,7 @@ from lib.net.overlap import together
 from lib.storage import CreateResult
 from lib.teams.meetings import MeetingService
 from lib.visits.store import Visit, VisitStore
+from lib.visits.timeline import VisitEvents
 from lib.web.errors import AppError
 
 SUBJECT = "Virtual visit"  # never patient data: the subject is visible to every participant
@@ -48,8 +49,10 @@ BOOKKEEPING = 1.0
 
 # A new visit's start / end, still being read when its meeting is asked for (see `open`).
 Times = Callable[[], tuple[datetime | None, datetime | None]] | None
-# Records the person as connected (their event row), once they can be sent on.
+# Sends the person's "arrived" event on (to the visit-events queue), once they can be sent on.
 Connected = Callable[[], None]
+# Writes that go alongside the "arrived" event (the launch seals the appointment's id with it).
+Alongside = Callable[[Visit], None] | None
 
 
 class PendingVisit(BaseModel):
@@ -78,12 +81,14 @@ class VisitOpener:
         self,
         visits: VisitStore,
         meetings: Callable[[], MeetingService],
+        events: VisitEvents,
         *,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._visits = visits
         self._meetings = meetings  # built on first use: msal is not needed by the config API
+        self._events = events
         self._sleep, self._now = sleep, now  # the tests' clock
 
     def open(
@@ -96,12 +101,15 @@ class VisitOpener:
         *,
         source: str = "launch",
         times: Times = None,
+        alongside: Alongside = None,
     ) -> Visit:
-        """The visit with its meeting, and `persona` recorded as connected.
+        """The visit with its meeting, and `persona`'s "arrived" event sent on.
 
         `existing`: the visit already read (nothing is claimed again). `times`: the new visit's
         start / end, still being read (`pending` has none): called once Graph's createOrGet has
         answered, so the read and createOrGet overlap; the times ride in the lobby PATCH.
+        `alongside`: a write of the caller's, run at the same time as the event's enqueueing
+        (so it adds no round trip of its own), with the visit as it is then.
         """
         if existing is not None:
             visit, mine = existing, False
@@ -111,7 +119,10 @@ class VisitOpener:
         recorded: list[bool] = []
 
         def connected() -> None:
-            self._visits.add_event(visit.key, f"{persona}.connected", persona, source)
+            def arrived() -> None:
+                self._events.emit(visit.key, "arrived", persona, source)  # type: ignore[arg-type]
+
+            together(arrived, *([lambda: alongside(visit)] if alongside else []))
             recorded.append(True)
 
         if visit.join_url is None:
@@ -152,7 +163,7 @@ class VisitOpener:
     ) -> Visit:
         """Ask Graph (createOrGet, lobby PATCH) and attach. `mine`: this launch holds the claim,
         so when it fails, it says so on the visit and the waiters stop waiting for it. The
-        person's "connected" event is written alongside the attachment (independent rows), once
+        person's "arrived" event is enqueued alongside the attachment (independent writes), once
         the join URL is known to be one we may send them to."""
         # Graph needs times; an encounter launch (or a failed appointment read) has none, and a
         # visit whose appointment is still being read has provisional ones until the PATCH.

@@ -8,13 +8,26 @@ even before the cleanup timer has removed it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from lib.sealing import Sealer
 from lib.storage import ConcurrencyConflict, Entity, TableStore
 
 SEALED = "Sealed"
 PURGE_BATCH = 500  # rows removed per cleanup run at most; the next run takes the rest
+
+# The appointment's FHIR reference (`Appointment/{id}`), sealed at launch for EHR write-back.
+APPOINTMENT_ID = "appointment-id"
+# It is kept this long after the visit's end: the end's write-back, the queue's retries and an
+# admin's replay of a failed write the next working day all need it; then it is purged.
+WRITEBACK_WINDOW = timedelta(hours=36)
+
+
+def purge_after_visit(end: datetime | None, now: datetime | None = None) -> datetime:
+    """When a value kept for the visit's write-back goes: WRITEBACK_WINDOW after its end (or
+    after now, when the end is not known yet or already past)."""
+    now = now or datetime.now(UTC)
+    return max(end or now, now) + WRITEBACK_WINDOW
 
 
 class SealedValue(Entity):

@@ -9,11 +9,10 @@ patient ids, no appointment ids in clear.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from datetime import UTC, datetime
 
-from lib.ehr.profiles import Persona
 from lib.storage import ConcurrencyConflict, CreateResult, Entity, StorageError, TableStore
+from lib.visits.events import VisitEventMessage, VisitState
 
 VISITS = "Visits"
 EVENTS = "VisitEvents"
@@ -46,16 +45,42 @@ class VisitEvent(Entity):
     """PartitionKey: the visit key; RowKey `{ms}-{id}` so a partition reads in time order."""
 
     event_id: str
-    kind: str  # provider.connected, patient.connected, ... .disconnected, visit.ended
-    role: str  # the persona: provider or patient (the stored name stays "role")
-    at: datetime
-    source: str  # launch, join, graph
+    kind: str  # arrived, lobby, joined, left, ended (lib/visits/events.py)
+    role: str  # the persona: provider or patient, or "visit" (the stored name stays "role")
+    at: datetime  # when it happened
+    source: str  # launch, join, sms, graph, ...
+
+    def message(self) -> VisitEventMessage:
+        return VisitEventMessage(
+            event_id=self.event_id,
+            visit_key=self.partition_key,
+            kind=LEGACY_KINDS.get(self.kind, self.kind),  # type: ignore[arg-type]
+            role=self.role,  # type: ignore[arg-type]
+            at=self.at,
+            source=self.source,  # type: ignore[arg-type]
+        )
+
+
+# Kinds written before the event model (`{persona}.connected` when a launch sent them on).
+LEGACY_KINDS = {
+    "provider.connected": "arrived",
+    "patient.connected": "arrived",
+    "provider.disconnected": "left",
+    "patient.disconnected": "left",
+    "visit.ended": "ended",
+}
+
+
+class VisitStateRow(Entity, VisitState):
+    """PartitionKey: the visit key; RowKey `state`. Written only under its ETag
+    (lib/visits/timeline.py), always as the fold of the visit's events."""
 
 
 class VisitStore:
     def __init__(self, store: TableStore) -> None:
         self._visits = store.table(VISITS, Visit)
         self._events = store.table(EVENTS, VisitEvent)
+        self._states = store.table(VISITS, VisitStateRow)
 
     # --- visits ---------------------------------------------------------------------------------
     def get(self, visit_key: str) -> Visit | None:
@@ -107,30 +132,41 @@ class VisitStore:
         with contextlib.suppress(StorageError):
             self._visits.update(visit.model_copy(update={"opening_since": None}))
 
-    # --- events ---------------------------------------------------------------------------------
-    def add_event(self, visit_key: str, kind: str, persona: Persona, source: str) -> VisitEvent:
-        now = datetime.now(UTC)
-        event_id = uuid.uuid4().hex
-        event = VisitEvent(
-            partition_key=visit_key,
-            row_key=f"{int(now.timestamp() * 1000):013d}-{event_id[:12]}",
-            event_id=event_id,
-            kind=kind,
-            role=persona,
-            at=now,
-            source=source,
-        )
-        return self._events.create(event).entity
-
+    # --- events: written only by the visit-events queue function (lib/visits/timeline.py); a
+    # source sends them with `VisitEvents.emit`, never here, so the state sees every one --------
     def events(self, visit_key: str) -> list[VisitEvent]:
         return list(self._events.partition(visit_key))
 
-    def presence(self, visit_key: str) -> dict[str, str]:
-        """Each persona's latest state: connected / disconnected / not connected."""
-        state = {"provider": "not connected", "patient": "not connected"}
-        for event in self.events(visit_key):  # time order: the last one wins
-            if event.kind.endswith(".connected"):
-                state[event.role] = "connected"
-            elif event.kind.endswith(".disconnected"):
-                state[event.role] = "disconnected"
-        return state
+    def record(self, event: VisitEventMessage) -> bool:
+        """Store `event` once: its row key comes from the event itself, so the same event again
+        (a queue's redelivery, Graph's, a replay) finds its row. Returns whether it was new."""
+        row_key = f"{int(event.at.timestamp() * 1000):013d}-{event.event_id}"
+        row = VisitEvent(
+            partition_key=event.visit_key,
+            row_key=row_key,
+            event_id=event.event_id,
+            kind=event.kind,
+            role=event.role,
+            at=event.at,
+            source=event.source,
+        )
+        return self._events.create(row).created
+
+    def messages(self, visit_key: str) -> list[VisitEventMessage]:
+        return [e.message() for e in self.events(visit_key)]
+
+    # --- state: what the events add up to -------------------------------------------------------
+    def state(self, visit_key: str) -> VisitStateRow | None:
+        return self._states.get(visit_key, "state")
+
+    def save_state(self, visit_key: str, state: VisitState, etag: str | None) -> VisitStateRow:
+        """Write the state under the ETag it was read with (none: create it). Raises
+        `ConcurrencyConflict` when another writer got there first."""
+        fields = state.model_dump(include=set(VisitState.model_fields))
+        row = VisitStateRow(partition_key=visit_key, row_key="state", **fields)
+        if etag is None:
+            created = self._states.create(row)
+            if not created.created:
+                raise ConcurrencyConflict("Visits: state created meanwhile")
+            return created.entity
+        return self._states.update(row, etag=etag)

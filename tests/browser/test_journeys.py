@@ -2,14 +2,14 @@
 each party on its own origin (EHR, Entra ID, Graph's meeting page, and the app, over https).
 
 A clinician clicks "Begin virtual visit" on the EHR schedule, signs in to Microsoft once and lands
-on the visit page (patient "not connected"); the patient clicks "Begin virtual visit" in the
-portal, joins the meeting as a guest and waits in the lobby; the clinician's page turns
-"connected" without a reload. Each journey runs with the EHR opening the launch top-level, in an
-iframe on its page (Hyperspace activity, PowerChart MPage) and in a popup, with the EHR's own
-session signed in. Inside the iframe, the clinician's first Microsoft sign-in (which Microsoft's
-page refuses to show framed) runs in a window of its own that the frame opens on a click, and
-the frame then goes on to the visit page (lib/launch/window.py). Screenshots go to
-test-artifacts/ (not committed).
+on the visit page (patient "not joined"); the patient clicks "Begin virtual visit" in the
+portal, joins the meeting as a guest and waits in the lobby; the clinician's page alerts without
+a reload (the patient "joining", how long they have waited, a sound if switched on). Each
+journey runs with the EHR opening the launch top-level, in an iframe on its page (Hyperspace
+activity, PowerChart MPage) and in a popup, with the EHR's own session signed in. Inside the
+iframe, the clinician's first Microsoft sign-in (which Microsoft's page refuses to show framed)
+runs in a window of its own that the frame opens on a click, and the frame then goes on to the
+visit page (lib/launch/window.py). Screenshots go to test-artifacts/ (not committed).
 """
 
 from __future__ import annotations
@@ -243,9 +243,7 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
                 confirm_account(chrome, f"{vendor}-{mode}-link-account")
             wait_for(chrome, lambda d: "/api/visit#" in here(d))
             status = (By.ID, "patient-status")
-            wait_for(
-                chrome, lambda d: d.find_element(*status).text in ("not connected", "connected")
-            )
+            wait_for(chrome, lambda d: d.find_element(*status).text in ("not joined", "joining"))
             join = chrome.find_element(By.ID, "join").get_attribute("href")
             assert join.startswith(app.sandbox.graph.url("/meet/"))
     finally:
@@ -261,7 +259,7 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
     [("epic", "reyes", "whitfield", "mychart"), ("cerner", "lindqvist", "nakamura", "portal")],
 )
 def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, patient, portal):
-    """Top-level, end to end: the clinician's page turns "connected" when the patient joins."""
+    """Top-level, end to end: the clinician's page alerts (and beeps) when the patient joins."""
     from selenium.webdriver.common.by import By
 
     forget_microsoft_sign_ins(app, vendor)
@@ -279,7 +277,13 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
         click(chrome, f"signin-{clinician}")
         confirm_account(chrome, f"{vendor}-link-account")
     wait_for(chrome, lambda d: "/api/visit#" in d.current_url)
-    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "not connected")
+    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "not joined")
+    assert not chrome.find_element(By.ID, "waiting-alert").is_displayed()
+    # The clinician switches the sound on (a click: browsers allow sound after one). The choice
+    # is remembered in this browser, so an earlier journey may have left it on.
+    click(chrome, "sound")
+    if not chrome.find_element(By.ID, "sound").is_selected():
+        click(chrome, "sound")
     join = chrome.find_element(By.ID, "join").get_attribute("href")
     assert join.startswith(app.sandbox.graph.url("/meet/"))
     visit_tab = chrome.current_window_handle
@@ -295,10 +299,20 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     wait_for(chrome, lambda d: "You are in the lobby" in d.page_source)
     shot(chrome, f"{vendor}-patient-lobby")
 
-    # Back on the clinician's page: "connected" appears by itself
+    # Back on the clinician's page: the patient's wait appears by itself, with an alert, a
+    # sound (switched on above) and how long they have waited, counting
     chrome.switch_to.window(visit_tab)
-    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "connected")
-    shot(chrome, f"{vendor}-visit-page-connected")
+    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "joining")
+    alert = chrome.find_element(By.ID, "waiting-alert")
+    assert alert.is_displayed() and alert.get_attribute("role") == "alert"
+    assert chrome.title.startswith("Patient waiting")
+    wait_for(
+        chrome,
+        lambda d: int(d.find_element(By.TAG_NAME, "body").get_attribute("data-beeps") or 0) >= 1,
+    )
+    first = chrome.find_element(By.ID, "waited").text
+    wait_for(chrome, lambda d: d.find_element(By.ID, "waited").text != first)  # it counts
+    shot(chrome, f"{vendor}-visit-page-waiting-alert")
     for handle in chrome.window_handles:
         if handle != visit_tab:
             chrome.switch_to.window(handle)

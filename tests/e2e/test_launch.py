@@ -6,9 +6,13 @@ requests, msal and our SMART client. A small "browser" follows redirects and aut
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import threading
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
@@ -102,6 +106,14 @@ def visit_status(app, outcome: Outcome) -> dict:
     return visit_data(app, outcome)["presence"]
 
 
+def patient_status_becomes(app, outcome: Outcome, status: str, timeout: float = 30.0) -> None:
+    """The launch's event reaches the visit through the visit-events queue: within seconds."""
+    deadline = time.monotonic() + timeout
+    while (seen := visit_status(app, outcome)["patient"]) != status:
+        assert time.monotonic() < deadline, f"patient still {seen!r}, not {status!r}"
+        time.sleep(0.2)
+
+
 # --- the journeys --------------------------------------------------------------------------------
 @pytest.mark.parametrize("vendor", ["epic", "cerner"])
 def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
@@ -115,7 +127,7 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
     assert first.response.status_code == 200, first.response.text[:500]
     assert "/api/visit#" in first.url and "Join in Teams" in first.response.text
     assert urlsplit(first.url).fragment not in first.response.text  # the page never holds it
-    assert visit_status(app, first)["patient"] == "not connected"
+    assert visit_status(app, first)["patient"] == "not joined"
     headers = first.response.headers
     assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
     assert "default-src 'none'" in headers["Content-Security-Policy"]
@@ -128,7 +140,33 @@ def test_provider_and_patient_journey(app, endpoints, quiet_sandbox, vendor):
     patient = Browser(app.sandbox).go(launch_url(app, endpoint, "patient", vendor, **mint))
     assert patient.response.url.split("?")[0] == html.unescape(join).split("?")[0]
     assert not patient.signed_in
-    assert visit_status(app, first)["patient"] == "connected"
+    patient_status_becomes(app, first, "joining")  # on the way to the lobby
+    assert_appointment_sealed(app, first, vendor, slot)
+
+
+def assert_appointment_sealed(app, outcome: Outcome, vendor: str, slot: str) -> None:
+    """The launch kept the appointment's FHIR reference for write-back: sealed, bound to the
+    visit, with a purge time; not in clear anywhere in the row."""
+    from azure.data.tables import TableServiceClient
+
+    from lib.bootstrap import build
+    from lib.settings import load_settings
+    from lib.visits.sealed import APPOINTMENT_ID, WRITEBACK_WINDOW
+
+    fhir_id = getattr(app.sandbox, vendor).chart.slot(slot).ids[vendor]
+    settings = load_settings(app.env)
+    page_token = urlsplit(outcome.url).fragment
+    key = _visit_key_of(page_token)
+    assert build(settings).sealed.open(key, APPOINTMENT_ID) == f"Appointment/{fhir_id}"
+    tables = TableServiceClient.from_connection_string(app.storage)
+    row = tables.get_table_client(settings.table_prefix + "Sealed").get_entity(key, APPOINTMENT_ID)
+    assert fhir_id not in str(dict(row))
+    assert row["purge_after"] > datetime.now(UTC) + WRITEBACK_WINDOW - timedelta(minutes=5)
+
+
+def _visit_key_of(page_token: str) -> str:
+    payload = page_token.split(".")[0]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["v"]
 
 
 def test_first_launch_needs_microsoft_sign_in_exactly_once(app, endpoints, quiet_sandbox):
@@ -272,8 +310,16 @@ def test_a_launch_start_writes_nothing_to_storage(app, endpoints, quiet_sandbox)
     service = TableServiceClient.from_connection_string(app.storage)
 
     def rows() -> int:
+        # Not what the visit-events queue function writes meanwhile (earlier tests' events
+        # arrive in their own time): the event rows, and the state row beside each visit.
         names = [t.name for t in service.list_tables() if t.name.startswith("e2e")]
-        return sum(len(list(service.get_table_client(n).list_entities())) for n in names)
+        names = [n for n in names if n != "e2eVisitEvents"]
+        return sum(
+            1
+            for n in names
+            for row in service.get_table_client(n).list_entities()
+            if row["RowKey"] != "state"
+        )
 
     before = rows()
     for _ in range(5):
@@ -607,7 +653,7 @@ def test_patient_first_then_the_clinician_takes_over_an_unusable_organizer(
         fresh_launch(app, fresh_endpoint, "patient", appointment="reyes-0930")
     )
     assert later.response.url.split("?")[0] == join.split("?")[0]
-    assert visit_status(app, clinician)["patient"] == "connected"
+    patient_status_becomes(app, clinician, "joining")
 
 
 def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
@@ -627,7 +673,7 @@ def test_patient_first_with_a_known_clinician_opens_the_clinicians_meeting(
     assert (
         visit_data(app, clinician)["join_url"].split("?")[0] == patient.response.url.split("?")[0]
     )
-    assert visit_status(app, clinician)["patient"] == "connected"
+    patient_status_becomes(app, clinician, "joining")
 
 
 def test_endpoint_disabled_during_the_microsoft_sign_in(app, endpoints, quiet_sandbox):

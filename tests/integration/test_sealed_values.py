@@ -190,3 +190,13 @@ def test_a_value_sealed_under_a_removed_key_is_broken_not_absent(service, prefix
     retired = SealedValues(TableStore(service, prefix), Sealer([new]))
     with pytest.raises(SealBroken):
         retired.open(v, "phone")
+
+
+def test_a_write_back_value_is_kept_past_the_visit_and_no_longer():
+    from lib.visits.sealed import WRITEBACK_WINDOW, purge_after_visit
+
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    end = now + timedelta(hours=1)
+    assert purge_after_visit(end, now) == end + WRITEBACK_WINDOW
+    assert purge_after_visit(None, now) == now + WRITEBACK_WINDOW  # end not known yet
+    assert purge_after_visit(now - timedelta(days=3), now) == now + WRITEBACK_WINDOW  # ran over

@@ -6,7 +6,7 @@ dev/stack.py, shared with `make run` and bench/."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -20,6 +20,7 @@ class App:
     host: object
     sandbox: object
     storage: str  # the app's storage connection string (Azurite)
+    env: dict[str, str] = field(default_factory=dict)  # the app's settings
 
     @property
     def verify(self) -> str:
@@ -47,6 +48,6 @@ class App:
 @pytest.fixture(scope="session")
 def app(azurite, sandbox, tmp_path_factory) -> Iterator[App]:
     folder = tmp_path_factory.mktemp("app")
-    host, _ = start_app(azurite.connection_string, sandbox, folder, "e2e")
-    yield App(host.url, host, sandbox, azurite.connection_string)
+    host, env = start_app(azurite.connection_string, sandbox, folder, "e2e")
+    yield App(host.url, host, sandbox, azurite.connection_string, env)
     host.stop()

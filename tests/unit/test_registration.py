@@ -72,6 +72,7 @@ EXPECTED = {
     "portal_reports": _http("portal/reports", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
+    "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
 }
 
 

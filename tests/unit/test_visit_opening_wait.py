@@ -32,7 +32,7 @@ class FakeVisits:
     """A visit row another launch claimed; `attach_after` polls later its meeting shows up."""
 
     def __init__(self, row: Visit, attach_after: int | None = None) -> None:
-        self.row, self.attach_after, self.reads, self.events = row, attach_after, 0, []
+        self.row, self.attach_after, self.reads = row, attach_after, 0
 
     def get(self, key: str) -> Visit:
         self.reads += 1
@@ -44,8 +44,13 @@ class FakeVisits:
         self.row = visit.model_copy(update={"meeting_id": meeting_id, "join_url": join_url})
         return self.row
 
-    def add_event(self, *args: object) -> None:
-        self.events.append(args)
+
+class FakeEvents:
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    def emit(self, *args: object) -> None:
+        self.sent.append(args)
 
 
 class FakeMeetings:
@@ -82,8 +87,17 @@ def claimed(since: datetime | None) -> Visit:
 
 
 def open_existing(row: Visit, visits: FakeVisits, clock: Clock, meetings: FakeMeetings) -> Visit:
-    opener = VisitOpener(visits, lambda: meetings, sleep=clock.sleep, now=lambda: clock.now)  # type: ignore[arg-type]
-    return opener.open(endpoint(), "provider", PendingVisit(visit_key="k"), "o", row)
+    events = FakeEvents()
+    opener = VisitOpener(
+        visits,  # type: ignore[arg-type]
+        lambda: meetings,  # type: ignore[arg-type]
+        events,  # type: ignore[arg-type]
+        sleep=clock.sleep,
+        now=lambda: clock.now,
+    )
+    visit = opener.open(endpoint(), "provider", PendingVisit(visit_key="k"), "o", row)
+    assert events.sent == [("k", "arrived", "provider", "launch")]  # once, whichever way
+    return visit
 
 
 def test_a_waiter_gets_the_claimants_meeting_without_asking_graph():

@@ -1,0 +1,87 @@
+"""Applying visit events: the queue's consumer side, and the launch's producer side.
+
+`VisitTimeline.apply` stores the event once (its row key comes from the event, so a redelivery
+finds it) and then writes the visit's state as the fold of *all* its stored events, under the
+state row's ETag. Because the state is recomputed from the events rather than patched:
+
+- order does not matter: a late "arrived" lands in its place in time, not on top;
+- the same event twice changes nothing (one row, one fold);
+- two workers applying two events of one visit at once: the one whose ETag went stale reads the
+  state and events again and folds again, and the second fold includes both events (its read of
+  the events comes after the other's write of the state, which came after that one's event row).
+
+A worker that dies between the event row and the state write leaves the state one fold behind;
+the queue redelivers the message, `record` finds the row, and the fold is written then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable
+from lib.visits.events import Kind, Role, Source, VisitEventMessage, VisitState, fold
+from lib.visits.store import VisitStore
+
+log = logging.getLogger(__name__)
+
+VISIT_EVENTS_QUEUE = "visit-events"
+# ETag rounds before giving the message back to the queue (which retries it later). One visit
+# has a handful of writers at most (two people, Graph), so a few rounds always suffice in practice.
+MAX_ROUNDS = 8
+
+
+class VisitEvents:
+    """Sends events on: the one way every source (launch, join links, Graph) records them."""
+
+    def __init__(self, queue: Callable[[], QueueSender]) -> None:
+        self._queue = queue  # built on first use: the config API never sends events
+
+    def ready(self) -> None:
+        """Open the queue before traffic (warmup): the first launch's event is one round trip."""
+        self._queue().ready()
+
+    def publish(self, event: VisitEventMessage) -> None:
+        self._queue().send(event.to_text())
+        log.info("visit event queued", extra=_fields(event))
+
+    def emit(self, visit_key: str, kind: Kind, role: Role, source: Source) -> VisitEventMessage:
+        event = VisitEventMessage.new(visit_key, kind, role, source)
+        self.publish(event)
+        return event
+
+
+class VisitTimeline:
+    def __init__(self, visits: VisitStore) -> None:
+        self._visits = visits
+
+    def apply(self, event: VisitEventMessage) -> VisitState:
+        """Record `event` and bring the visit's state up to date with every event it has."""
+        new = self._visits.record(event)
+        for _ in range(MAX_ROUNDS):
+            row = self._visits.state(event.visit_key)
+            state = fold(self._visits.messages(event.visit_key))
+            current = VisitState.model_validate(row.model_dump()) if row else None
+            if current == state:
+                break
+            try:
+                self._visits.save_state(event.visit_key, state, row.etag if row else None)
+                break
+            except ConcurrencyConflict:
+                continue  # another event of this visit was applied meanwhile: fold again
+        else:
+            # Left to the queue: the message becomes visible again and is applied then.
+            raise StorageUnavailable(f"visit state still contended after {MAX_ROUNDS} rounds")
+        log.info("visit event applied", extra=_fields(event) | {"duplicate": not new})
+        return state
+
+
+def _fields(event: VisitEventMessage) -> dict[str, object]:
+    """What a log line may say of an event (all of it: nothing in it identifies anyone)."""
+    return {
+        "event_id": event.event_id,
+        "visit": event.visit_key,
+        "kind": event.kind,
+        "role": event.role,
+        "source": event.source,
+    }
