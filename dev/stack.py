@@ -84,6 +84,7 @@ def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, 
         EHR_SECRET_CERNER=CERNER_SECRET,
         CONNECTOR_TABLE_PREFIX=prefix,
         GRAPH_BASE_URL=sandbox.graph.base,
+        ACS_CONNECTION_STRING=sandbox.acs.connection_string,
     )
 
 
