@@ -180,7 +180,9 @@ def acs_parts(connection_string: str) -> tuple[str, str]:
         fields[key.strip().lower()] = value.strip()
     endpoint, key = fields.get("endpoint", ""), fields.get("accesskey", "")
     if not endpoint.startswith("https://") or not key:
-        raise ValueError("must be endpoint=https://<resource>.communication.azure.com/;accesskey=...")
+        raise ValueError(
+            "must be endpoint=https://<resource>.communication.azure.com/;accesskey=..."
+        )
     try:
         base64.b64decode(key, validate=True)
     except ValueError:

@@ -41,14 +41,22 @@ def sms(acs):
     return SmsClient.from_connection_string(acs.connection_string, retry_total=0)
 
 
-def signed(acs, method: str, path: str, body: bytes, key: str | None = None,
-           date: str | None = None, host: str | None = None) -> dict[str, str]:  # fmt: skip
+def signed(
+    acs,
+    method: str,
+    path: str,
+    body: bytes,
+    key: str | None = None,
+    date: str | None = None,
+    host: str | None = None,
+) -> dict[str, str]:
     """The headers the SDK's HMAC policy sends, made by hand so a test can bend one of them."""
     host = host or acs.origin.removeprefix("https://")
     date = date or email.utils.formatdate(usegmt=True)
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-    signature = auth.sign(key or acs.access_keys[0],
-                          auth.string_to_sign(method, path, date, host, digest))  # fmt: skip
+    signature = auth.sign(
+        key or acs.access_keys[0], auth.string_to_sign(method, path, date, host, digest)
+    )
     return {
         "x-ms-date": date,
         "x-ms-content-sha256": digest,
@@ -58,10 +66,19 @@ def signed(acs, method: str, path: str, body: bytes, key: str | None = None,
 
 
 def send_body(to: str = PATIENT, request_id: str | None = None, message: str = "Hello") -> bytes:
-    recipient = {"to": to, "repeatabilityRequestId": request_id or str(uuid.uuid4()),
-                 "repeatabilityFirstSent": email.utils.formatdate(usegmt=True)}  # fmt: skip
-    return json.dumps({"from": SEED_NUMBER, "smsRecipients": [recipient], "message": message,
-                       "smsSendOptions": {"enableDeliveryReport": False}}).encode()  # fmt: skip
+    recipient = {
+        "to": to,
+        "repeatabilityRequestId": request_id or str(uuid.uuid4()),
+        "repeatabilityFirstSent": email.utils.formatdate(usegmt=True),
+    }
+    return json.dumps(
+        {
+            "from": SEED_NUMBER,
+            "smsRecipients": [recipient],
+            "message": message,
+            "smsSendOptions": {"enableDeliveryReport": False},
+        }
+    ).encode()
 
 
 def raw_send(acs, http: requests.Session, body: bytes, **bend: Any) -> requests.Response:
@@ -72,12 +89,20 @@ def raw_send(acs, http: requests.Session, body: bytes, **bend: Any) -> requests.
 
 # -- authentication -------------------------------------------------------------------------------
 def test_the_sdk_sends_and_the_text_is_recorded(acs, sms):
-    [result] = sms.send(from_=SEED_NUMBER, to=PATIENT, message="Your visit is at 9:30.",
-                        enable_delivery_report=True, tag="visit-1")  # fmt: skip
+    [result] = sms.send(
+        from_=SEED_NUMBER,
+        to=PATIENT,
+        message="Your visit is at 9:30.",
+        enable_delivery_report=True,
+        tag="visit-1",
+    )
     assert result.successful and result.http_status_code == 202
     [text] = acs.sent_to(PATIENT)
-    assert (text.id, text.message, text.sender) == (result.message_id, "Your visit is at 9:30.",
-                                                    SEED_NUMBER)  # fmt: skip
+    assert (text.id, text.message, text.sender) == (
+        result.message_id,
+        "Your visit is at 9:30.",
+        SEED_NUMBER,
+    )
     assert text.tag == "visit-1" and text.delivery_report
     uuid.UUID(text.repeatability_request_id)  # the SDK's own per-call uuid4
     assert email.utils.parsedate_to_datetime(text.repeatability_first_sent)
@@ -105,8 +130,12 @@ def test_a_request_signed_for_something_else_is_401(acs, sandbox_http, bend):
         "scheme": {},
     }[bend]
     if bend == "scheme":
-        answer = sandbox_http.post(f"{acs.origin}/sms?api-version=2021-03-07", data=body,
-                                   headers={"Authorization": "Bearer abc"}, timeout=10)  # fmt: skip
+        answer = sandbox_http.post(
+            f"{acs.origin}/sms?api-version=2021-03-07",
+            data=body,
+            headers={"Authorization": "Bearer abc"},
+            timeout=10,
+        )
     else:
         answer = raw_send(acs, sandbox_http, body, **kwargs)
     assert answer.status_code == 401, answer.text
@@ -175,8 +204,7 @@ def test_a_timeout_after_accepting_sent_the_text(acs, clean_sandbox):
     from azure.core.exceptions import ServiceResponseError
 
     clean_sandbox.inject("/sms", status=504, after=True, delay=3)
-    client = SmsClient.from_connection_string(acs.connection_string, retry_total=0,
-                                              read_timeout=1)  # fmt: skip
+    client = SmsClient.from_connection_string(acs.connection_string, retry_total=0, read_timeout=1)
     with pytest.raises(ServiceResponseError):
         client.send(from_=SEED_NUMBER, to=PATIENT, message="Did it go?")
     assert [t.message for t in acs.sent_to(PATIENT)] == ["Did it go?"]
@@ -192,8 +220,7 @@ def test_chaos_fails_a_share_of_sends_with_mixed_faults(acs, sandbox_http):
 
 def test_an_unknown_sender_or_bad_recipient_is_400(acs, sandbox_http):
     body = json.loads(send_body())
-    for bent in ({**body, "from": "+18335550999"},
-                 {**body, "smsRecipients": [{"to": "555-0101"}]}):  # fmt: skip
+    for bent in ({**body, "from": "+18335550999"}, {**body, "smsRecipients": [{"to": "555-0101"}]}):
         answer = raw_send(acs, sandbox_http, json.dumps(bent).encode())
         assert answer.status_code == 400, answer.text
 
@@ -213,12 +240,16 @@ def _search(client):
         PhoneNumberType,
     )
 
-    capabilities = PhoneNumberCapabilities(calling=PhoneNumberCapabilityType.NONE,
-                                           sms=PhoneNumberCapabilityType.INBOUND_OUTBOUND)  # fmt: skip
+    capabilities = PhoneNumberCapabilities(
+        calling=PhoneNumberCapabilityType.NONE, sms=PhoneNumberCapabilityType.INBOUND_OUTBOUND
+    )
     return client.begin_search_available_phone_numbers(
-        "US", PhoneNumberType.TOLL_FREE, PhoneNumberAssignmentType.APPLICATION, capabilities,
+        "US",
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberAssignmentType.APPLICATION,
+        capabilities,
         polling_interval=0.2,
-    )  # fmt: skip
+    )
 
 
 def test_search_and_purchase_are_long_running_operations(acs):
@@ -257,8 +288,13 @@ class Webhook:
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def events(self, event_type: str) -> list[dict[str, Any]]:
-        return [e for h, body in self.posts if h.get("aeg-event-type") == "Notification"
-                for e in body if e["eventType"] == event_type]  # fmt: skip
+        return [
+            e
+            for h, body in self.posts
+            if h.get("aeg-event-type") == "Notification"
+            for e in body
+            if e["eventType"] == event_type
+        ]
 
     def wait_for(self, event_type: str, count: int = 1, timeout: float = 20) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -321,12 +357,15 @@ def test_the_handshake_comes_first_and_activates_the_subscription(acs, sms, webh
 
 
 def test_a_delivery_report_names_the_message_and_the_tag(acs, sms, webhook):
-    [sent] = sms.send(from_=SEED_NUMBER, to=PATIENT, message="x", enable_delivery_report=True,
-                      tag="ledger-42")  # fmt: skip
+    [sent] = sms.send(
+        from_=SEED_NUMBER, to=PATIENT, message="x", enable_delivery_report=True, tag="ledger-42"
+    )
     acs.undeliverable(OTHER)
     [failed] = sms.send(from_=SEED_NUMBER, to=OTHER, message="y", enable_delivery_report=True)
-    reports = {e["data"]["MessageId"]: e for e in
-               webhook.wait_for("Microsoft.Communication.SMSDeliveryReportReceived", 2)}  # fmt: skip
+    reports = {
+        e["data"]["MessageId"]: e
+        for e in webhook.wait_for("Microsoft.Communication.SMSDeliveryReportReceived", 2)
+    }
     ok, bad = reports[sent.message_id], reports[failed.message_id]
     assert ok["id"] == sent.message_id and ok["data"]["Tag"] == "ledger-42"
     assert (ok["data"]["DeliveryStatus"], bad["data"]["DeliveryStatus"]) == ("Delivered", "Failed")
@@ -354,8 +393,11 @@ def test_a_failing_webhook_is_retried_with_the_delivery_count(acs, webhook):
     webhook.fail_next = 1
     acs.reply(PATIENT, "HELP")
     webhook.wait_for("Microsoft.Communication.SMSReceived", 2)
-    counts = [h["aeg-delivery-count"] for h, body in webhook.posts
-              if h["aeg-event-type"] == "Notification"]  # fmt: skip
+    counts = [
+        h["aeg-delivery-count"]
+        for h, body in webhook.posts
+        if h["aeg-event-type"] == "Notification"
+    ]
     assert counts == ["0", "1"]
     assert acs.events.wait_idle(10) and acs.events.dead_letters == []
 
@@ -378,12 +420,18 @@ def test_without_the_echo_no_event_is_delivered(acs, webhook):
 def test_the_phone_page_shows_texts_and_takes_a_reply(acs, sms, sandbox_http):
     sms.send(from_=SEED_NUMBER, to=PATIENT, message="Join: https://example.test/j/abc <b>")
     index = sandbox_http.get(f"{acs.origin}/phone", timeout=10)
-    assert "Jordan Rivera" in index.text and "default-src 'none'" in index.headers[
-        "Content-Security-Policy"]  # fmt: skip
+    assert (
+        "Jordan Rivera" in index.text
+        and "default-src 'none'" in index.headers["Content-Security-Policy"]
+    )
     page = sandbox_http.get(f"{acs.origin}/phone/%2B15555550101", timeout=10).text
     assert "<a href='https://example.test/j/abc'>" in page and "&lt;b&gt;" in page
-    answer = sandbox_http.post(f"{acs.origin}/phone/%2B15555550101/reply",
-                               data={"message": "STOP"}, timeout=10, allow_redirects=False)  # fmt: skip
+    answer = sandbox_http.post(
+        f"{acs.origin}/phone/%2B15555550101/reply",
+        data={"message": "STOP"},
+        timeout=10,
+        allow_redirects=False,
+    )
     assert answer.status_code == 303
     assert (SEED_NUMBER, PATIENT) in acs.texts.blocked
     assert [t.message for t in acs.texts.conversation(PATIENT)][-1] == "STOP"

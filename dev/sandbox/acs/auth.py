@@ -72,8 +72,10 @@ def verify(request: Request, access_keys: list[str], now: float | None = None) -
     if not hmac.compare_digest(content_hash, body_hash):
         raise AuthError("x-ms-content-sha256 does not match the body.")
     target = request_target(request)
-    expected_inputs = {string_to_sign(request.method, t, date, request.host, content_hash)
-                       for t in (target, unquote(target))}  # fmt: skip
+    expected_inputs = {
+        string_to_sign(request.method, t, date, request.host, content_hash)
+        for t in (target, unquote(target))
+    }
     given = fields.get("Signature", "")
     for key in access_keys:
         for value in expected_inputs:

@@ -56,8 +56,12 @@ class Subscription:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"endpoint": _redact(self.endpoint), "name": self.name, "state": self.state,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "endpoint": _redact(self.endpoint),
+            "name": self.name,
+            "state": self.state,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -89,14 +93,26 @@ class EventGrid:
         """Create (or replace) the subscription and run the handshake now, as the portal does."""
         sub = Subscription(endpoint, name)
         self.subscription = sub
-        body = [event(VALIDATION, "", {
-            "validationCode": sub.validation_code,
-            "validationUrl": f"{self.validation_url}?id={sub.validation_code}",
-        })]  # fmt: skip
+        body = [
+            event(
+                VALIDATION,
+                "",
+                {
+                    "validationCode": sub.validation_code,
+                    "validationUrl": f"{self.validation_url}?id={sub.validation_code}",
+                },
+            )
+        ]
         try:
-            answer = _session().post(endpoint, json=body, timeout=30, headers={
-                "aeg-event-type": "SubscriptionValidation", "aeg-subscription-name": name.upper(),
-            })  # fmt: skip
+            answer = _session().post(
+                endpoint,
+                json=body,
+                timeout=30,
+                headers={
+                    "aeg-event-type": "SubscriptionValidation",
+                    "aeg-subscription-name": name.upper(),
+                },
+            )
         except requests.RequestException as exc:
             sub.state, sub.detail = "failed", f"endpoint unreachable: {type(exc).__name__}"
             return sub
@@ -141,8 +157,9 @@ class EventGrid:
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="sandbox:acs:eventgrid",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._run, name="sandbox:acs:eventgrid", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:
@@ -161,15 +178,27 @@ class EventGrid:
         status = 0
         if sub is not None:
             try:
-                status = _session().post(sub.endpoint, json=[payload], timeout=30, headers={
-                    "aeg-event-type": "Notification", "aeg-subscription-name": sub.name.upper(),
-                    "aeg-delivery-count": str(attempt), "aeg-data-version": "1.0",
-                    "aeg-metadata-version": "1",
-                }).status_code  # fmt: skip
+                status = (
+                    _session()
+                    .post(
+                        sub.endpoint,
+                        json=[payload],
+                        timeout=30,
+                        headers={
+                            "aeg-event-type": "Notification",
+                            "aeg-subscription-name": sub.name.upper(),
+                            "aeg-delivery-count": str(attempt),
+                            "aeg-data-version": "1.0",
+                            "aeg-metadata-version": "1",
+                        },
+                    )
+                    .status_code
+                )
             except requests.RequestException:
                 status = 0
-        self.deliveries.append(Delivery(payload["id"], payload["eventType"], attempt, status,
-                                        time.time()))  # fmt: skip
+        self.deliveries.append(
+            Delivery(payload["id"], payload["eventType"], attempt, status, time.time())
+        )
         if 200 <= status < 300:
             return self._done()
         if attempt < len(self.retries):

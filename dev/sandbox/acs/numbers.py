@@ -71,10 +71,11 @@ class Search:
             "phoneNumbers": self.numbers,
             "phoneNumberType": self.request.get("phoneNumberType", "tollFree"),
             "assignmentType": self.request.get("assignmentType", "application"),
-            "capabilities": self.request.get("capabilities") or {"calling": "none", "sms": "inbound+outbound"},
+            "capabilities": self.request.get("capabilities")
+            or {"calling": "none", "sms": "inbound+outbound"},
             "cost": COST,
             "searchExpiresBy": now_iso(self.expires),
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -90,13 +91,19 @@ class NumberStore:
     def __post_init__(self) -> None:
         self._own(SEED_NUMBER, {"phoneNumberType": "tollFree"}, time.time())
 
-    def search(self, country: str, request: dict[str, Any], results_url: str) -> tuple[Operation, Search]:  # fmt: skip
+    def search(
+        self, country: str, request: dict[str, Any], results_url: str
+    ) -> tuple[Operation, Search]:
         quantity = int(request.get("quantity") or 1)
         now = time.time()
         with self._lock:
             numbers = [self._fresh_number() for _ in range(quantity)]
-            found = Search(str(uuid.uuid4()), numbers, {**request, "countryCode": country},
-                           now + SEARCH_LIFETIME_S)  # fmt: skip
+            found = Search(
+                str(uuid.uuid4()),
+                numbers,
+                {**request, "countryCode": country},
+                now + SEARCH_LIFETIME_S,
+            )
             self.searches[found.id] = found
             op = self._operation("search", now, results_url.format(search_id=found.id))
         return op, found
@@ -115,8 +122,9 @@ class NumberStore:
             found.purchased = True
             op = self._operation("purchase", now, None)
         if not op.fail:
-            threading.Timer(max(0.0, op.ready_at - now),
-                            lambda: self._complete(found, op.ready_at)).start()  # fmt: skip
+            threading.Timer(
+                max(0.0, op.ready_at - now), lambda: self._complete(found, op.ready_at)
+            ).start()
         return op
 
     def operation(self, op_id: str) -> Operation | None:
@@ -130,8 +138,9 @@ class NumberStore:
         return number in self.purchased
 
     def _operation(self, kind: str, now: float, location: str | None) -> Operation:
-        op = Operation(f"{kind}_{uuid.uuid4()}", kind, now, now + self.seconds, location,
-                       self.fail_next)  # fmt: skip
+        op = Operation(
+            f"{kind}_{uuid.uuid4()}", kind, now, now + self.seconds, location, self.fail_next
+        )
         self.fail_next = None
         self.operations[op.id] = op
         return op
@@ -147,17 +156,20 @@ class NumberStore:
             "phoneNumber": number,
             "countryCode": request.get("countryCode", "US"),
             "phoneNumberType": request.get("phoneNumberType", "tollFree"),
-            "capabilities": request.get("capabilities") or {"calling": "none", "sms": "inbound+outbound"},
+            "capabilities": request.get("capabilities")
+            or {"calling": "none", "sms": "inbound+outbound"},
             "assignmentType": request.get("assignmentType", "application"),
             "purchaseDate": now_iso(at),
             "cost": COST,
-        }  # fmt: skip
+        }
 
     def _fresh_number(self) -> str:
         while True:
             number = f"+1833555{100 + self._next:04d}"
             self._next += 1
-            taken = number in self.purchased or any(number in s.numbers for s in self.searches.values())
+            taken = number in self.purchased or any(
+                number in s.numbers for s in self.searches.values()
+            )
             if not taken:
                 return number
 

@@ -16,7 +16,7 @@ from dev.sandbox.ehr.data import PATIENTS
 from dev.sandbox.standin import html_response
 
 if TYPE_CHECKING:
-    from werkzeug.wrappers import Request, Response
+    from werkzeug.wrappers import Response
 
     from dev.sandbox.acs.texts import Text, TextStore
 
@@ -30,7 +30,8 @@ box-shadow:0 2px 8px #0002}h1{font-size:1.1rem;margin:.2rem 0 1rem}
 overflow-wrap:anywhere}.in{background:#e5e5ea}.out{background:#0b84ff;color:#fff;margin-left:auto}
 .out a{color:#fff}.meta{font-size:.7rem;color:#667;margin:0 .3rem .6rem}.out+.meta{text-align:right}
 form{display:flex;gap:.4rem;margin-top:1rem}input[type=text]{flex:1;padding:.5rem;border-radius:1rem;
-border:1px solid #ccd}button{border-radius:1rem;border:0;background:#0b84ff;color:#fff;padding:.5rem .9rem}
+border:1px solid #ccd}
+button{border-radius:1rem;border:0;background:#0b84ff;color:#fff;padding:.5rem .9rem}
 li{margin:.4rem 0}.empty{color:#667}
 """
 
@@ -40,9 +41,11 @@ def _people() -> dict[str, str]:
 
 
 def _page(title: str, body: str) -> Response:
-    doc = (f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
-           f"content='width=device-width'><title>{html.escape(title)}</title><style>{_STYLE}"
-           f"</style><main>{body}</main></html>")  # fmt: skip
+    doc = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport "
+        f"content='width=device-width'><title>{html.escape(title)}</title><style>{_STYLE}"
+        f"</style><main>{body}</main></html>"
+    )
     response = html_response(doc)
     response.headers["Content-Security-Policy"] = _CSP
     response.headers["Cache-Control"] = "no-store"
@@ -65,9 +68,11 @@ def conversation(store: TextStore, base: str, phone: str) -> Response:
     bubbles = "".join(_bubble(t) for t in store.conversation(phone)) or (
         "<p class=empty>No texts yet.</p>"
     )
-    form = (f"<form method=post action='{base}/{quote(phone)}/reply'>"
-            "<input type=text name=message placeholder='Text message (try STOP)' required "
-            "maxlength=320 autocomplete=off><button>Send</button></form>")  # fmt: skip
+    form = (
+        f"<form method=post action='{base}/{quote(phone)}/reply'>"
+        "<input type=text name=message placeholder='Text message (try STOP)' required "
+        "maxlength=320 autocomplete=off><button>Send</button></form>"
+    )
     back = f"<p><a href='{base}'>All phones</a> · <a href='{base}/{quote(phone)}'>Refresh</a></p>"
     title = f"{name} · {phone}"
     return _page(title, f"<h1>{html.escape(title)}</h1>{bubbles}{form}{back}")
@@ -75,11 +80,13 @@ def conversation(store: TextStore, base: str, phone: str) -> Response:
 
 def _bubble(text: Text) -> str:
     side = "out" if text.direction == "outbound" else "in"
-    body = _LINK.sub(lambda m: f"<a href='{m.group(0)}'>{m.group(0)}</a>",
-                     html.escape(text.message, quote=True))  # fmt: skip
+    body = _LINK.sub(
+        lambda m: f"<a href='{m.group(0)}'>{m.group(0)}</a>", html.escape(text.message, quote=True)
+    )
     party = text.sender if side == "out" else "you"
     state = "" if side == "in" else f" · {text.status}"
-    return (f"<div class='bubble {side}'>{body}</div>"
-            f"<div class=meta>{html.escape(party)} · {text.to_json()['time'][11:16]} UTC"
-            f"{html.escape(state)}</div>")  # fmt: skip
-
+    return (
+        f"<div class='bubble {side}'>{body}</div>"
+        f"<div class=meta>{html.escape(party)} · {text.to_json()['time'][11:16]} UTC"
+        f"{html.escape(state)}</div>"
+    )

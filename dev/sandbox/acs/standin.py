@@ -62,10 +62,16 @@ class AcsStandIn(StandIn):
     def routes(self) -> list[Rule]:
         return [
             Rule("/sms", endpoint=self.send, methods=["POST"]),
-            Rule("/availablePhoneNumbers/countries/<country>/:search", endpoint=self.search,
-                 methods=["POST"]),  # fmt: skip
-            Rule("/availablePhoneNumbers/searchResults/<search_id>", endpoint=self.search_result,
-                 methods=["GET"]),  # fmt: skip
+            Rule(
+                "/availablePhoneNumbers/countries/<country>/:search",
+                endpoint=self.search,
+                methods=["POST"],
+            ),
+            Rule(
+                "/availablePhoneNumbers/searchResults/<search_id>",
+                endpoint=self.search_result,
+                methods=["GET"],
+            ),
             Rule("/availablePhoneNumbers/:purchase", endpoint=self.purchase, methods=["POST"]),
             Rule("/phoneNumbers/operations/<op_id>", endpoint=self.operation, methods=["GET"]),
             Rule("/phoneNumbers", endpoint=self.list_numbers, methods=["GET"]),
@@ -143,12 +149,18 @@ class AcsStandIn(StandIn):
             return error(400, "BadRequest", problem)
         sender = body["from"]
         if (wait := self.texts.rate_wait(sender, self.rate_per_minute)) > 0:
-            return error(429, "TooManyRequests", "Rate limit of the sender number exceeded.",
-                         {"Retry-After": str(wait)})  # fmt: skip
+            return error(
+                429,
+                "TooManyRequests",
+                "Rate limit of the sender number exceeded.",
+                {"Retry-After": str(wait)},
+            )
         if (chaos := self._chaos()) is not None and chaos != "timeout":
             return chaos
         options = body.get("smsSendOptions") or {}
-        outcomes = [self.texts.send(sender, r, body["message"], options) for r in body["smsRecipients"]]
+        outcomes = [
+            self.texts.send(sender, r, body["message"], options) for r in body["smsRecipients"]
+        ]
         for outcome in outcomes:
             if outcome.text is not None and outcome.text.delivery_report:
                 self._report_later(outcome.text)
@@ -157,7 +169,7 @@ class AcsStandIn(StandIn):
         return json_response({"value": [o.to_json() for o in outcomes]}, 202)
 
     def _chaos(self) -> Response | str | None:
-        """With ``set_chaos(rate)``, that share of sends fails: 429, 503, or accepted then too late."""
+        """With ``set_chaos(rate)`` that share of sends fails: 429, 503, or accepted-then-late."""
         if self.chaos is None:
             return None
         rate, rng, _ = self.chaos
@@ -182,23 +194,45 @@ class AcsStandIn(StandIn):
             "DeliveryStatus": status,
             "DeliveryStatusDetails": details,
             "ReceivedTimestamp": _iso_now(),
-            "DeliveryAttempts": [{"Timestamp": _iso_now(), "SegmentsSucceeded": 0 if failed else 1,
-                                  "SegmentsFailed": 1 if failed else 0}],
-        }  # fmt: skip
+            "DeliveryAttempts": [
+                {
+                    "Timestamp": _iso_now(),
+                    "SegmentsSucceeded": 0 if failed else 1,
+                    "SegmentsFailed": 1 if failed else 0,
+                }
+            ],
+        }
         if text.tag:
             data["Tag"] = text.tag
-        self.publish(event("Microsoft.Communication.SMSDeliveryReportReceived",
-                           f"/phonenumber/{text.sender.lstrip('+')}", data, text.id),
-                     self.delivery_seconds)  # fmt: skip
+        self.publish(
+            event(
+                "Microsoft.Communication.SMSDeliveryReportReceived",
+                f"/phonenumber/{text.sender.lstrip('+')}",
+                data,
+                text.id,
+            ),
+            self.delivery_seconds,
+        )
 
     # -- inbound texts ------------------------------------------------------------------------
     def reply(self, phone: str, message: str, to: str | None = None) -> Text:
         """The phone texts back (to the number that last texted it, or ``to``)."""
         our = to or self.texts.last_sender(phone) or self.numbers.numbers()[0]["phoneNumber"]
         text = self.texts.receive(phone, our, message)
-        self.publish(event("Microsoft.Communication.SMSReceived", f"/phonenumber/{our.lstrip('+')}",
-                           {"MessageId": text.id, "From": phone, "To": our, "Message": message,
-                            "ReceivedTimestamp": _iso_now()}, text.id))  # fmt: skip
+        self.publish(
+            event(
+                "Microsoft.Communication.SMSReceived",
+                f"/phonenumber/{our.lstrip('+')}",
+                {
+                    "MessageId": text.id,
+                    "From": phone,
+                    "To": our,
+                    "Message": message,
+                    "ReceivedTimestamp": _iso_now(),
+                },
+                text.id,
+            )
+        )
         return text
 
     def publish(self, item: dict[str, Any], delay: float = 0.0) -> None:
@@ -223,13 +257,18 @@ class AcsStandIn(StandIn):
         if (denied := self._authorized(request)) is not None:
             return denied
         body = read_json(request)
-        if body.get("phoneNumberType") not in ("tollFree", "geographic") or not body.get("capabilities"):
+        if body.get("phoneNumberType") not in ("tollFree", "geographic") or not body.get(
+            "capabilities"
+        ):
             return error(400, "BadRequest", "phoneNumberType and capabilities are required.")
         version = request.args.get("api-version", "")
-        results = self.url(f"/availablePhoneNumbers/searchResults/{{search_id}}?api-version={version}")
+        results = self.url(
+            f"/availablePhoneNumbers/searchResults/{{search_id}}?api-version={version}"
+        )
         op, found = self.numbers.search(country.upper(), body, results)
-        return self._accepted(op.id, version, {"Location": op.resource_location or "",
-                                               "search-id": found.id})  # fmt: skip
+        return self._accepted(
+            op.id, version, {"Location": op.resource_location or "", "search-id": found.id}
+        )
 
     def search_result(self, request: Request, search_id: str) -> Response:
         if (denied := self._authorized(request)) is not None:
@@ -303,18 +342,20 @@ class AcsStandIn(StandIn):
 
     def set_chaos(self, rate: float | None, seed: int = 0, timeout_s: float = 15.0) -> None:
         """``rate`` of sends fail (429 / 503 / accepted-then-too-late); None turns it off."""
-        self.chaos = None if not rate else (rate, random.Random(seed), timeout_s)
+        self.chaos = None if not rate else (rate, random.Random(seed), timeout_s)  # noqa: S311 (faults, not keys)
 
     def c_summary(self, request: Request) -> Response:
         sub = self.events.subscription
-        return json_response({
-            "connection_string_endpoint": self.endpoint,
-            "numbers": self.numbers.numbers(),
-            "subscription": sub.to_json() if sub else None,
-            "texts": len(self.texts.snapshot()),
-            "repeats": self.texts.repeats,
-            "dead_letters": len(self.events.dead_letters),
-        })  # fmt: skip
+        return json_response(
+            {
+                "connection_string_endpoint": self.endpoint,
+                "numbers": self.numbers.numbers(),
+                "subscription": sub.to_json() if sub else None,
+                "texts": len(self.texts.snapshot()),
+                "repeats": self.texts.repeats,
+                "dead_letters": len(self.events.dead_letters),
+            }
+        )
 
     def c_texts(self, request: Request) -> Response:
         phone = request.args.get("phone")
@@ -343,8 +384,13 @@ class AcsStandIn(StandIn):
             self.block(phone, bool(body["blocked"]))
         if "undeliverable" in body:
             self.undeliverable(phone, bool(body["undeliverable"]))
-        return json_response({"phone": phone, "blocked": phone in self.texts.forced_blocked,
-                              "undeliverable": phone in self.texts.undeliverable})  # fmt: skip
+        return json_response(
+            {
+                "phone": phone,
+                "blocked": phone in self.texts.forced_blocked,
+                "undeliverable": phone in self.texts.undeliverable,
+            }
+        )
 
     def c_settings(self, request: Request) -> Response:
         body = read_json(request)
@@ -358,9 +404,13 @@ class AcsStandIn(StandIn):
             self.events.duplicate = bool(body["duplicate_events"])
         if "chaos_rate" in body:
             self.set_chaos(float(body["chaos_rate"] or 0), int(body.get("chaos_seed", 0)))
-        return json_response({"operation_seconds": self.numbers.seconds,
-                              "delivery_seconds": self.delivery_seconds,
-                              "duplicate_events": self.events.duplicate})  # fmt: skip
+        return json_response(
+            {
+                "operation_seconds": self.numbers.seconds,
+                "delivery_seconds": self.delivery_seconds,
+                "duplicate_events": self.events.duplicate,
+            }
+        )
 
 
 def _send_problem(body: Any, numbers: NumberStore) -> str | None:
@@ -385,4 +435,3 @@ def _send_problem(body: Any, numbers: NumberStore) -> str | None:
 
 def _iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-

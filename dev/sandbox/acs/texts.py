@@ -101,8 +101,9 @@ class TextStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- sending --------------------------------------------------------------------------------
-    def send(self, sender: str, recipient: dict[str, Any], message: str,
-             options: dict[str, Any]) -> SendOutcome:  # fmt: skip
+    def send(
+        self, sender: str, recipient: dict[str, Any], message: str, options: dict[str, Any]
+    ) -> SendOutcome:
         to = str(recipient.get("to") or "")
         request_id = recipient.get("repeatabilityRequestId")
         with self._lock:
@@ -112,8 +113,14 @@ class TextStore:
                 if remembered and now - remembered[0] < REPEATABILITY_WINDOW_S:
                     self.repeats += 1
                     first = remembered[1]
-                    return SendOutcome(first.to, first.message_id, first.http_status_code,
-                                       first.successful, "accepted", first.error_message)  # fmt: skip
+                    return SendOutcome(
+                        first.to,
+                        first.message_id,
+                        first.http_status_code,
+                        first.successful,
+                        "accepted",
+                        first.error_message,
+                    )
             outcome = self._send_locked(sender, to, message, options, recipient, now)
             if request_id:
                 self._by_request_id[request_id] = (now, outcome)
@@ -121,8 +128,15 @@ class TextStore:
             self._notify(outcome.text)
         return outcome
 
-    def _send_locked(self, sender: str, to: str, message: str, options: dict[str, Any],
-                     recipient: dict[str, Any], now: float) -> SendOutcome:  # fmt: skip
+    def _send_locked(
+        self,
+        sender: str,
+        to: str,
+        message: str,
+        options: dict[str, Any],
+        recipient: dict[str, Any],
+        now: float,
+    ) -> SendOutcome:
         request_id = recipient.get("repeatabilityRequestId")
         repeat = "accepted" if request_id else None
         if (sender, to) in self.blocked or to in self.forced_blocked:
@@ -158,8 +172,15 @@ class TextStore:
     def receive(self, phone: str, our_number: str, message: str) -> Text:
         """The phone texts our number; carrier keywords block or unblock the pair."""
         word = message.strip().upper()
-        text = Text(message_id("inbound"), "inbound", phone, our_number, message, time.time(),
-                    status="received")  # fmt: skip
+        text = Text(
+            message_id("inbound"),
+            "inbound",
+            phone,
+            our_number,
+            message,
+            time.time(),
+            status="received",
+        )
         with self._lock:
             self.texts.append(text)
             if word in STOP_WORDS:
