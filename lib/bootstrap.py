@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from lib.admin.auth import MIN_REFRESH_INTERVAL, AdminAuth
@@ -34,6 +34,8 @@ from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
+from lib.sms.config import SmsConfig
+from lib.sms.numbers import PhoneNumbers
 from lib.storage import TableStore
 from lib.storage.account import table_service
 from lib.teams.entra import EntraApp
@@ -45,6 +47,9 @@ from lib.visits.sealed import SealedValues
 from lib.visits.store import VisitStore
 from lib.web.errors import AppError
 from lib.web.urls import Urls
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 T = TypeVar("T")
 
@@ -71,6 +76,7 @@ class Services:
     visit_pages: VisitPages
     callback: Callback
     meetings: _Lazy[MeetingService]
+    sms: SmsConfig
 
 
 class _Lazy(Generic[T]):
@@ -169,7 +175,12 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visit_pages=pages,
         callback=callback,
         meetings=meetings,
+        sms=SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string))),
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def onward_origins(settings: Settings) -> tuple[str, ...]:

@@ -43,6 +43,15 @@ EXPECTED = {
     "config_secrets_setting": _http("config/secrets/{setting}", "GET"),
     "config_secrets_setting_hosts": _http("config/secrets/{setting}/hosts", "POST"),
     "config_audit": _http("config/audit", "GET"),
+    "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
+    "config_sms_numbers": _http("config/sms/numbers", "GET"),
+    "config_sms_numbers_number": _http("config/sms/numbers/{number}", "PUT"),
+    "config_sms_number_orders": _http("config/sms/number-orders", "POST"),
+    "config_sms_number_orders_order": _http("config/sms/number-orders/{order}", "GET"),
+    "config_sms_endpoints_id": _http("config/sms/endpoints/{id}", "GET", "PATCH"),
+    "config_sms_certificates_environment": _http(
+        "config/sms/certificates/{environment}", "GET", "PUT"
+    ),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
 }
 
