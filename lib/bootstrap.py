@@ -35,6 +35,7 @@ from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
 from lib.sms.config import SmsConfig
+from lib.sms.join import SmsJoin
 from lib.sms.numbers import PhoneNumbers
 from lib.storage import TableStore
 from lib.storage.account import table_service
@@ -77,6 +78,7 @@ class Services:
     callback: Callback
     meetings: _Lazy[MeetingService]
     sms: SmsConfig
+    sms_join: SmsJoin
 
 
 class _Lazy(Generic[T]):
@@ -154,6 +156,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         },
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
+    sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
     return Services(
         settings=settings,
         urls=urls,
@@ -175,7 +178,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         visit_pages=pages,
         callback=callback,
         meetings=meetings,
-        sms=SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string))),
+        sms=sms,
+        sms_join=SmsJoin(privacy, visits, endpoints, sms, opener, urls),
     )
 
 

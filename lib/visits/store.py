@@ -36,6 +36,10 @@ class Visit(Entity):
     # when the meeting is attached or that launch gives up; a crashed one leaves it, and the
     # wait for it is bounded from this time.
     opening_since: datetime | None = None
+    # From scheduling intake (lib/sms): the appointment's version as the EHR last sent it (a
+    # reschedule raises it, so older texts' join links stop working) and its cancellation.
+    schedule_version: int | None = None
+    cancelled_at: datetime | None = None
 
     @property
     def key(self) -> str:

@@ -290,6 +290,22 @@ _ENTRIES: list[ErrorDef] = [
              "The certificate could not be used to verify scheduling messages.",
              "Upload the interface engine's public certificate (PEM or base64 DER; RSA 2048+ "
              "or EC P-256/P-384), not expired, without its private key."),
+    ErrorDef("SMS-LINK-INVALID", 404, "This link does not work",
+             "This visit link is not valid. Please use the link in the newest text from your "
+             "clinic, or call the clinic.",
+             "The token was changed, cut short, or names a visit that is gone (after cleanup)."),
+    ErrorDef("SMS-LINK-EARLY", 403, "Too early to join",
+             "Your visit is not open yet. Please use the same link closer to your appointment.",
+             "The endpoint's SMS join window (join_window.before_minutes) sets when links open."),
+    ErrorDef("SMS-LINK-EXPIRED", 410, "This link has expired",
+             "This visit link has expired. If you still need your visit, please call the clinic.",
+             "Links close join_window.after_minutes after the appointment's end."),
+    ErrorDef("SMS-LINK-SUPERSEDED", 410, "Your appointment moved",
+             "Your appointment was changed. Please use the link in the newest text.",
+             "A reschedule (SIU S13/S14) raised the schedule version: older links stop working."),
+    ErrorDef("SMS-LINK-CANCELLED", 410, "Appointment cancelled",
+             "This appointment was cancelled. Please call the clinic if you need a new one.",
+             "The EHR sent a cancellation (SIU S15/S17) for this appointment."),
     # --- the service ---------------------------------------------------------------------------
     ErrorDef("SRV-STORAGE-UNAVAILABLE", 503, "Storage unavailable",
              "The service cannot reach its storage right now. Please try again in a minute.",
