@@ -35,8 +35,10 @@ from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
 from lib.sms.config import SmsConfig
+from lib.sms.intake import SchedulingIntake
 from lib.sms.join import SmsJoin
 from lib.sms.numbers import PhoneNumbers
+from lib.sms.signature import ReplayGuard
 from lib.storage import TableStore
 from lib.storage.account import table_service
 from lib.teams.entra import EntraApp
@@ -79,6 +81,7 @@ class Services:
     meetings: _Lazy[MeetingService]
     sms: SmsConfig
     sms_join: SmsJoin
+    scheduling: SchedulingIntake
 
 
 class _Lazy(Generic[T]):
@@ -157,6 +160,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
+    sealed = SealedValues(store, sealer)
     return Services(
         settings=settings,
         urls=urls,
@@ -172,7 +176,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         approvals=approvals,
         visits=visits,
         mappings=mappings,
-        sealed=SealedValues(store, sealer),
+        sealed=sealed,
         launch=LaunchStart(endpoints, smart, sessions, binding, urls, onward),
         microsoft=microsoft,
         visit_pages=pages,
@@ -180,6 +184,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         meetings=meetings,
         sms=sms,
         sms_join=SmsJoin(privacy, visits, endpoints, sms, opener, urls),
+        scheduling=SchedulingIntake(
+            endpoints, sms, visits, sealed, privacy, mappings, ReplayGuard(store, privacy)
+        ),
     )
 
 

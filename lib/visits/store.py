@@ -40,6 +40,7 @@ class Visit(Entity):
     # reschedule raises it, so older texts' join links stop working) and its cancellation.
     schedule_version: int | None = None
     cancelled_at: datetime | None = None
+    schedule_sent_at: datetime | None = None  # the last applied message's own time
 
     @property
     def key(self) -> str:
@@ -101,6 +102,10 @@ class VisitStore:
             return self._visits.update(visit.model_copy(update=update)), True
         except ConcurrencyConflict:
             return self.get(visit.key) or visit, False
+
+    def update(self, visit: Visit, **changes: object) -> Visit:
+        """The visit with ``changes``, only if unchanged since read (ConcurrencyConflict)."""
+        return self._visits.update(visit.model_copy(update=changes))
 
     def give_up_opening(self, visit: Visit) -> None:
         """The opener of `visit` failed: whoever waits for its meeting stops waiting now.

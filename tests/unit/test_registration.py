@@ -44,6 +44,7 @@ EXPECTED = {
     "config_secrets_setting_hosts": _http("config/secrets/{setting}/hosts", "POST"),
     "config_audit": _http("config/audit", "GET"),
     "sms_join": _http("j/{token}", "GET"),
+    "scheduling": _http("scheduling/{endpoint}", "POST"),
     "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
     "config_sms_numbers": _http("config/sms/numbers", "GET"),
     "config_sms_numbers_number": _http("config/sms/numbers/{number}", "PUT"),
