@@ -6,7 +6,16 @@ where they are used, and `bench/` measures this file's import time against bare 
 
 import azure.functions as func
 
-from functions import cleanup, config_api, health, launch, scheduling, sms, wellknown
+from functions import (
+    cleanup,
+    config_api,
+    health,
+    launch,
+    reminders,
+    scheduling,
+    sms,
+    wellknown,
+)
 from lib.logs import configure_logging
 from lib.settings import get_settings
 
@@ -16,5 +25,5 @@ configure_logging(get_settings().log_level)
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (health, config_api, launch, scheduling, sms, wellknown, cleanup):
+for module in (health, config_api, launch, scheduling, sms, wellknown, cleanup, reminders):
     app.register_functions(module.bp)

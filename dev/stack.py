@@ -64,6 +64,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "ENTRA_API_AUDIENCE": AUDIENCE,
         "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
         "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
+        "SMS_TIMER_SCHEDULE": "0 * * * * *",
     }
     env.update(overrides)
     return env

@@ -38,6 +38,8 @@ from lib.sms.config import SmsConfig
 from lib.sms.intake import SchedulingIntake
 from lib.sms.join import SmsJoin
 from lib.sms.numbers import PhoneNumbers
+from lib.sms.sender import SmsSender
+from lib.sms.sending import OptOuts, Texting
 from lib.sms.signature import ReplayGuard
 from lib.storage import TableStore
 from lib.storage.account import table_service
@@ -82,6 +84,7 @@ class Services:
     sms: SmsConfig
     sms_join: SmsJoin
     scheduling: SchedulingIntake
+    texting: Texting
 
 
 class _Lazy(Generic[T]):
@@ -161,6 +164,11 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
     sealed = SealedValues(store, sealer)
+    join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
+    acs = _secret(settings.acs_connection_string)
+    texting = Texting(
+        store, sms, visits, sealed, SmsSender(acs), OptOuts(store, privacy), join.link
+    )
     return Services(
         settings=settings,
         urls=urls,
@@ -183,10 +191,18 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         callback=callback,
         meetings=meetings,
         sms=sms,
-        sms_join=SmsJoin(privacy, visits, endpoints, sms, opener, urls),
+        sms_join=join,
         scheduling=SchedulingIntake(
-            endpoints, sms, visits, sealed, privacy, mappings, ReplayGuard(store, privacy)
+            endpoints,
+            sms,
+            visits,
+            sealed,
+            privacy,
+            mappings,
+            ReplayGuard(store, privacy),
+            texting.plan,
         ),
+        texting=texting,
     )
 
 

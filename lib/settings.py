@@ -108,6 +108,9 @@ class Settings(BaseModel):
         default=None, validation_alias="ACS_CONNECTION_STRING"
     )
 
+    # NCRONTAB of the texts timer (functions/reminders.py reads it as %SMS_TIMER_SCHEDULE%).
+    sms_timer_schedule: str = Field(default="0 * * * * *", validation_alias="SMS_TIMER_SCHEDULE")
+
     @field_validator("acs_connection_string")
     @classmethod
     def _acs_connection_string_usable(cls, value: SecretStr | None) -> SecretStr | None:

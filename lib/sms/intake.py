@@ -14,6 +14,7 @@ OperationOutcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ class Outcome:
     visit_key: str
     applied: bool  # False: older than what is stored, acknowledged and ignored
     version: int
+    change: str | None = None  # booked | moved | cancelled: what the texts say (None: nothing)
 
 
 class SchedulingIntake:
@@ -55,11 +57,12 @@ class SchedulingIntake:
         privacy: PrivacyKeys,
         mappings: ClinicianMappings,
         replay: ReplayGuard,
+        plan: Callable[[Visit, str], int],
         grace: timedelta = DEFAULT_GRACE,
     ) -> None:
         self._endpoints, self._config, self._visits = endpoints, config, visits
         self._sealed, self._privacy, self._mappings = sealed, privacy, mappings
-        self._replay, self._grace = replay, grace
+        self._replay, self._plan, self._grace = replay, plan, grace
 
     def receive(self, endpoint_id: str, request: Request) -> Response:
         body = request.body or b""
@@ -98,6 +101,10 @@ class SchedulingIntake:
             raise AppError("SRV-STORAGE-UNAVAILABLE", "The visit kept changing; send again.")
         if outcome.applied and not message.cancelled:
             self._seal(key, region, message)
+        if outcome.change is not None:  # after the phone is sealed: texts need it
+            visit = self._visits.get(key)
+            if visit is not None:
+                self._plan(visit, outcome.change)
         return outcome
 
     def _apply_once(
@@ -123,7 +130,7 @@ class SchedulingIntake:
                 )
             )
             if claimed.created:
-                return Outcome(key, True, 1)
+                return Outcome(key, True, 1, "cancelled" if message.cancelled else "booked")
             current = claimed.entity
         stored_at = current.schedule_sent_at
         # Strictly older only: MSH-7 often has seconds, and two messages in one second are
@@ -141,7 +148,10 @@ class SchedulingIntake:
             changes |= {"start": message.start, "end": message.end}
         changes["cancelled_at"] = (current.cancelled_at or now) if message.cancelled else None
         self._visits.update(current, **changes)
-        return Outcome(key, True, version)
+        change = "cancelled" if cancelling else ("moved" if moved else None)
+        if current.schedule_version is None and not message.cancelled:
+            change = "booked"  # a visit a launch made, now scheduled: its first texts
+        return Outcome(key, True, version, change)
 
     def _organizer(self, endpoint: Endpoint, message: schedule.ScheduleMessage) -> str:
         """The scheduled clinician's Microsoft account when they have launched before, else the

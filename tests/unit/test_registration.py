@@ -55,6 +55,7 @@ EXPECTED = {
         "config/sms/certificates/{environment}", "GET", "PUT"
     ),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
+    "reminders": {"trigger": "timerTrigger", "schedule": "%SMS_TIMER_SCHEDULE%"},
 }
 
 
