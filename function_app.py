@@ -14,6 +14,7 @@ from functions import (
     reminders,
     scheduling,
     sms,
+    sms_events,
     wellknown,
 )
 from lib.logs import configure_logging
@@ -25,5 +26,6 @@ configure_logging(get_settings().log_level)
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (health, config_api, launch, scheduling, sms, wellknown, cleanup, reminders):
+modules = (health, config_api, launch, scheduling, sms, sms_events, wellknown, cleanup, reminders)
+for module in modules:
     app.register_functions(module.bp)

@@ -41,6 +41,7 @@ AUDIENCE = "api://evc-connector-local"
 # The client secrets the app and the sandbox EHRs share in tests and benchmarks.
 EPIC_SECRET = "epic-e2e-secret-0123456789"
 CERNER_SECRET = "cerner-e2e-secret-0123456789"
+SMS_EVENTS_SECRET = "sms-events-e2e-secret-0123456789"
 
 
 # -- the app's settings ---------------------------------------------------------------------------
@@ -86,6 +87,7 @@ def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, 
         CONNECTOR_TABLE_PREFIX=prefix,
         GRAPH_BASE_URL=sandbox.graph.base,
         ACS_CONNECTION_STRING=sandbox.acs.connection_string,
+        SMS_EVENTS_SECRET=SMS_EVENTS_SECRET,
     )
 
 
@@ -97,6 +99,10 @@ def local_app_env(state_dir: Path = STATE) -> dict[str, str]:
     # The sandbox's CA, absolute: this machine may already export a system CA bundle.
     env["REQUESTS_CA_BUNDLE"] = str(state_dir / "certs" / "sandbox-ca.pem")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # The sandbox's Event Grid delivers SMS events to the app's webhook, with its secret.
+    public, secret = env.get("CONNECTOR_PUBLIC_URL", ""), env.get("SMS_EVENTS_SECRET", "")
+    if public and secret:
+        env.setdefault("SANDBOX_ACS_EVENTS_URL", f"{public}/api/sms/events?secret={secret}")
     return env
 
 
@@ -108,6 +114,7 @@ def point_sandbox_at(sandbox: Sandbox, app_url: str) -> None:
         epic_secret=EPIC_SECRET,
         cerner_secret=CERNER_SECRET,
         launch_base=f"{app_url}/api/launch",
+        sms_events_url=f"{app_url}/api/sms/events?secret={SMS_EVENTS_SECRET}",
     )
 
 

@@ -35,6 +35,7 @@ from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
 from lib.sms.config import SmsConfig
+from lib.sms.events import SmsEvents
 from lib.sms.intake import SchedulingIntake
 from lib.sms.join import SmsJoin
 from lib.sms.numbers import PhoneNumbers
@@ -85,6 +86,7 @@ class Services:
     sms_join: SmsJoin
     scheduling: SchedulingIntake
     texting: Texting
+    sms_events: SmsEvents
 
 
 class _Lazy(Generic[T]):
@@ -166,8 +168,10 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     sealed = SealedValues(store, sealer)
     join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
     acs = _secret(settings.acs_connection_string)
-    texting = Texting(
-        store, sms, visits, sealed, SmsSender(acs), OptOuts(store, privacy), join.link
+    sender, optouts = SmsSender(acs), OptOuts(store, privacy)
+    texting = Texting(store, sms, visits, sealed, sender, optouts, join.link)
+    events = SmsEvents(
+        store, privacy, _secret(settings.sms_events_secret), optouts, texting.ledger, sms, sender
     )
     return Services(
         settings=settings,
@@ -203,6 +207,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
             texting.plan,
         ),
         texting=texting,
+        sms_events=events,
     )
 
 

@@ -108,6 +108,8 @@ class Settings(BaseModel):
         default=None, validation_alias="ACS_CONNECTION_STRING"
     )
 
+    # The shared secret in the Event Grid subscription's URL (?secret=...). None: events refused.
+    sms_events_secret: SecretStr | None = Field(default=None, validation_alias="SMS_EVENTS_SECRET")
     # NCRONTAB of the texts timer (functions/reminders.py reads it as %SMS_TIMER_SCHEDULE%).
     sms_timer_schedule: str = Field(default="0 * * * * *", validation_alias="SMS_TIMER_SCHEDULE")
 
@@ -224,6 +226,7 @@ SAMPLE_SECRETS = frozenset(
         "epic-local-secret-not-for-production",
         "cerner-local-secret-not-for-production",
         SANDBOX_ACS_CONNECTION_STRING,
+        "local-sms-events-secret-not-for-production",
     }
 )
 

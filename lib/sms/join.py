@@ -62,11 +62,12 @@ class SmsJoin:
             raise AppError("SMS-LINK-SUPERSEDED")
         endpoint = self._endpoints.launchable(visit.endpoint_id)
         self._check_window(visit)
+        organizer = visit.organizer_oid or endpoint.launch.default_organizer or ""
         opened = self._opener.open(
             endpoint,
             "patient",
             PendingVisit(visit_key=visit.key),
-            visit.organizer_oid,
+            organizer,
             existing=visit,
             source="sms",
         )

@@ -290,6 +290,9 @@ _ENTRIES: list[ErrorDef] = [
              "The certificate could not be used to verify scheduling messages.",
              "Upload the interface engine's public certificate (PEM or base64 DER; RSA 2048+ "
              "or EC P-256/P-384), not expired, without its private key."),
+    ErrorDef("SMS-EVENTS-REFUSED", 401, "Events not accepted",
+             "The events endpoint needs its shared secret.",
+             "The Event Grid subscription's URL ends in ?secret=<SMS_EVENTS_SECRET>."),
     ErrorDef("SMS-LINK-INVALID", 404, "This link does not work",
              "This visit link is not valid. Please use the link in the newest text from your "
              "clinic, or call the clinic.",

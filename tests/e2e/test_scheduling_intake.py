@@ -183,3 +183,69 @@ def test_a_body_over_64_kib_is_413(app, setup):
     body = engine.siu("S12", "APPT-BIG", soon()) + b"NTE|1||" + b"x" * 70_000 + b"\r"
     answer = post(app, setup, body)
     assert answer.status_code == 413 and msa(answer)[1] == "AR"
+
+
+def test_the_journey_an_s12_becomes_a_confirmation_on_the_phone_and_its_link_opens(app, setup):
+    """The timer (every minute) sends the confirmation; its delivery report reaches the ledger;
+    the link in the text opens the meeting lobby."""
+    from urllib.parse import quote
+
+    from lib.sms.ledger import Ledger
+
+    admin, endpoint = app.session("admin"), setup["endpoint"].id
+    numbers = admin.get(app.api("config/sms/numbers"), timeout=30).json()["items"]
+    row = next(n for n in numbers if n["number"] == "+18335550100")
+    linked = admin.put(
+        app.api(f"config/sms/numbers/{quote('+18335550100')}"),
+        timeout=30,
+        headers={"If-Match": row["etag"]} if row["etag"] else {},
+        json={"endpoints": sorted({*row["endpoints"], endpoint})},
+    )
+    assert linked.status_code == 200, linked.text
+    settings = admin.get(app.api(f"config/sms/endpoints/{endpoint}"), timeout=10)
+    on = admin.patch(
+        app.api(f"config/sms/endpoints/{endpoint}"),
+        timeout=10,
+        headers={"If-Match": settings.headers["ETag"]},
+        json={
+            "enabled": True,
+            "organization_name": "Fabrikam Clinics",
+            "quiet_hours": {"start": "00:00", "end": "00:00"},
+        },
+    )
+    assert on.status_code == 200, on.text
+    phone = f"+155555501{secrets.randbelow(90) + 10}"  # 555-01xx: fiction, and valid here
+    appointment = f"APPT-{secrets.token_hex(4)}"
+    body = engine.siu("S12", appointment, soon(20), phone=phone)
+    assert post(app, setup, body).status_code == 200
+    deadline = time.monotonic() + 90  # the next timer run, at the next minute
+    while time.monotonic() < deadline and not app.sandbox.acs.sent_to(phone):
+        time.sleep(0.5)
+    [text] = app.sandbox.acs.sent_to(phone)
+    assert text.message.startswith("Fabrikam Clinics: video visit") and "/api/j/" in text.message
+    key, _ = the_visit(setup, appointment)
+    ledger = Ledger(setup["store"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and ledger.rows.get(key, "booked-v1").state != "delivered":
+        time.sleep(0.3)
+    assert ledger.rows.get(key, "booked-v1").state == "delivered"
+    link = next(w for w in text.message.split() if "/api/j/" in w)
+    early = app.session().get(link, allow_redirects=False, timeout=30)
+    # No clinician has launched it and the endpoint has no default organizer: not yet.
+    assert early.status_code == 409 and "LAUNCH-NO-ORGANIZER" in early.text
+    from dev.sandbox.directory import USERS
+
+    current = admin.get(app.api(f"config/endpoints/{endpoint}"), timeout=10)
+    launch = {**current.json()["launch"], "default_organizer": USERS[0].object_id}
+    patched = admin.patch(
+        app.api(f"config/endpoints/{endpoint}"),
+        json={"launch": launch},
+        headers={"If-Match": current.headers["ETag"]},
+        timeout=30,
+    )
+    assert patched.status_code == 200, patched.text
+    time.sleep(5.5)  # the app's endpoint snapshot (SNAPSHOT_TTL) on its other instances
+    opened = app.session().get(link, allow_redirects=False, timeout=30)
+    assert opened.status_code == 302 and "/graph/meet/" in opened.headers["Location"]
+    events = VisitStore(setup["store"]).events(key)
+    assert [(e.kind, e.source) for e in events] == [("patient.connected", "sms")]

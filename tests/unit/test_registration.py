@@ -45,6 +45,7 @@ EXPECTED = {
     "config_audit": _http("config/audit", "GET"),
     "sms_join": _http("j/{token}", "GET"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
+    "sms_events": _http("sms/events", "POST"),
     "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
     "config_sms_numbers": _http("config/sms/numbers", "GET"),
     "config_sms_numbers_number": _http("config/sms/numbers/{number}", "PUT"),
