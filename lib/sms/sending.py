@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from lib.privacy import PrivacyKeys
 from lib.sms import texts
 from lib.sms.config import SmsConfig
-from lib.sms.ledger import DuePointer, Ledger, LedgerRow, minutes
+from lib.sms.ledger import DuePointer, Ledger, LedgerRow, bucket, minutes
 from lib.sms.models import EndpointSms
 from lib.sms.sender import SendResult, SmsSender
 from lib.storage import ConcurrencyConflict, Entity, TableStore
@@ -183,7 +183,8 @@ class Texting:
         if row.state in ("claimed", "sending"):
             return self._abandoned(row, pointer)
         if row.due_at > self._now():  # moved later (quiet hours, a retry): its newer pointer
-            self.ledger.drop(pointer)
+            if bucket(row.due_at) != pointer.partition_key:  # (in this minute it is this one)
+                self.ledger.drop(pointer)
             return "done"
         claimed = self._update(row, state="claimed", claimed_at=self._now())
         if claimed is None:
@@ -283,21 +284,17 @@ class Texting:
         wait = timedelta(seconds=max(result.retry_after or 0, 30 * 2 ** (row.attempts - 1)))
         return self._defer(row, pointer, self._now() + wait, result.reason)
 
-    def _defer(
-        self,
-        row: LedgerRow,
-        pointer: DuePointer,
-        when: datetime,
-        reason: str,
-        state: str = "claimed",
-    ) -> str:
+    def _defer(self, row: LedgerRow, pointer: DuePointer, when: datetime, reason: str) -> str:
         """Back to `due` at ``when``: only from a state that cannot have sent this text."""
         moved = self._update(
             row, state="due", due_at=when, reason=reason, claimed_at=None, sending_at=None
         )
         if moved is not None:
             self.ledger.point(moved, when)
-            self.ledger.drop(pointer)
+            # The new pointer first, then the old one away, unless both are one row (the same
+            # minute): dropping it then would lose the text.
+            if bucket(when) != pointer.partition_key:
+                self.ledger.drop(pointer)
         return "deferred"
 
     def _finish(self, row: LedgerRow, pointer: DuePointer, **changes: object) -> None:

@@ -338,11 +338,12 @@ def webhook(acs) -> Iterator[Webhook]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook.url = f"http://127.0.0.1:{server.server_address[1]}/api/sms/events?code=s3cret"
+    previous = acs.events_url  # the session's app may be subscribed: give it back afterwards
     acs.configure_connector(sms_events_url=hook.url)
     yield hook
     acs.events.wait_idle(10)
-    acs.events.subscription = None
-    acs.events_url = ""
+    acs.events.subscription = None  # the next event subscribes the previous endpoint again
+    acs.events_url = previous
     server.shutdown()
     server.server_close()
 
