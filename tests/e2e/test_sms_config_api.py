@@ -33,7 +33,12 @@ def cerner_endpoint(app, admin) -> str:
     base = app.sandbox.ehr_base("cerner")
     for item in admin.get(app.api("config/endpoints"), timeout=10).json()["items"]:
         if item["fhir_base_url"] == base.rstrip("/"):
-            return item["id"]
+            if item["enabled"] and item["status"] == "active":
+                return item["id"]
+            # Another test left it disabled or changed: one base, one endpoint, so start anew.
+            url = app.api(f"config/endpoints/{item['id']}")
+            etag = admin.get(url, timeout=10).headers["ETag"]
+            assert admin.delete(url, headers={"If-Match": etag}, timeout=10).status_code == 204
     body = {
         "id": f"sms-{uuid.uuid4().hex[:8]}",
         "fhir_base_url": base,
