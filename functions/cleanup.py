@@ -1,4 +1,5 @@
-"""Timer: remove what must not outlive its use: expired sign-in sessions and sealed values."""
+"""Timer: remove what must not outlive its use: expired sign-in sessions, sealed values (the
+patients' phone numbers among them) and SMS bookkeeping (lib/sms/cleanup.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ log = logging.getLogger(__name__)
 @bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
 def cleanup(timer: func.TimerRequest) -> None:
     from lib.bootstrap import services
+    from lib.sms.cleanup import purge
 
     svc = services()
     sessions = svc.sessions.purge_expired()
     sealed = svc.sealed.purge_expired()
+    sms = purge(svc.store)
     log.info(
         "cleanup",
-        extra={"sessions_removed": sessions, "sealed_removed": sealed, "past_due": timer.past_due},
+        extra={
+            "sessions_removed": sessions,
+            "sealed_removed": sealed,
+            "sms_removed": sms,
+            "past_due": timer.past_due,
+        },
     )

@@ -361,3 +361,20 @@ def test_no_phone_number_in_clear_in_any_table(world):
             if "5555550107" in text:
                 found.append(table.name)
     assert found == [] and len(world.acs.sent_to(phone)) == 1
+
+
+def test_after_the_appointment_cleanup_removes_the_phone_and_the_ledger(world):
+    from lib.sms import cleanup
+
+    phone = "+15555550108"
+    visit = world.visit(phone, dt.timedelta(hours=1))
+    texting = world.texting()
+    texting.plan(visit, "booked")
+    texting.run()
+    assert world.sealed.open(visit.key, "phone") == phone
+    later = visit.end + dt.timedelta(days=3)
+    assert world.sealed.purge_expired(now=later) >= 1
+    assert cleanup.purge(world.store, now=later) >= 1
+    assert world.sealed.open(visit.key, "phone") is None
+    assert texting.ledger.for_visit(visit.key) == []
+    assert cleanup.purge(world.store, now=later) == 0  # idempotent
