@@ -12,6 +12,10 @@ from functions import (
     health,
     launch,
     portal,
+    reminders,
+    scheduling,
+    sms,
+    sms_events,
     visit_events,
     warmup,
     wellknown,
@@ -26,5 +30,7 @@ configure_logging()
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for module in (health, config_api, launch, portal, wellknown, cleanup, warmup, visit_events):
+modules = (health, config_api, launch, portal, scheduling, sms, sms_events, wellknown)
+timers_and_queues = (cleanup, reminders, visit_events, warmup)
+for module in (*modules, *timers_and_queues):
     app.register_functions(module.bp)

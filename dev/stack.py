@@ -45,6 +45,7 @@ AUDIENCE = "api://evc-connector-local"
 # The client secrets the app and the sandbox EHRs share in tests and benchmarks.
 EPIC_SECRET = "epic-e2e-secret-0123456789"
 CERNER_SECRET = "cerner-e2e-secret-0123456789"
+SMS_EVENTS_SECRET = "sms-events-e2e-secret-0123456789"
 
 
 # -- the app's settings ---------------------------------------------------------------------------
@@ -68,6 +69,7 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "ENTRA_API_AUDIENCE": AUDIENCE,
         "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
         "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
+        "SMS_TIMER_SCHEDULE": "0 * * * * *",
     }
     env.update(overrides)
     return env
@@ -88,6 +90,8 @@ def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, 
         EHR_SECRET_CERNER=CERNER_SECRET,
         CONNECTOR_TABLE_PREFIX=prefix,
         GRAPH_BASE_URL=sandbox.graph.base,
+        ACS_CONNECTION_STRING=sandbox.acs.connection_string,
+        SMS_EVENTS_SECRET=SMS_EVENTS_SECRET,
     )
 
 
@@ -99,6 +103,10 @@ def local_app_env(state_dir: Path = STATE) -> dict[str, str]:
     # The sandbox's CA, absolute: this machine may already export a system CA bundle.
     env["REQUESTS_CA_BUNDLE"] = str(state_dir / "certs" / "sandbox-ca.pem")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # The sandbox's Event Grid delivers SMS events to the app's webhook, with its secret.
+    public, secret = env.get("CONNECTOR_PUBLIC_URL", ""), env.get("SMS_EVENTS_SECRET", "")
+    if public and secret:
+        env.setdefault("SANDBOX_ACS_EVENTS_URL", f"{public}/api/sms/events?secret={secret}")
     return env
 
 
@@ -110,6 +118,7 @@ def point_sandbox_at(sandbox: Sandbox, app_url: str) -> None:
         epic_secret=EPIC_SECRET,
         cerner_secret=CERNER_SECRET,
         launch_base=f"{app_url}/api/launch",
+        sms_events_url=f"{app_url}/api/sms/events?secret={SMS_EVENTS_SECRET}",
     )
 
 

@@ -1,4 +1,5 @@
-"""Timer: remove what must not outlive its use: expired sign-in sessions and sealed values.
+"""Timer: remove what must not outlive its use: expired sign-in sessions, sealed values (the
+patients' phone numbers among them) and SMS bookkeeping (lib/sms/cleanup.py).
 
 It runs under the background budget with the background storage client (longer reads, more
 retries). When storage does not answer, the run logs it and stops: nothing is half-done (each
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 def cleanup(timer: func.TimerRequest) -> None:
     from lib.bootstrap import background_services
     from lib.net.budget import unavailable, within
+    from lib.sms.cleanup import purge
     from lib.storage import StorageUnavailable
 
     svc = background_services()
@@ -27,10 +29,16 @@ def cleanup(timer: func.TimerRequest) -> None:
         try:
             sessions = svc.sessions.purge_expired()
             sealed = svc.sealed.purge_expired()
+            sms = purge(svc.store)
         except StorageUnavailable as exc:
             unavailable("storage", f"cleanup stopped: {exc}")  # logged; the next run goes on
             return
     log.info(
         "cleanup",
-        extra={"sessions_removed": sessions, "sealed_removed": sealed, "past_due": timer.past_due},
+        extra={
+            "sessions_removed": sessions,
+            "sealed_removed": sealed,
+            "sms_removed": sms,
+            "past_due": timer.past_due,
+        },
     )

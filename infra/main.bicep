@@ -137,18 +137,25 @@ var tableNames = [
   'Sealed'
   'Visits'
   'VisitEvents'
+  'SmsLedger'
+  'SmsDue'
+  'SmsOptOut'
+  'SmsEvents'
+  'SchedulingReplay'
 ]
 var queueNames = [
   'visit-events'
 ]
 
-// Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the first three.
+// Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and
+// the SMS events secret.
 var secretNames = {
   hashKey: 'connector-hash-key'
   sealingKeys: 'connector-sealing-keys'
   signingKeys: 'connector-signing-keys'
   entraClientSecret: 'entra-client-secret'
   communicationConnection: 'communication-connection-string'
+  smsEventsSecret: 'sms-events-secret'
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -277,6 +284,12 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
+// The events secret, read from the vault at deployment (made by the postprovision hook).
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = if (smsEventsEnabled) {
+  name: 'kv-${resourceToken}'
+  scope: rg
+}
+
 module smsEvents 'app/sms-events.bicep' = if (smsEventsEnabled) {
   name: 'sms-events'
   scope: rg
@@ -285,6 +298,7 @@ module smsEvents 'app/sms-events.bicep' = if (smsEventsEnabled) {
     tags: tags
     communicationServicesId: communication.outputs.id
     webhookUrl: '${function.outputs.publicUrl}/api/sms/events'
+    webhookSecret: vault.getSecret(secretNames.smsEventsSecret)
     webhookAudience: smsEventsAudience
   }
 }

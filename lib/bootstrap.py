@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from lib.admin.auth import MIN_REFRESH_INTERVAL, AdminAuth
@@ -37,6 +37,14 @@ from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
+from lib.sms.config import SmsConfig
+from lib.sms.events import SmsEvents
+from lib.sms.intake import SchedulingIntake
+from lib.sms.join import SmsJoin
+from lib.sms.numbers import PhoneNumbers
+from lib.sms.sender import SmsSender
+from lib.sms.sending import OptOuts, Texting
+from lib.sms.signature import ReplayGuard
 from lib.storage import TableStore
 from lib.storage.account import queue_service, table_service
 from lib.storage.queues import QueueSender
@@ -51,6 +59,9 @@ from lib.visits.store import VisitStore
 from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
 from lib.web.urls import Urls
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 T = TypeVar("T")
 
@@ -82,6 +93,11 @@ class Services:
     portal_signin: PortalSignIn
     events: VisitEvents
     timeline: VisitTimeline
+    sms: SmsConfig
+    sms_join: SmsJoin
+    scheduling: SchedulingIntake
+    texting: Texting
+    sms_events: SmsEvents
 
 
 class _Lazy(Generic[T]):
@@ -166,6 +182,15 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         },
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
+    sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
+    sealed = SealedValues(store, sealer)
+    join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
+    acs = _secret(settings.acs_connection_string)
+    sender, optouts = SmsSender(acs), OptOuts(store, privacy)
+    texting = Texting(store, sms, visits, sealed, sender, optouts, join.link)
+    sms_events = SmsEvents(
+        store, privacy, _secret(settings.sms_events_secret), optouts, texting.ledger, sms, sender
+    )
     return Services(
         settings=settings,
         urls=urls,
@@ -192,7 +217,25 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         portal_signin=portal_signin,
         events=events,
         timeline=VisitTimeline(visits),
+        sms=sms,
+        sms_join=join,
+        scheduling=SchedulingIntake(
+            endpoints,
+            sms,
+            visits,
+            sealed,
+            privacy,
+            mappings,
+            ReplayGuard(store, privacy),
+            texting.plan,
+        ),
+        texting=texting,
+        sms_events=sms_events,
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def onward_origins(settings: Settings) -> tuple[str, ...]:

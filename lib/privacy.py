@@ -43,6 +43,10 @@ class PrivacyKeys:
         message = "\x1f".join(parts).encode()
         return hmac.new(self._key(purpose), message, hashlib.sha256).hexdigest()[:32]
 
+    def mac(self, message: bytes, *, purpose: str) -> bytes:
+        """HMAC-SHA256 of ``message`` under this purpose's key (for compact binary tokens)."""
+        return hmac.new(self._key(purpose), message, hashlib.sha256).digest()
+
     def sign(self, payload: dict[str, Any], *, purpose: str, ttl_seconds: int) -> str:
         """A compact token: base64url(JSON payload with exp) . base64url(HMAC-SHA256)."""
         body = _b64(json.dumps({**payload, "exp": int(time.time()) + ttl_seconds}).encode())

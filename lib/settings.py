@@ -10,6 +10,7 @@ This is the only module that reads `os.environ` (besides dev/).
 
 from __future__ import annotations
 
+import base64
 import functools
 import logging
 import os
@@ -142,6 +143,32 @@ class Settings(BaseModel):
         default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
     )
 
+    # --- Communication Services (SMS) -------------------------------------------------------------
+    # endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>. None: SMS is off.
+    acs_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="ACS_CONNECTION_STRING"
+    )
+
+    # The shared secret in the Event Grid subscription's URL (?secret=...). None: events refused.
+    sms_events_secret: SecretStr | None = Field(default=None, validation_alias="SMS_EVENTS_SECRET")
+    # NCRONTAB of the texts timer (functions/reminders.py reads it as %SMS_TIMER_SCHEDULE%).
+    sms_timer_schedule: str = Field(default="0 * * * * *", validation_alias="SMS_TIMER_SCHEDULE")
+
+    @field_validator("acs_connection_string")
+    @classmethod
+    def _acs_connection_string_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        acs_parts(value.get_secret_value())
+        return value
+
+    @property
+    def acs_endpoint(self) -> str | None:
+        """The Communication Services resource's endpoint, without the trailing slash."""
+        if self.acs_connection_string is None:
+            return None
+        return acs_parts(self.acs_connection_string.get_secret_value())[0]
+
     @property
     def join_hosts(self) -> frozenset[str]:
         return frozenset(h.strip().lower() for h in self.teams_join_hosts.split(",") if h.strip())
@@ -206,6 +233,25 @@ class Settings(BaseModel):
         )
 
 
+def acs_parts(connection_string: str) -> tuple[str, str]:
+    """(endpoint, access key) of a Communication Services connection string; ValueError when it
+    is not one (the message never echoes the key)."""
+    fields = {}
+    for part in connection_string.split(";"):
+        key, _, value = part.partition("=")
+        fields[key.strip().lower()] = value.strip()
+    endpoint, key = fields.get("endpoint", ""), fields.get("accesskey", "")
+    if not endpoint.startswith("https://") or not key:
+        raise ValueError(
+            "must be endpoint=https://<resource>.communication.azure.com/;accesskey=..."
+        )
+    try:
+        base64.b64decode(key, validate=True)
+    except ValueError:
+        raise ValueError("its accesskey must be base64 (the resource's Keys page)") from None
+    return endpoint.rstrip("/"), key
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise SettingsError naming the first bad one."""
     env = dict(os.environ if environ is None else environ)
@@ -223,6 +269,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return settings
 
 
+# The sandbox's Communication Services resource under make run (dev/sandbox/acs/).
+SANDBOX_ACS_CONNECTION_STRING = (
+    "endpoint=https://127.0.0.6:7448/;accesskey=c2FuZGJveC1hY3MtYWNjZXNzLWtleS1ub3Qtc2VjcmV0IQ=="
+)
 # The secrets local.settings.sample.json ships (tests/unit/test_settings.py keeps this list
 # complete): published with the code, so outside local mode they are no secrets at all.
 SAMPLE_SECRETS = frozenset(
@@ -232,6 +282,8 @@ SAMPLE_SECRETS = frozenset(
         "local-dev-secret-not-for-production",
         "epic-local-secret-not-for-production",
         "cerner-local-secret-not-for-production",
+        SANDBOX_ACS_CONNECTION_STRING,
+        "local-sms-events-secret-not-for-production",
     }
 )
 

@@ -52,6 +52,9 @@ class SandboxApp:
         name, _, rest = request.path.lstrip("/").partition("/")
         stand_in = self.state.stand_ins.get(name)
         if stand_in is None:
+            home = self.state.stand_ins.get(self.home)
+            if home is not None and home.serves_root and name != "_sandbox":
+                return self.serve(home, request, request.path)  # e.g. ACS's /sms
             return self.control.dispatch(request)
         if name != self.home and not self._other_host_name(request):
             return json_response(

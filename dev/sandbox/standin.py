@@ -33,6 +33,9 @@ Handler = Callable[..., Response]
 class StandIn:
     name: ClassVar[str] = ""  # path prefix without slashes; empty marks an abstract base
     title: ClassVar[str] = ""  # one line for the index page and the CLI
+    # True for a party whose real API sits at the root of its host (Communication Services:
+    # /sms, and its SDKs sign the host and path): its origin routes every path to it.
+    serves_root: ClassVar[bool] = False
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state

@@ -217,10 +217,13 @@ var connectorSettings = {
 // Only when the API has a registration of its own (ENTRA_API_CLIENT_ID is optional).
 var apiClientSettings = empty(entraApiClientId) ? {} : { ENTRA_API_CLIENT_ID: entraApiClientId }
 
-// Communication Services: its connection string is in Key Vault already (communication.bicep).
-// The SMS settings the code reads go here, one line each, e.g.
-//   ACS_CONNECTION_STRING: keyVaultReference(keyVaultUri, secretNames.communicationConnection)
-var smsSettings = {}
+// Communication Services: its connection string is in Key Vault already (communication.bicep);
+// the events secret (the webhook's ?secret=) is made by the postprovision hook.
+var smsSettings = {
+  ACS_CONNECTION_STRING: keyVaultReference(keyVaultUri, secretNames.communicationConnection)
+  SMS_EVENTS_SECRET: keyVaultReference(keyVaultUri, secretNames.smsEventsSecret)
+  SMS_TIMER_SCHEDULE: '0 * * * * *' // every minute: the timer finds what is due by minute
+}
 
 // Each endpoint names the setting holding its client secret (lib/endpoints/secrets.py).
 var ehrSecretSettings = toObject(

@@ -1,13 +1,18 @@
 // Inbound texts and delivery reports: Communication Services publishes them to an Event Grid
 // system topic, and one subscription delivers both to the app's webhook (Event Grid schema).
 // Event Grid validates a webhook when the subscription is created, so this module runs only
-// once the app is deployed and answers the validation handshake (smsEventsEnabled in main).
+// once the app is deployed and answers the validation handshake (smsEventsEnabled in main), and
+// once the postprovision hook has made the events secret in Key Vault (after the first azd up).
 param topicName string
 param tags object
 param communicationServicesId string
 
 @description('https://{app}/api/sms/events')
 param webhookUrl string
+
+@secure()
+@description('The app\'s SMS_EVENTS_SECRET (Key Vault secret sms-events-secret): the webhook refuses events without it.')
+param webhookSecret string
 
 @description('Optional: the app registration (client id or Application ID URI) Event Grid gets a token for, so the webhook can require an Entra bearer token. Empty: none.')
 param webhookAudience string
@@ -36,7 +41,7 @@ resource smsEvents 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-
       endpointType: 'WebHook'
       properties: union(
         {
-          endpointUrl: webhookUrl
+          endpointUrl: '${webhookUrl}?secret=${webhookSecret}'
           maxEventsPerBatch: 10
           preferredBatchSizeInKilobytes: 64
         },

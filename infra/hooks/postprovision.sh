@@ -12,6 +12,7 @@ HASH_KEY=connector-hash-key
 SEALING_KEYS=connector-sealing-keys
 SIGNING_KEYS=connector-signing-keys
 ENTRA_CLIENT_SECRET=entra-client-secret
+SMS_EVENTS_SECRET=sms-events-secret
 
 umask 077
 work="$(mktemp -d)"
@@ -35,6 +36,8 @@ has() { grep -qx "$1" "$work/names"; }
 
 hash_key() { openssl rand -base64 48 | tr -d '\n'; }
 sealing_key() { openssl rand -base64 32 | tr -d '\n'; }
+# URL-safe: it travels in the Event Grid subscription's webhook URL (?secret=).
+events_secret() { openssl rand -hex 32 | tr -d '\n'; }
 # RS384 (RSA) first: it is what every EHR accepts; ES384 (P-384) beside it.
 signing_keys() {
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 2>/dev/null
@@ -59,6 +62,7 @@ list_names
 ensure "$HASH_KEY" hash_key
 ensure "$SEALING_KEYS" sealing_key
 ensure "$SIGNING_KEYS" signing_keys
+ensure "$SMS_EVENTS_SECRET" events_secret
 
 # Secrets only their owners can give: say which are still missing, and how to set them.
 missing=""

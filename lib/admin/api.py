@@ -11,47 +11,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
-    from lib.endpoints.approval import ApprovalService
     from lib.endpoints.models import Endpoint
-    from lib.endpoints.secrets import SecretBindings
-    from lib.endpoints.service import EndpointService
-    from lib.settings import Settings
-    from lib.storage import TableStore
-    from lib.visits.mappings import ClinicianMappings
-    from lib.web.urls import Urls
 
-from lib.admin.auth import AdminAuth, AppRole, Principal
+from lib.admin import sms_api
+from lib.admin.auth import AppRole
+from lib.admin.calls import Call, ConfigServices, if_match
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
-
-
-class ConfigServices(Protocol):
-    """What the config API needs (the composition root's `Services` has it all)."""
-
-    settings: Settings
-    store: TableStore
-    urls: Urls
-    auth: AdminAuth
-    endpoints: EndpointService
-    secrets: SecretBindings
-    approvals: ApprovalService
-    mappings: ClinicianMappings
-
-
-@dataclass
-class Call:
-    svc: ConfigServices
-    request: Request
-    principal: Principal
-    body: Any = None
-
-    def param(self, name: str) -> str:
-        return self.request.route[name]
 
 
 @dataclass(frozen=True)
@@ -88,17 +59,6 @@ def create_endpoint(call: Call) -> Response:
 
 def get_endpoint(call: Call) -> Response:
     return _endpoint_answer(call.svc.endpoints.get(call.param("id")))
-
-
-# One entity tag as GET gives it (RFC 9110 entity-tag; Table Storage's are weak). `*` and lists are
-# not taken: a change must name the version it was based on.
-ETAG = r'^(?:W/)?"[!#-~]*"$'
-
-
-def if_match(request: Request) -> str | None:
-    """The If-Match entity tag; a malformed one counts as none (428), never as a mismatch."""
-    value = (request.headers.get("if-match") or "").strip()
-    return value if re.fullmatch(ETAG, value) else None
 
 
 def update_endpoint(call: Call) -> Response:
@@ -264,6 +224,7 @@ def approve_secret_host(call: Call) -> Response:
 
 
 ENDPOINTS = "config/endpoints"
+SMS = "config/sms"
 ROUTES: list[Route] = [
     Route("GET", ENDPOINTS, AppRole.READER, list_endpoints, "List FHIR endpoints",
           answer="EndpointList"),
@@ -307,6 +268,35 @@ ROUTES: list[Route] = [
     Route("GET", "config/audit", AppRole.READER, list_audit,
           "Audit trail, newest first (filters: endpoint, actor, action, since, until)",
           answer="AuditPage"),
+    Route("GET", SMS + "/consent", AppRole.READER, sms_api.get_consent,
+          "The two SMS consent statements, with who recorded them and when",
+          answer="SmsConsent"),
+    Route("PUT", SMS + "/consent", AppRole.ADMIN, sms_api.put_consent,
+          "Record both consent statements (required before any other SMS setting)",
+          "ConsentGrant", "SmsConsent"),
+    Route("GET", SMS + "/numbers", AppRole.READER, sms_api.list_numbers,
+          "The Communication Services resource's texting numbers and their endpoints",
+          answer="SmsNumberList"),
+    Route("PUT", SMS + "/numbers/{number}", AppRole.ADMIN, sms_api.link_number,
+          "Link a number to endpoints (each endpoint has one number; If-Match once linked)",
+          "NumberLinks", "SmsNumber"),
+    Route("POST", SMS + "/number-orders", AppRole.ADMIN, sms_api.create_order,
+          "Order a toll-free number: answered 202 with the order's status URL (Location)",
+          "NumberOrderCreate", "NumberOrder", 202),
+    Route("GET", SMS + "/number-orders/{order}", AppRole.READER, sms_api.get_order,
+          "An order's progress (searching, purchasing, succeeded, failed); poll after "
+          "Retry-After", answer="NumberOrder"),
+    Route("GET", SMS + "/endpoints/{id}", AppRole.READER, sms_api.get_settings,
+          "An endpoint's text settings and its number", answer="SmsSettings"),
+    Route("PATCH", SMS + "/endpoints/{id}", AppRole.ADMIN, sms_api.patch_settings,
+          "Change an endpoint's text settings (JSON merge patch; If-Match once stored)",
+          "SmsSettingsUpdate", "SmsSettings"),
+    Route("GET", SMS + "/certificates/{environment}", AppRole.READER, sms_api.get_certificate,
+          "The certificate that verifies this environment's scheduling messages",
+          answer="IntakeCertificate"),
+    Route("PUT", SMS + "/certificates/{environment}", AppRole.ADMIN, sms_api.put_certificate,
+          "Upload the interface engine's public certificate (PEM or base64 DER)",
+          "CertificateUpload", "IntakeCertificate"),
 ]  # fmt: skip
 
 
@@ -327,8 +317,9 @@ def dispatch(svc: ConfigServices, request: Request, path: str) -> Response:
 
 def body_model(name: str) -> type[BaseModel]:
     from lib.endpoints import models  # on first use: see Route.body
+    from lib.sms import models as sms_models
 
-    return getattr(models, name)
+    return getattr(models, name, None) or getattr(sms_models, name)
 
 
 def _parse(name: str, request: Request, context: dict[str, Any]) -> BaseModel:

@@ -9,7 +9,9 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from lib.admin.api import AUDIT_ACTION, AUDIT_CURSOR, ETAG, ROUTES, body_model
+from lib.admin import openapi_sms
+from lib.admin.api import AUDIT_ACTION, AUDIT_CURSOR, ROUTES, body_model
+from lib.admin.calls import ETAG
 from lib.endpoints.models import (
     GUID,
     HTTP_OR_HTTPS_URL,
@@ -123,6 +125,7 @@ def _extra_schemas() -> dict[str, Any]:
 
 # Path parameters, as the handlers find them (anything else is a 404).
 PATH_PARAMS = {
+    **openapi_sms.PATH_PARAMS,
     "setting": {
         "type": "string",
         "pattern": SECRET_SETTING,
@@ -174,18 +177,22 @@ ERRORS = {
     403: "The token lacks the app role, comes from another tenant, or the caller is not the "
     "named approver, or asked for what they approve (AUTH-FORBIDDEN-ROLE, AUTH-WRONG-TENANT, "
     "CFG-NOT-APPROVER, CFG-SECOND-PERSON-REQUIRED).",
-    404: "No such endpoint, mapping or secret-host request (CFG-ENDPOINT-NOT-FOUND, "
-    "CFG-MAPPING-NOT-FOUND, CFG-SECRET-HOST-NOT-PENDING).",
-    409: "The endpoint's state does not allow this (CFG-ENDPOINT-EXISTS, CFG-NOT-ACTIVE, "
-    "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST).",
-    412: "The endpoint changed since it was read (CFG-STALE-ETAG).",
+    404: "No such endpoint, mapping, secret-host request, number, order or certificate "
+    "(CFG-ENDPOINT-NOT-FOUND, CFG-MAPPING-NOT-FOUND, CFG-SECRET-HOST-NOT-PENDING, "
+    "SMS-NUMBER-NOT-FOUND, SMS-ORDER-NOT-FOUND, SMS-CERTIFICATE-NOT-FOUND, REQ-NOT-FOUND).",
+    409: "The state does not allow this (CFG-ENDPOINT-EXISTS, CFG-NOT-ACTIVE, "
+    "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST, SMS-CONSENT-REQUIRED, SMS-NOT-CONFIGURED, "
+    "SMS-NUMBER-NOT-LINKED, SMS-ORGANIZATION-NAME-REQUIRED).",
+    412: "It changed since it was read (CFG-STALE-ETAG).",
     413: "The body is larger than 64 KiB (REQ-TOO-LARGE).",
     415: "The body is not JSON (REQ-UNSUPPORTED-MEDIA).",
     422: "A field is missing or not valid, see `errors` (REQ-VALIDATION, CFG-APPROVER-REQUIRED, "
-    "CFG-SECRET-SETTING-MISSING, CFG-SECRET-NAME-REFUSED, CFG-SIGNING-KEY-MISSING).",
+    "CFG-SECRET-SETTING-MISSING, CFG-SECRET-NAME-REFUSED, CFG-SIGNING-KEY-MISSING, "
+    "SMS-CERT-INVALID).",
     428: "If-Match is missing (CFG-IF-MATCH-REQUIRED).",
-    503: "Storage or Entra ID signing keys are unreachable right now (SRV-STORAGE-UNAVAILABLE, "
-    "AUTH-KEYS-UNAVAILABLE).",
+    502: "Communication Services refused the request (SMS-PROVIDER-REFUSED).",
+    503: "Storage, Entra ID signing keys or Communication Services are unreachable right now "
+    "(SRV-STORAGE-UNAVAILABLE, AUTH-KEYS-UNAVAILABLE, SRV-SMS-UNAVAILABLE).",
 }
 # What a route can answer besides what its shape implies (see `error_statuses`).
 _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
@@ -205,6 +212,11 @@ def needs_if_match(route) -> bool:
     return route.method in ("PATCH", "DELETE") and route.path == "config/endpoints/{id}"
 
 
+def takes_if_match(route) -> bool:
+    """SMS changes: If-Match once the thing exists (428 without it then), none before."""
+    return (route.method, route.path) in openapi_sms.CONDITIONAL
+
+
 def error_statuses(route) -> set[int]:
     """Every error status the route can answer, from what it does."""
     found = {503}
@@ -220,6 +232,7 @@ def error_statuses(route) -> set[int]:
         found |= {412, 428}
     if route.path.rsplit("/", 1)[-1] in _SAVES:
         found.add(412)
+    found |= openapi_sms.error_statuses(route)
     return found | _MORE_ERRORS.get((route.method, route.path), set())
 
 
@@ -230,6 +243,12 @@ def _answer(route) -> dict[str, Any]:
     if route.answer == "IntegrationRecords":
         content["text/plain"] = {"schema": {"type": "string"}}
     answer: dict[str, Any] = {"description": "OK", "content": content}
+    if route.answer in openapi_sms.WITH_ETAG:
+        answer["headers"] = {"ETag": {"$ref": "#/components/headers/ETagOnceStored"}}
+    if route.answer == "SmsSettings":
+        answer["headers"] = {"ETag": {"$ref": "#/components/headers/ETag"}}
+    if route.answer == "NumberOrder":
+        answer["headers"] = {"Location": {"$ref": "#/components/headers/OrderLocation"}}
     if route.answer == "Endpoint":
         answer["headers"] = {"ETag": {"$ref": "#/components/headers/ETag"}}
         if route.status == 201:
@@ -267,6 +286,10 @@ def _operation(route) -> dict[str, Any]:
     params += [{"in": "query", "required": False, **q} for q in query]
     if needs_if_match(route):
         params.append({"$ref": "#/components/parameters/IfMatch"})
+    if takes_if_match(route):
+        params.append({"$ref": "#/components/parameters/IfMatchOnceStored"})
+    if (route.method, route.path) in openapi_sms.REQUIRED:
+        params.append({"$ref": "#/components/parameters/IfMatchSettings"})
     op["parameters"] = params
     if route.body is not None:
         op["requestBody"] = {
@@ -297,9 +320,35 @@ def _components_extra() -> dict[str, Any]:
                 "description": "The ETag from GET /config/endpoints/{id}: changes are refused "
                 "without it (428) and when the endpoint changed since (412).",
                 "schema": {"type": "string", "pattern": ETAG},
-            }
+            },
+            "IfMatchSettings": {
+                "name": "If-Match",
+                "in": "header",
+                "required": True,
+                "description": "The ETag from GET (settings never changed have one too).",
+                "schema": {"type": "string", "pattern": ETAG},
+            },
+            "IfMatchOnceStored": {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": "The ETag of the last read, once the setting is stored: the "
+                "first write needs none; later ones are refused without it (428) and when it "
+                "changed since (412).",
+                "schema": {"type": "string", "pattern": ETAG},
+            },
         },
         "headers": {
+            "ETagOnceStored": {
+                "required": False,
+                "description": "The version, for If-Match (absent until first stored).",
+                "schema": {"type": "string", "pattern": ETAG},
+            },
+            "OrderLocation": {
+                "required": True,
+                "description": "The order's status URL, to poll.",
+                "schema": {"type": "string", "pattern": "^/api/config/sms/number-orders/"},
+            },
             "ETag": {
                 "required": True,
                 "description": "The endpoint's version, for If-Match.",
@@ -332,10 +381,12 @@ def document(version: str, local_mode: bool) -> dict[str, Any]:
     bodies = sorted({r.body for r in ROUTES if r.body is not None})
     models = [(body_model(name), "validation") for name in bodies]
     models.append((Endpoint, "serialization"))
+    models += [(m, "serialization") for m in openapi_sms.stored_models()]
     _, top = models_json_schema(models, ref_template=REF)
     defs = top.get("$defs", {})
     endpoint = _endpoint_schema(defs)  # the stored model less its keys: the API never shows them
-    schemas = {**defs, "Endpoint": endpoint, **_extra_schemas()}
+    sms = openapi_sms.schemas(defs)
+    schemas = {**defs, "Endpoint": endpoint, **sms, **_extra_schemas()}
     if local_mode:
         schemas = _local(schemas)
     paths: dict[str, Any] = {}

@@ -113,6 +113,12 @@ class VisitOpener:
         """
         if existing is not None:
             visit, mine = existing, False
+            if not visit.organizer_oid and visit.join_url is None:
+                # Scheduling intake made it before anyone was known to organize it: the first
+                # opener who brings an organizer takes it (ETag: one wins, the rest wait).
+                if not organizer:
+                    raise AppError("LAUNCH-NO-ORGANIZER")
+                visit, mine = self._visits.reassign(visit, organizer)
         else:
             claimed = self._claim(endpoint, persona, pending, organizer)
             visit, mine = claimed.entity, claimed.created

@@ -35,6 +35,11 @@ class Visit(Entity):
     # when the meeting is attached or that launch gives up; a crashed one leaves it, and the
     # wait for it is bounded from this time.
     opening_since: datetime | None = None
+    # From scheduling intake (lib/sms): the appointment's version as the EHR last sent it (a
+    # reschedule raises it, so older texts' join links stop working) and its cancellation.
+    schedule_version: int | None = None
+    cancelled_at: datetime | None = None
+    schedule_sent_at: datetime | None = None  # the last applied message's own time
 
     @property
     def key(self) -> str:
@@ -122,6 +127,10 @@ class VisitStore:
             return self._visits.update(visit.model_copy(update=update)), True
         except ConcurrencyConflict:
             return self.get(visit.key) or visit, False
+
+    def update(self, visit: Visit, **changes: object) -> Visit:
+        """The visit with ``changes``, only if unchanged since read (ConcurrencyConflict)."""
+        return self._visits.update(visit.model_copy(update=changes))
 
     def give_up_opening(self, visit: Visit) -> None:
         """The opener of `visit` failed: whoever waits for its meeting stops waiting now.

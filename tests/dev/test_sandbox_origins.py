@@ -22,7 +22,7 @@ def test_every_party_has_its_own_address_and_port(sandbox):
             assert sandbox.stand_ins[name].origin == sandbox.origins[name]
 
 
-@pytest.mark.parametrize("name", ["epic", "cerner", "entra", "graph"])
+@pytest.mark.parametrize("name", ["epic", "cerner", "entra", "graph", "acs"])
 def test_each_certificate_names_only_its_own_address(sandbox, name):
     url = urlsplit(sandbox.origins[name])
     ctx = ssl.create_default_context(cafile=str(sandbox.ca_file))

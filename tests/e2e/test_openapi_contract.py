@@ -33,10 +33,36 @@ ROLES = {  # (method, path) -> the app.token role: admin, approver or reader
 #   (The document's links carry the real ETag, so the stateful phase also changes endpoints.)
 CHECKS = {"missing_required_header": {"expected-statuses": ["428"]}}
 IF_MATCH_OPERATIONS = {
-    "include-operation-id": ["patch_config_endpoints_id", "delete_config_endpoints_id"],
+    "include-operation-id": [
+        "patch_config_endpoints_id",
+        "delete_config_endpoints_id",
+        "patch_config_sms_endpoints_id",
+    ],
     "checks": {
         "positive_data_acceptance": {
             "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+        }
+    },
+}
+
+
+# SMS settings that are PUT take If-Match once they are stored (none before: the first write
+# creates them), so a case without one meets 428 once an earlier case stored the setting.
+CONDITIONAL_OPERATIONS = {
+    "include-operation-id": ["put_config_sms_consent", "put_config_sms_numbers_number"],
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "412", "428", "5xx"]
+        }
+    },
+}
+# A certificate's usability (an X.509 certificate, its key type and size, not expired) is more
+# than JSON Schema can say: a schema-valid text is mostly no certificate (422 SMS-CERT-INVALID).
+CERTIFICATE_OPERATIONS = {
+    "include-operation-id": ["put_config_sms_certificates_environment"],
+    "checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "401", "403", "404", "409", "412", "422", "428", "5xx"]
         }
     },
 }
@@ -56,7 +82,7 @@ def _config(ca_file: str) -> SchemathesisConfig:
                 "stateful": {"enabled": True},
             },
             "checks": CHECKS,
-            "operations": [IF_MATCH_OPERATIONS],
+            "operations": [IF_MATCH_OPERATIONS, CONDITIONAL_OPERATIONS, CERTIFICATE_OPERATIONS],
         }
     )
     config.projects.override.checks.update(included_check_names=["all"])  # `--checks all`

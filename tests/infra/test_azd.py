@@ -103,6 +103,7 @@ def test_the_hook_creates_the_secrets_main_bicep_references():
         "sealingKeys": "SEALING_KEYS",
         "signingKeys": "SIGNING_KEYS",
         "entraClientSecret": "ENTRA_CLIENT_SECRET",
+        "smsEventsSecret": "SMS_EVENTS_SECRET",
     }.items():
         assert re.search(rf"^{variable}={re.escape(names[key])}$", hook, re.M), key
     assert "AZURE_KEY_VAULT_NAME" in MAIN.outputs

@@ -73,6 +73,19 @@ EXPECTED = {
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
+    "sms_join": _http("j/{token}", "GET"),
+    "scheduling": _http("scheduling/{endpoint}", "POST"),
+    "sms_events": _http("sms/events", "POST"),
+    "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
+    "config_sms_numbers": _http("config/sms/numbers", "GET"),
+    "config_sms_numbers_number": _http("config/sms/numbers/{number}", "PUT"),
+    "config_sms_number_orders": _http("config/sms/number-orders", "POST"),
+    "config_sms_number_orders_order": _http("config/sms/number-orders/{order}", "GET"),
+    "config_sms_endpoints_id": _http("config/sms/endpoints/{id}", "GET", "PATCH"),
+    "config_sms_certificates_environment": _http(
+        "config/sms/certificates/{environment}", "GET", "PUT"
+    ),
+    "reminders": {"trigger": "timerTrigger", "schedule": "%SMS_TIMER_SCHEDULE%"},
 }
 
 
