@@ -177,7 +177,7 @@ ERRORS = {
     404: "No such endpoint, mapping or secret-host request (CFG-ENDPOINT-NOT-FOUND, "
     "CFG-MAPPING-NOT-FOUND, CFG-SECRET-HOST-NOT-PENDING).",
     409: "The endpoint's state does not allow this (CFG-ENDPOINT-EXISTS, CFG-NOT-ACTIVE, "
-    "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST).",
+    "CFG-NOT-APPROVABLE, CFG-PRODUCTION-NEEDS-TEST, CFG-APPROVER-NOT-REMOVABLE).",
     412: "The endpoint changed since it was read (CFG-STALE-ETAG).",
     413: "The body is larger than 64 KiB (REQ-TOO-LARGE).",
     415: "The body is not JSON (REQ-UNSUPPORTED-MEDIA).",
