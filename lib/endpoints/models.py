@@ -204,7 +204,8 @@ def _unchanged(**schema_extra: Any) -> Any:
 class EndpointUpdate(_Strict):
     """A JSON merge patch: fields given replace the stored ones.
 
-    Only `approver` may be null (it removes the approver, which Epic refuses). The other fields
+    Only `approver` may be null: it removes the approver, which an Epic endpoint refuses (409
+    CFG-APPROVER-NOT-REMOVABLE: its state, not the body, is what stops it). The other fields
     are optional but never null: an endpoint always has them, and a null would be stored as is.
     """
 

@@ -176,7 +176,7 @@ class EndpointService:
             return current
         needs_approval = profile_for(current.vendor).needs_approval
         if "approver" in changes and changes["approver"] is None and needs_approval:
-            raise AppError("CFG-APPROVER-REQUIRED")
+            raise AppError("CFG-APPROVER-NOT-REMOVABLE")
         if "fhir_base_url" in changes:
             self._refuse_duplicate_base(patch.fhir_base_url, current.environment, endpoint_id)
         updated = current.model_copy(update=self._typed(changes, patch))

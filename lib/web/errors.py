@@ -93,6 +93,11 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("CFG-APPROVER-REQUIRED", 422, "Approver required",
              "Epic endpoints need a named approver (the EHR analyst who confirms access).",
              "Give approver.oid and approver.display_name of an Entra user."),
+    # PATCH approver: null is schema-valid (it removes a Cerner or SMART endpoint's approver); on
+    # an Epic endpoint it meets the endpoint's state, not a bad field: 409, like the other states.
+    ErrorDef("CFG-APPROVER-NOT-REMOVABLE", 409, "Approver cannot be removed",
+             "An Epic endpoint keeps its named approver: it can be replaced, not removed.",
+             "Send another approver (oid and display_name) instead of null."),
     ErrorDef("CFG-SECRET-NAME-REFUSED", 422, "Not a client secret setting",
              "An endpoint may name only an app setting of the form EHR_SECRET_...: the "
              "connector's own settings can never be sent to an EHR.",

@@ -298,6 +298,27 @@ def test_epic_without_approver(app, approver):
     assert resp.status_code == 422 and resp.json()["code"] == "CFG-APPROVER-REQUIRED"
 
 
+def test_an_epic_endpoints_approver_can_be_replaced_not_removed(app, approver, fresh):
+    """`approver: null` is a valid patch (a Cerner endpoint's approver goes); an Epic endpoint's
+    state refuses it: 409, as schema-valid data may meet (the OpenAPI contract test's rule)."""
+    body = epic_body(app, approver)
+    made = create(app, body)
+    url = app.api(f"config/endpoints/{body['id']}")
+    s = app.session("admin")
+    gone = s.patch(url, json={"approver": None}, headers={"If-Match": made.headers["ETag"]})
+    assert gone.status_code == 409 and gone.json()["code"] == "CFG-APPROVER-NOT-REMOVABLE"
+    assert s.get(url).json()["approver"] == approver
+    other = {"oid": "00000000-0000-4000-8000-0000000000a2", "display_name": "Another Analyst"}
+    replaced = s.patch(url, json={"approver": other}, headers={"If-Match": made.headers["ETag"]})
+    assert replaced.status_code == 200 and replaced.json()["approver"] == other
+
+    cerner = cerner_body(app, approver=approver)
+    made = create(app, cerner)
+    url = app.api(f"config/endpoints/{cerner['id']}")
+    removed = s.patch(url, json={"approver": None}, headers={"If-Match": made.headers["ETag"]})
+    assert removed.status_code == 200 and removed.json()["approver"] is None
+
+
 @pytest.mark.parametrize(
     ("data", "ctype", "status", "code"),
     [
