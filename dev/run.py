@@ -75,6 +75,7 @@ EHR virtual-visit connector is running
         f"    Entra ID                {origins['entra']}/entra/{TENANT}/v2.0/"
         ".well-known/openid-configuration\n"
         f"    Microsoft Graph         {origins['graph']}/graph/_meetings  (meetings, rosters)\n"
+        f"    Patients' phones        {origins['acs']}/phone  (texts the app sent; reply STOP)\n"
         "  Endpoints registered in the app (config API, see README):"
     )
     for line in seeded:

@@ -32,7 +32,7 @@ PLACES: dict[str, Place] = {
     "cerner": Place("127.0.0.3", 7445),
     "entra": Place("127.0.0.4", 7446),
     "graph": Place("127.0.0.5", 7447),
-    "acs": Place("127.0.0.6", 7448),  # Communication Services, when it comes
+    "acs": Place("127.0.0.6", 7448),  # Communication Services (SMS, numbers, the phone page)
 }
 
 
