@@ -21,7 +21,7 @@ from lib.launch.window import CANCELLED, OPENED, SignInWindow
 from lib.signin.binding import BrowserBinding
 from lib.signin.sessions import SessionStore, SignInSession
 from lib.smart.pkce import new_state
-from lib.teams.entra import EntraApp, entra_serving
+from lib.teams.entra import EntraApp
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import PendingVisit, VisitOpener
 from lib.web.errors import AppError
@@ -31,6 +31,7 @@ from lib.web.urls import Urls
 
 SCOPES = ["User.Read"]  # msal adds openid / profile: we only need who signed in
 CONFIRM_KIND = "entra-confirm"  # a stored session: the clinician's pending confirmation
+FAILED = "LAUNCH-MS-SIGNIN-FAILED"  # what the clinician is told when Microsoft sign-in fails
 
 
 class MicrosoftSignIn:
@@ -58,17 +59,10 @@ class MicrosoftSignIn:
         self._opener = opener
         self._pages = pages
 
-    def _msal_app(self):
-        if not self._entra.configured:
-            raise AppError(
-                "LAUNCH-MS-SIGNIN-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET not set."
-            )
-        return self._entra.client()  # throwaway: nothing from this sign-in is kept
-
     def begin(self, endpoint: Endpoint, pending: PendingVisit, clinician_hash: str) -> Response:
         state = new_state()
-        flow = self._msal_app().initiate_auth_code_flow(
-            SCOPES, redirect_uri=self._urls.callback, state=state, prompt="select_account"
+        flow = self._entra.sign_in_flow(
+            SCOPES, redirect_uri=self._urls.callback, state=state, error_code=FAILED
         )
         session = self._sessions.start(
             "entra",
@@ -90,15 +84,9 @@ class MicrosoftSignIn:
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `entra` sessions (msal checks the answer): the page
         asking the clinician to confirm the account, bound to this browser."""
-        with entra_serving("sign-in token", self._entra.authority):
-            result = self._msal_app().acquire_token_by_auth_code_flow(
-                session.data["flow"], dict(query)
-            )
-        if "error" in result:
-            raise AppError("LAUNCH-MS-SIGNIN-FAILED", str(result.get("error"))[:60])
-        claims = result.get("id_token_claims") or {}
-        if claims.get("tid") != self._entra.tenant_id or not claims.get("oid"):
-            raise AppError("LAUNCH-MS-SIGNIN-FAILED", "The account is not in this organization.")
+        claims = self._entra.signed_in(
+            session.data["flow"], query, error_code=FAILED, what="sign-in token"
+        )
         # deleted or disabled while the clinician was at Microsoft: stop now
         endpoint = self._endpoints.launchable(session.endpoint_id or "")
         account = str(claims.get("preferred_username") or claims.get("name") or claims["oid"])

@@ -18,12 +18,12 @@ from lib.portal.session import PortalSessions
 from lib.signin.binding import BrowserBinding
 from lib.signin.sessions import SessionStore, SignInSession
 from lib.smart.pkce import new_state
-from lib.teams.entra import EntraApp, entra_serving
-from lib.web.errors import AppError
+from lib.teams.entra import EntraApp
 from lib.web.http import Response
 from lib.web.urls import Urls
 
 KIND = "portal"
+FAILED = "PORTAL-SIGNIN-FAILED"  # what the person is told when the sign-in fails
 HOME = "/api/portal"
 # Where the sign-in may send the browser back to: a portal page of ours, nothing else.
 NEXT = re.compile(r"^/api/portal(?:/[A-Za-z0-9._~/-]{0,200})?$")
@@ -48,17 +48,12 @@ class PortalSignIn:
         self._urls = urls
         self._cookies = cookies
 
-    def _msal_app(self):
-        if not self._entra.configured:
-            raise AppError("PORTAL-SIGNIN-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET not set.")
-        return self._entra.client()
-
     def begin(self, next_path: str | None) -> Response:
         """Send the browser to Entra ID's sign-in page (GET /api/portal/signin)."""
         state = new_state()
         # No resource scopes: the id_token (openid profile, which msal adds) is all we need.
-        flow = self._msal_app().initiate_auth_code_flow(
-            [], redirect_uri=self._urls.callback, state=state, prompt="select_account"
+        flow = self._entra.sign_in_flow(
+            [], redirect_uri=self._urls.callback, state=state, error_code=FAILED
         )
         session = self._sessions.start(
             KIND,
@@ -70,15 +65,9 @@ class PortalSignIn:
 
     def complete(self, session: SignInSession, query: Mapping[str, str]) -> Response:
         """The callback's completer for `portal` sessions: the cookie, and on to the portal."""
-        with entra_serving("portal sign-in token", self._entra.authority):
-            result = self._msal_app().acquire_token_by_auth_code_flow(
-                session.data["flow"], dict(query)
-            )
-        if "error" in result:
-            raise AppError("PORTAL-SIGNIN-FAILED", str(result.get("error"))[:60])
-        claims = result.get("id_token_claims") or {}
-        if claims.get("tid") != self._entra.tenant_id or not claims.get("oid"):
-            raise AppError("PORTAL-SIGNIN-FAILED", "The account is not in this organization.")
+        claims = self._entra.signed_in(
+            session.data["flow"], query, error_code=FAILED, what="portal sign-in token"
+        )
         principal = Principal(
             oid=str(claims["oid"]),
             name=str(claims.get("name") or claims.get("preferred_username") or claims["oid"]),

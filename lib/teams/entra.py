@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,3 +76,34 @@ class EntraApp:
         return confidential_client(
             self.authority, self.client_id or "", self.secret or "", timeout=timeout
         )
+
+    # --- a person's sign-in (auth code + PKCE through msal): the clinician's, the portal's ----
+    def sign_in_flow(
+        self, scopes: list[str], *, redirect_uri: str, state: str, error_code: str
+    ) -> dict[str, Any]:
+        """The msal flow of a new sign-in, to keep in its sign-in session; its `auth_uri` is
+        where the browser goes. `error_code`: what the caller's person is told on failure."""
+        return self._user_client(error_code).initiate_auth_code_flow(
+            scopes, redirect_uri=redirect_uri, state=state, prompt="select_account"
+        )
+
+    def signed_in(
+        self, flow: dict[str, Any], query: Mapping[str, str], *, error_code: str, what: str
+    ) -> dict[str, Any]:
+        """The id_token claims of a finished sign-in (msal checks the answer against its flow),
+        refused unless the account is in our tenant and has an object id."""
+        with entra_serving(what, self.authority):
+            result = self._user_client(error_code).acquire_token_by_auth_code_flow(
+                flow, dict(query)
+            )
+        if "error" in result:
+            raise AppError(error_code, str(result.get("error"))[:60])
+        claims = result.get("id_token_claims") or {}
+        if claims.get("tid") != self.tenant_id or not claims.get("oid"):
+            raise AppError(error_code, "The account is not in this organization.")
+        return claims
+
+    def _user_client(self, error_code: str) -> Any:
+        if not self.configured:
+            raise AppError(error_code, "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET not set.")
+        return self.client()  # throwaway: nothing from a person's sign-in is kept
