@@ -5,5 +5,6 @@
 - `mappings`  clinicians' EHR user -> Microsoft account (keyed hash -> Entra object id)
 - `opening`   opening a visit: claim, meeting, lobby, the person's "arrived" event
 - `events`    the one visit event model, and the fold of a visit's events into its state
+- `quality`   a visit's call-quality figures, from the Graph call record after the call
 - `timeline`  sending events to the visit-events queue, and applying them (the queue's consumer)
 """

@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # - joined    in the meeting: admitted from the lobby, or straight in (Graph roster)
 # - left      left the meeting (Graph roster)
 # - ended     the call ended for everyone (Graph call event); role "visit"
-Kind = Literal["arrived", "lobby", "joined", "left", "ended"]
+# - measured  the call's quality figures arrived (Graph call record, lib/visits/quality.py);
+#             role "visit": it changes no one's presence, it tells the reports to look again
+Kind = Literal["arrived", "lobby", "joined", "left", "ended", "measured"]
 Role = Literal["provider", "patient", "visit"]
 Source = Literal["launch", "join", "sms", "graph", "reconcile", "replay"]
 
