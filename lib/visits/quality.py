@@ -97,7 +97,11 @@ class CallQualityStore:
         self._rows = store.table(VISITS, CallQuality)
 
     def put(
-        self, visit_key: str, call_record_id: str, measured_at: datetime, streams: list[StreamFigures]
+        self,
+        visit_key: str,
+        call_record_id: str,
+        measured_at: datetime,
+        streams: list[StreamFigures],
     ) -> CallQuality:
         row = CallQuality(
             partition_key=visit_key,

@@ -10,7 +10,7 @@ from azure.data.tables import TableServiceClient
 from lib.storage import TableStore
 from lib.visits.quality import CallQualityStore, duration_ms, figures_from_call_record
 
-# The shape Graph returns for GET /communications/callRecords/{id}?$expand=sessions($expand=segments)
+# The shape Graph returns for a call record, with sessions($expand=segments) expanded
 RECORD = {
     "id": "e523d2ed-2966-4b6b-925b-754a88034cc5",
     "endDateTime": "2026-12-01T09:31:00Z",
