@@ -12,12 +12,18 @@ state row's ETag. Because the state is recomputed from the events rather than pa
 
 A worker that dies between the event row and the state write leaves the state one fold behind;
 the queue redelivers the message, `record` finds the row, and the fold is written then.
+
+What follows from a visit's state (the EHR write-back, the report projections) listens: after
+the state is written, each listener is called with the event and the visit's new state, on every
+delivery, duplicates included. So a listener runs at least once per event and must be idempotent
+(write what the state says, not a delta); one that raises gives the message back to the queue,
+whose redelivery folds nothing new and calls the listeners again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable
 from lib.visits.events import Kind, Role, Source, VisitEventMessage, VisitState, fold
@@ -51,9 +57,14 @@ class VisitEvents:
         return event
 
 
+# Called after each applied event with the event and the visit's state (see the module's docstring).
+Listener = Callable[[VisitEventMessage, VisitState], None]
+
+
 class VisitTimeline:
-    def __init__(self, visits: VisitStore) -> None:
+    def __init__(self, visits: VisitStore, listeners: Sequence[Listener] = ()) -> None:
         self._visits = visits
+        self._listeners = tuple(listeners)
 
     def apply(self, event: VisitEventMessage) -> VisitState:
         """Record `event` and bring the visit's state up to date with every event it has."""
@@ -73,6 +84,8 @@ class VisitTimeline:
             # Left to the queue: the message becomes visible again and is applied then.
             raise StorageUnavailable(f"visit state still contended after {MAX_ROUNDS} rounds")
         log.info("visit event applied", extra=_fields(event) | {"duplicate": not new})
+        for listener in self._listeners:
+            listener(event, state)
         return state
 
 

@@ -90,6 +90,25 @@ def test_a_worker_that_died_after_the_row_is_made_good_by_the_redelivery(visits)
     assert timeline.apply(event).patient == "waiting in lobby"  # the queue's second delivery
 
 
+def test_listeners_hear_every_delivery_and_a_failing_one_gives_it_back(visits):
+    heard: list[tuple[str, str]] = []
+    failing = {"on": True}
+
+    def listener(event: VisitEventMessage, state: VisitState) -> None:
+        heard.append((event.event_id, state.patient))
+        if failing["on"]:
+            raise StorageUnavailable("listener's store is down")
+
+    timeline, key = VisitTimeline(visits, [listener]), new_key()
+    event = ev(key, 1, "lobby", "patient", 0)
+    with pytest.raises(StorageUnavailable):
+        timeline.apply(event)  # the state is written, the listener failed: the queue retries
+    failing["on"] = False
+    timeline.apply(event)  # the redelivery folds nothing new and calls the listener again
+    assert heard == [(event.event_id, "waiting in lobby")] * 2
+    assert len(visits.events(key)) == 1
+
+
 def test_events_go_on_the_queue_as_the_host_reads_them(storage_connection_string):
     name = "ve" + uuid.uuid4().hex[:10]
     service = QueueServiceClient.from_connection_string(storage_connection_string)
