@@ -30,6 +30,9 @@ from lib.net.jwks import JwksCache
 from lib.portal.session import PortalSessions
 from lib.portal.signin import PortalSignIn
 from lib.privacy import PrivacyKeys
+from lib.reports.projection import ReportProjection
+from lib.reports.service import ReportRows, Reports
+from lib.reports.verdicts import Thresholds
 from lib.sealing import Sealer
 from lib.settings import Settings, get_settings
 from lib.signin.binding import BrowserBinding
@@ -54,7 +57,8 @@ from lib.teams.meetings import MeetingService
 from lib.telemetry import configure_telemetry
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
-from lib.visits.sealed import SealedValues
+from lib.visits.quality import CallQualityStore
+from lib.visits.sealed import APPOINTMENT_ID, SealedValues
 from lib.visits.store import VisitStore
 from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
@@ -98,6 +102,9 @@ class Services:
     scheduling: SchedulingIntake
     texting: Texting
     sms_events: SmsEvents
+    projection: ReportProjection
+    reports: Reports
+    thresholds: Thresholds
 
 
 class _Lazy(Generic[T]):
@@ -124,6 +131,30 @@ def _meetings(settings: Settings, entra: EntraApp) -> MeetingService:
         graph_base=settings.graph_base_url,
     )
     return MeetingService(graph, join_hosts=settings.join_hosts)
+
+
+def _organizer(meetings: _Lazy[MeetingService], oid: str) -> tuple[str | None, str | None] | None:
+    """The organizer's name and email from the directory, at report time (never stored)."""
+    user = meetings().graph.get_user(oid, ("id", "displayName", "mail", "userPrincipalName"))
+    if user is None:
+        return None
+    return user.get("displayName"), user.get("mail") or user.get("userPrincipalName")
+
+
+def _reports(
+    store: TableStore,
+    endpoints: EndpointService,
+    sealed: SealedValues,
+    meetings: _Lazy[MeetingService],
+    thresholds: Thresholds,
+) -> Reports:
+    rows = ReportRows(store, lambda: [e.id for e in endpoints.list()])
+    return Reports(
+        rows,
+        thresholds.get,
+        lambda oid: _organizer(meetings, oid),
+        lambda key: sealed.open(key, APPOINTMENT_ID),
+    )
 
 
 def build(settings: Settings, store: TableStore | None = None) -> Services:
@@ -191,6 +222,18 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     sms_events = SmsEvents(
         store, privacy, _secret(settings.sms_events_secret), optouts, texting.ledger, sms, sender
     )
+    # The report rows follow each applied event, and each schedule change (a reschedule moves
+    # the visit's day): lib/reports/projection.py.
+    projection = ReportProjection(
+        store, visits, CallQualityStore(store), texting.ledger, lambda e: sms.settings(e).time_zone
+    )
+    thresholds = Thresholds(store)
+
+    def plan(visit, change: str) -> int:
+        planned = texting.plan(visit, change)
+        projection.refresh(visit.key)
+        return planned
+
     return Services(
         settings=settings,
         urls=urls,
@@ -216,7 +259,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         portal_sessions=portal_sessions,
         portal_signin=portal_signin,
         events=events,
-        timeline=VisitTimeline(visits),
+        timeline=VisitTimeline(visits, listeners=[projection]),
         sms=sms,
         sms_join=join,
         scheduling=SchedulingIntake(
@@ -227,10 +270,13 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
             privacy,
             mappings,
             ReplayGuard(store, privacy),
-            texting.plan,
+            plan,
         ),
         texting=texting,
         sms_events=sms_events,
+        projection=projection,
+        reports=_reports(store, endpoints, sealed, meetings, thresholds),
+        thresholds=thresholds,
     )
 
 

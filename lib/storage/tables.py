@@ -304,13 +304,18 @@ class Table(Generic[E]):
         parameters: dict[str, Any] | None = None,
         *,
         limit: int | None = None,
+        page_size: int | None = None,
     ) -> Iterator[E]:
-        """All entities matching an OData filter (use @name parameters, never string-building)."""
+        """All entities matching an OData filter (use @name parameters, never string-building).
+
+        `page_size`: entities per round trip (the service's default is 1000); a reader that
+        streams, such as a report, keeps its memory to one page of this size."""
+        paging = {"results_per_page": page_size} if page_size else {}
         with _translated():
             rows = (
-                self._client.query_entities(filter, parameters=parameters or {})
+                self._client.query_entities(filter, parameters=parameters or {}, **paging)
                 if filter
-                else self._client.list_entities()
+                else self._client.list_entities(**paging)
             )
             for count, row in enumerate(rows, 1):
                 yield from_row(self.model, row)
@@ -318,11 +323,16 @@ class Table(Generic[E]):
                     return
 
     def partition(
-        self, partition_key: str, filter: str | None = None, **params: Any
+        self,
+        partition_key: str,
+        filter: str | None = None,
+        *,
+        page_size: int | None = None,
+        **params: Any,
     ) -> Iterator[E]:
         # The SDK substitutes @params by splitting on spaces: keep them apart from parentheses.
         clause = "PartitionKey eq @__pk" + (f" and ( {filter} )" if filter else "")
-        return self.query(clause, {"__pk": partition_key, **params})
+        return self.query(clause, {"__pk": partition_key, **params}, page_size=page_size)
 
     def page(
         self,

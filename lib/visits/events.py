@@ -57,6 +57,9 @@ class VisitEventMessage(BaseModel):
     role: Role
     at: datetime  # when it happened (not when we heard it): the order of the fold
     source: Source
+    # Who, within the role, when the source can tell people apart (Graph's roster: a keyed hash
+    # of the participant, never a name or Microsoft id). None: the role is the person.
+    participant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     @classmethod
     def new(cls, visit_key: str, kind: Kind, role: Role, source: Source) -> VisitEventMessage:
@@ -70,7 +73,7 @@ class VisitEventMessage(BaseModel):
         )
 
     def to_text(self) -> str:
-        return self.model_dump_json()
+        return self.model_dump_json(exclude_none=True)  # no participant: the format as before
 
     @classmethod
     def from_text(cls, text: str | bytes) -> VisitEventMessage:
@@ -95,6 +98,11 @@ class VisitState(BaseModel):
     ended_at: datetime | None = None
     events: int = 0  # how many distinct events the state is made of
     last_at: datetime | None = None  # the latest occurred-at among them
+    # Who is in the meeting now (`role` or `role:participant`), the most at once, and when the
+    # meeting last became empty (the visit's end for the reports: when the last person left).
+    present: list[str] = Field(default_factory=list)
+    max_present: int = 0
+    emptied_at: datetime | None = None
 
 
 def fold(events: Iterable[VisitEventMessage]) -> VisitState:
@@ -111,6 +119,7 @@ def fold(events: Iterable[VisitEventMessage]) -> VisitState:
 
 def _apply(state: VisitState, event: VisitEventMessage) -> VisitState:
     s = state.model_copy(update={"events": state.events + 1, "last_at": event.at})
+    s = _presence(s, event)
     if event.kind == "ended":
         return _ended(s, event.at)
     if event.role == "visit":
@@ -127,6 +136,27 @@ def _apply(state: VisitState, event: VisitEventMessage) -> VisitState:
     if s.both_in_at is None and s.provider == IN_VISIT and s.patient == IN_VISIT:
         s.both_in_at = event.at
     return s
+
+
+def _presence(s: VisitState, event: VisitEventMessage) -> VisitState:
+    """Who is in the meeting after `event` (joined: in; left or ended: out)."""
+    present = list(s.present)
+    if event.kind == "ended":
+        present = []
+    elif event.role != "visit":
+        who = event.role + (f":{event.participant}" if event.participant else "")
+        if event.kind == "joined" and who not in present:
+            present.append(who)
+        elif event.kind == "left" and who in present:
+            present.remove(who)
+    emptied = event.at if s.present and not present else s.emptied_at
+    return s.model_copy(
+        update={
+            "present": sorted(present),
+            "max_present": max(s.max_present, len(present)),
+            "emptied_at": emptied,
+        }
+    )
 
 
 def _patient_wait(s: VisitState, before: str, after: str, at: datetime) -> VisitState:

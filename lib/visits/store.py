@@ -54,6 +54,7 @@ class VisitEvent(Entity):
     role: str  # the persona: provider or patient, or "visit" (the stored name stays "role")
     at: datetime  # when it happened
     source: str  # launch, join, sms, graph, ...
+    participant: str | None = None  # a keyed hash, when the source tells people apart
 
     def message(self) -> VisitEventMessage:
         return VisitEventMessage(
@@ -63,6 +64,7 @@ class VisitEvent(Entity):
             role=self.role,  # type: ignore[arg-type]
             at=self.at,
             source=self.source,  # type: ignore[arg-type]
+            participant=self.participant,
         )
 
 
@@ -158,6 +160,7 @@ class VisitStore:
             role=event.role,
             at=event.at,
             source=event.source,
+            participant=event.participant,
         )
         return self._events.create(row).created
 

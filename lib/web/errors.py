@@ -78,6 +78,13 @@ _ENTRIES: list[ErrorDef] = [
              "Check ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET and that the account is in this "
              "tenant; the log line names the reason."),
     # --- configuration --------------------------------------------------------------------------
+    # --- reports ---------------------------------------------------------------------------------
+    ErrorDef("RPT-BAD-RANGE", 400, "Report range not valid",
+             "The report's dates do not make a range it can cover.",
+             "Give from and to as yyyy-mm-dd, from not after to, at most 400 days; or a preset."),
+    ErrorDef("RPT-BAD-CONTINUATION", 400, "Continuation not valid",
+             "The continuation token is not one this report gave.",
+             "Pass the `continuation` of the previous page unchanged, or start again without it."),
     ErrorDef("CFG-ENDPOINT-NOT-FOUND", 404, "Endpoint not found",
              "No FHIR endpoint is registered under that name.",
              "List the endpoints (GET /api/config/endpoints) for the right name."),

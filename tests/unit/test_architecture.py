@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"lib.teams"},
     {"lib.visits"},
     {"lib.sms"},
+    {"lib.reports"},
     {"lib.launch"},
     {"lib.admin"},
     {"lib.portal"},

@@ -108,4 +108,5 @@ def test_the_message_round_trips_and_refuses_what_is_not_an_event():
 
 def test_the_message_holds_nothing_but_the_model():
     fields = set(VisitEventMessage.model_fields)
-    assert fields == {"event_id", "visit_key", "kind", "role", "at", "source"}
+    # participant: a keyed hash telling people of one role apart (pattern-limited: no name fits)
+    assert fields == {"event_id", "visit_key", "kind", "role", "at", "source", "participant"}
