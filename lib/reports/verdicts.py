@@ -91,26 +91,27 @@ def reasons(stream: Stream, limits: ThresholdFields) -> list[str]:
     return found
 
 
+def _worst(stream: Stream, name: str) -> float | None:
+    """A stream's worst value of a figure (its average when the record gives no maximum)."""
+    found = getattr(stream, f"max_{name}")
+    return found if found is not None else getattr(stream, f"avg_{name}")
+
+
 def judge(row: VisitReport, limits: ThresholdFields) -> Judged:
     streams = row.streams
     poor = tuple(
         f"{s.media} {s.direction}: {', '.join(why)}" for s in streams if (why := reasons(s, limits))
     )
-    if not row.quality_measured or not streams:
-        verdict = UNMEASURED
-    else:
-        verdict = POOR if poor else GOOD
+    verdict = (POOR if poor else GOOD) if row.quality_measured and streams else UNMEASURED
     return Judged(
         verdict=verdict,
         poor_streams=poor,
         avg_loss=_mean(s.avg_loss for s in streams),
-        max_loss=_max(s.max_loss if s.max_loss is not None else s.avg_loss for s in streams),
+        max_loss=_max(_worst(s, "loss") for s in streams),
         avg_jitter=_mean(s.avg_jitter for s in streams),
-        max_jitter=_max(
-            s.max_jitter if s.max_jitter is not None else s.avg_jitter for s in streams
-        ),
+        max_jitter=_max(_worst(s, "jitter") for s in streams),
         avg_rtt=_mean(s.avg_rtt for s in streams),
-        max_rtt=_max(s.max_rtt if s.max_rtt is not None else s.avg_rtt for s in streams),
+        max_rtt=_max(_worst(s, "rtt") for s in streams),
     )
 
 

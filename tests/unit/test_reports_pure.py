@@ -1,4 +1,4 @@
-"""The reports' pure parts: CSV cells, formula injection, verdicts and thresholds, ranges, tokens."""
+"""The reports' pure parts: CSV cells and formula injection, verdicts, ranges, tokens."""
 
 from __future__ import annotations
 
