@@ -17,6 +17,7 @@ import requests
 from dev.sandbox.ehr.portals import play_standalone_sign_in
 
 CERNER_TENANT = "ec2458f2-1e24-41c8-b71b-0e701af7583d"
+SANDBOX_ENDPOINT_IDS = ["epic-sandbox-test", "cerner-sandbox-test"]
 APPROVER = {"oid": "1c1a00a9-0000-4000-8000-00000000a901", "display_name": "Priya Analyst"}
 
 

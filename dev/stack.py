@@ -291,6 +291,15 @@ class Stack:
         self.seeded = seed(self.url, self.sandbox.origins, str(self.sandbox.ca_file), token)
         return self.seeded
 
+    def seed_visits(self, days: int) -> int:
+        """Demo visits for the sandbox endpoints, through the visit-events queue (dev/demo.py)."""
+        from dev.demo import seed_demo_visits
+        from dev.seed import SANDBOX_ENDPOINT_IDS
+        from lib.bootstrap import build
+        from lib.settings import load_settings
+
+        return seed_demo_visits(build(load_settings(self.env)), SANDBOX_ENDPOINT_IDS, days)
+
     def alive(self) -> bool:
         """Whether the processes of the stack still run (make run watches them)."""
         procs = [self.host.proc, getattr(self.sandbox, "proc", None)]
@@ -322,6 +331,12 @@ def start_local(
         health = wait_healthy(f"{stack.url}/api/health", sandbox.ca_file)
         entra = sandbox.origins["entra"]
         stack.seed(lambda role: mint_token(role, url=entra, state_dir=state_dir))
+        from lib.settings import load_settings
+
+        days = load_settings(env).demo_visit_days  # the app ignores it: the local run seeds
+        if days:
+            made = stack.seed_visits(days)
+            stack.seeded.append(f"demo visits: {made} over {days} days, via the visit-events queue")
         stack._parts = parts.pop_all()
     return stack, health
 

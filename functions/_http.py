@@ -42,7 +42,10 @@ def to_request(req: func.HttpRequest) -> Request:
 def to_http_response(resp: Response) -> func.HttpResponse:
     headers = dict(resp.headers)
     headers["Content-Type"] = resp.content_type
-    return func.HttpResponse(body=resp.body, status_code=resp.status, headers=headers)
+    # The v1 Python worker takes a whole body: chunks are joined here, at the very edge (HTTP
+    # streams need the FastAPI extension, which changes every function's types: docs/reports.md).
+    body = b"".join(resp.chunks) if resp.chunks is not None else resp.body
+    return func.HttpResponse(body=body, status_code=resp.status, headers=headers)
 
 
 def _budget() -> float:

@@ -142,6 +142,7 @@ var tableNames = [
   'SmsOptOut'
   'SmsEvents'
   'SchedulingReplay'
+  'VisitReports'
 ]
 var queueNames = [
   'visit-events'

@@ -153,6 +153,11 @@ class Settings(BaseModel):
     sms_events_secret: SecretStr | None = Field(default=None, validation_alias="SMS_EVENTS_SECRET")
     # NCRONTAB of the texts timer (functions/reminders.py reads it as %SMS_TIMER_SCHEDULE%).
     sms_timer_schedule: str = Field(default="0 * * * * *", validation_alias="SMS_TIMER_SCHEDULE")
+    # How many past days of demo visits `make run` seeds through the visit-events queue, so the
+    # reports are not empty (dev/demo.py). 0: none. Read by the local run only; the app ignores it.
+    demo_visit_days: int = Field(
+        default=0, ge=0, le=90, validation_alias="CONNECTOR_DEMO_VISIT_DAYS"
+    )
 
     @field_validator("acs_connection_string")
     @classmethod

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from lib.endpoints.models import Endpoint
 
-from lib.admin import sms_api
+from lib.admin import reports_api, sms_api
 from lib.admin.auth import AppRole
 from lib.admin.calls import Call, ConfigServices, if_match
 from lib.web.errors import AppError
@@ -225,6 +225,7 @@ def approve_secret_host(call: Call) -> Response:
 
 ENDPOINTS = "config/endpoints"
 SMS = "config/sms"
+REPORTS = "reports"
 ROUTES: list[Route] = [
     Route("GET", ENDPOINTS, AppRole.READER, list_endpoints, "List FHIR endpoints",
           answer="EndpointList"),
@@ -297,6 +298,18 @@ ROUTES: list[Route] = [
     Route("PUT", SMS + "/certificates/{environment}", AppRole.ADMIN, sms_api.put_certificate,
           "Upload the interface engine's public certificate (PEM or base64 DER)",
           "CertificateUpload", "IntakeCertificate"),
+    Route("GET", REPORTS + "/visits", AppRole.READER, reports_api.visits,
+          "The visits of a range, one row each (JSON pages, or all of them as CSV)",
+          answer="VisitReportPage"),
+    Route("GET", REPORTS + "/summary", AppRole.READER, reports_api.summary,
+          "Per day and department: counts, averages, no-show rate, texts, poor calls",
+          answer="ReportSummary"),
+    Route("GET", "config/reports/thresholds", AppRole.READER, reports_api.get_thresholds,
+          "The call-quality thresholds that make a stream poor (with ETag)",
+          answer="QualityThresholds"),
+    Route("PUT", "config/reports/thresholds", AppRole.ADMIN, reports_api.put_thresholds,
+          "Change the call-quality thresholds (If-Match from GET; audited)",
+          "ThresholdFields", "QualityThresholds"),
 ]  # fmt: skip
 
 
@@ -317,9 +330,10 @@ def dispatch(svc: ConfigServices, request: Request, path: str) -> Response:
 
 def body_model(name: str) -> type[BaseModel]:
     from lib.endpoints import models  # on first use: see Route.body
+    from lib.reports import verdicts
     from lib.sms import models as sms_models
 
-    return getattr(models, name, None) or getattr(sms_models, name)
+    return getattr(models, name, None) or getattr(sms_models, name, None) or getattr(verdicts, name)
 
 
 def _parse(name: str, request: Request, context: dict[str, Any]) -> BaseModel:

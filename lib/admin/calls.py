@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from lib.endpoints.approval import ApprovalService
     from lib.endpoints.secrets import SecretBindings
     from lib.endpoints.service import EndpointService
+    from lib.reports.service import Reports
+    from lib.reports.verdicts import Thresholds
     from lib.settings import Settings
     from lib.sms.config import SmsConfig
     from lib.storage import TableStore
@@ -43,6 +45,8 @@ class ConfigServices(Protocol):
     approvals: ApprovalService
     mappings: ClinicianMappings
     sms: SmsConfig
+    reports: Reports
+    thresholds: Thresholds
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from lib.admin import openapi_sms
+from lib.admin import openapi_reports, openapi_sms
 from lib.admin.api import AUDIT_ACTION, AUDIT_CURSOR, ROUTES, body_model
 from lib.admin.calls import ETAG
 from lib.endpoints.models import (
@@ -167,6 +167,7 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"name": "entra_oid", "schema": {"type": "string", "pattern": GUID},
          "description": "Only the mappings to this Entra object id."},
     ],
+    **openapi_reports.QUERY,
 }  # fmt: skip
 
 # The error answers, each with the catalogue codes behind it (README "Errors").
@@ -233,7 +234,7 @@ def error_statuses(route) -> set[int]:
         found |= {412, 428}
     if route.path.rsplit("/", 1)[-1] in _SAVES:
         found.add(412)
-    found |= openapi_sms.error_statuses(route)
+    found |= openapi_sms.error_statuses(route) | openapi_reports.error_statuses(route)
     return found | _MORE_ERRORS.get((route.method, route.path), set())
 
 
@@ -255,7 +256,7 @@ def _answer(route) -> dict[str, Any]:
         if route.status == 201:
             answer["headers"]["Location"] = {"$ref": "#/components/headers/Location"}
         answer["links"] = _ENDPOINT_LINKS
-    return answer
+    return openapi_reports.answer_extras(route, answer)
 
 
 # From any answer that is an endpoint: read it, or change it with the ETag that came with it.
@@ -289,7 +290,7 @@ def _operation(route) -> dict[str, Any]:
         params.append({"$ref": "#/components/parameters/IfMatch"})
     if takes_if_match(route):
         params.append({"$ref": "#/components/parameters/IfMatchOnceStored"})
-    if (route.method, route.path) in openapi_sms.REQUIRED:
+    if (route.method, route.path) in openapi_sms.REQUIRED | openapi_reports.REQUIRED:
         params.append({"$ref": "#/components/parameters/IfMatchSettings"})
     op["parameters"] = params
     if route.body is not None:
@@ -387,7 +388,8 @@ def document(version: str, local_mode: bool) -> dict[str, Any]:
     defs = top.get("$defs", {})
     endpoint = _endpoint_schema(defs)  # the stored model less its keys: the API never shows them
     sms = openapi_sms.schemas(defs)
-    schemas = {**defs, "Endpoint": endpoint, **sms, **_extra_schemas()}
+    reports = openapi_reports.schemas(defs)
+    schemas = {**defs, "Endpoint": endpoint, **sms, **reports, **_extra_schemas()}
     if local_mode:
         schemas = _local(schemas)
     paths: dict[str, Any] = {}

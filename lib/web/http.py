@@ -6,7 +6,7 @@ functions/_http.py converts the host's HttpRequest into a `Request` and a `Respo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -120,6 +120,8 @@ class Response:
     # What to answer instead when the request came from a frame and this answer cannot be shown
     # there (a redirect to a sign-in page that refuses to be framed): see Callback.handle.
     in_frame: Callable[[], Response] | None = None
+    # A body made as it is sent (a report's CSV): chunks, read once, instead of `body`.
+    chunks: Iterable[bytes] | None = None
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -25,6 +25,7 @@ OPTIONAL_IN_AZURE = {
     "CONNECTOR_BACKGROUND_BUDGET_SECONDS": "120 s fits well inside the Functions timeout",
     "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
     "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
+    "CONNECTOR_DEMO_VISIT_DAYS": "demo visits are for the local run only; never seeded in Azure",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {
