@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, imports, launch
+from bench import chaos, imports, launch, reports
 
-BENCHES = {"imports": imports.run, "launch": launch.run, "chaos": chaos.run}
+BENCHES = {
+    "imports": imports.run,
+    "launch": launch.run,
+    "chaos": chaos.run,
+    "reports": reports.run,
+}
 
 
 def main(names: list[str]) -> None:

@@ -39,6 +39,7 @@ PATHS: dict[str, list[str]] = {
     "portal/secrets/{setting}/approve": ["POST"],
     "portal/audit": ["GET"],
     "portal/reports": ["GET"],
+    "portal/reports/csv": ["GET"],
 }
 
 

@@ -33,10 +33,8 @@ class Range:
     department: str | None = None
 
     def days(self) -> Iterator[date]:
-        day = self.first
-        while day <= self.last:
-            yield day
-            day += timedelta(days=1)
+        for n in range((self.last - self.first).days + 1):
+            yield self.first + timedelta(days=n)
 
 
 @dataclass(frozen=True)
@@ -68,16 +66,23 @@ class Position:
 def parse_range(query: Mapping[str, str], today: date) -> Range:
     """`from` / `to` (dates, inclusive), or `preset` (7d, 30d, 90d: the days up to today)."""
     preset, start, end = query.get("preset"), query.get("from"), query.get("to")
-    if preset is not None and (start or end):
+    if preset is not None and (start is not None or end is not None):
         raise AppError("RPT-BAD-RANGE", "Give a preset or from / to, not both.")
     if preset is not None and preset not in PRESETS:
         raise AppError("CFG-BAD-QUERY", "preset must be one of 7d, 30d, 90d.")
-    if start is None and end is None:
-        days = PRESETS[preset or DEFAULT_PRESET]
-        first, last = today - timedelta(days=days - 1), today
-    else:
-        last = _day(end, "to") if end else today
-        first = _day(start, "from") if start else last - timedelta(days=PRESETS["30d"] - 1)
+    try:
+        if start is None and end is None:
+            days = PRESETS[preset or DEFAULT_PRESET]
+            first, last = today - timedelta(days=days - 1), today
+        else:
+            last = _day(end, "to") if end is not None else today
+            first = (
+                _day(start, "from")
+                if start is not None
+                else last - timedelta(days=PRESETS["30d"] - 1)
+            )
+    except OverflowError:  # a `to` in the first days of year 1
+        raise AppError("RPT-BAD-RANGE", "The range starts before the calendar does.") from None
     if first > last:
         raise AppError("RPT-BAD-RANGE", "from is after to.")
     if (last - first).days + 1 > MAX_DAYS:

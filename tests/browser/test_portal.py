@@ -179,3 +179,43 @@ def test_a_reader_sees_reports_only(app, chrome):
     assert "AUTH-FORBIDDEN-ROLE" in chrome.page_source
     chrome.get(app.api("portal"))
     sign_out(chrome)
+
+
+def test_a_reader_opens_the_reports_with_seeded_data_and_downloads_the_csv(app, chrome, tmp_path):
+    """Demo visits through the visit-events queue; the reader picks the range with the keyboard,
+    sees the charts and the visits, reads a chart's numbers, and downloads the CSV."""
+    import time
+
+    from selenium.webdriver.support.ui import Select
+
+    from tests.e2e.reports_seed import report_range, seed_and_wait
+
+    visits = seed_and_wait(app, "rpt-browser", 3, 4)
+    dates = report_range("rpt-browser", 3)
+    sign_in(chrome, app, "reader")
+    chrome.get(app.api(f"portal/reports?endpoint={dates['endpoint']}"))
+    Select(chrome.find_element(By.ID, "r-preset")).select_by_value("custom")
+    for name in ("from", "to"):
+        field = chrome.find_element(By.ID, f"r-{name}")
+        field.clear()
+        field.send_keys(dates[name])
+    chrome.find_element(By.ID, "r-to").send_keys(Keys.ENTER)  # the form, from the keyboard
+    wait_for(chrome, lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-visit]")) == len(visits))
+    for chart in ("visits-per-day", "lobby-wait", "poor-calls"):
+        assert chrome.find_element(By.CSS_SELECTOR, f"[data-testid='chart-{chart}'] svg rect")
+    chrome.find_element(By.CSS_SELECTOR, "[data-testid='chart-lobby-wait'] summary").click()
+    numbers = chrome.find_element(By.CSS_SELECTOR, "[data-testid='chart-lobby-wait-data']")
+    assert "under 1 min" in numbers.text
+    check(chrome, "reports-seeded")
+    chrome.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    click(chrome, "download-csv")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(tmp_path.glob("visits-*.csv")):
+        time.sleep(0.2)
+    (downloaded,) = list(tmp_path.glob("visits-*.csv"))
+    data = downloaded.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\r\n") == len(visits) + 1
+    shot(chrome, "portal-reports-downloaded")
+    sign_out(chrome)

@@ -127,9 +127,28 @@ def test_the_menu_shows_only_what_the_role_may_open(people):
     assert "has no role" in people["none"].get().text
 
 
-def test_reports_say_honestly_that_they_arrive_with_visit_events(people):
-    page = people["reader"].get("reports")
-    assert page.status_code == 200 and "visit events" in page.text
+def test_reports_show_charts_tables_and_visits_and_download_as_csv(app, people):
+    from tests.e2e.reports_seed import report_range, seed_and_wait
+
+    visits = seed_and_wait(app, "rpt-portal", 2, 3)
+    query = {**report_range("rpt-portal", 2), "preset": "custom"}
+    page = people["reader"].get("reports", params=query)
+    assert page.status_code == 200
+    for chart in ("visits-per-day", "lobby-wait", "poor-calls"):
+        assert f'data-testid="chart-{chart}"' in page.text
+        assert f'data-testid="chart-{chart}-data"' in page.text  # its numbers as a table
+    assert page.text.count("data-visit=") == len(visits)
+    assert '<th scope="col">Appointment</th>' not in page.text  # admins only
+    assert '<th scope="col">Appointment</th>' in people["admin"].get("reports", params=query).text
+    csv = people["reader"].get("reports/csv", params=query)
+    assert csv.status_code == 200 and csv.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert csv.content.startswith(b"\xef\xbb\xbf") and csv.content.count(b"\r\n") == len(visits) + 1
+
+
+def test_report_filters_that_make_no_range_are_named_on_the_page(people):
+    page = people["reader"].get("reports", params={"preset": "custom", "from": "2026-03-09",
+                                                  "to": "2026-03-01"})  # fmt: skip
+    assert page.status_code == 422 and "RPT-BAD-RANGE" in page.text
 
 
 def test_posts_need_the_sessions_csrf_token(app, people):

@@ -6,39 +6,24 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dev.demo import seed_demo_visits
+from tests.e2e.reports_seed import report_range, seed_and_wait
 
 EP = "rpt-demo-a"
 DAYS, PER_DAY = 3, 4
 
 
 def _range() -> dict[str, str]:
-    today = datetime.now(UTC).date()
-    # the demo's days are Chicago days; the rows' days are UTC ones (EP is not registered)
-    return {"endpoint": EP, "from": (today - timedelta(days=DAYS + 2)).isoformat(),
-            "to": today.isoformat()}  # fmt: skip
+    return report_range(EP, DAYS)
 
 
 @pytest.fixture(scope="module")
 def seeded(app):
-    from lib.bootstrap import build
-    from lib.settings import load_settings
-
-    made = seed_demo_visits(build(load_settings(app.env)), [EP], DAYS, per_day=PER_DAY)
-    assert made == DAYS * PER_DAY
-    admin, last, deadline = app.session("admin"), None, time.monotonic() + 120
-    while time.monotonic() < deadline:  # until every event is applied: two reads alike
-        got = admin.get(app.api("reports/visits"), params={**_range(), "pageSize": 100}).json()
-        if len(got["items"]) == made and got == last:
-            return got["items"]
-        last = got
-        time.sleep(1.5)
-    pytest.fail(f"the demo visits were not all projected: {last}")
+    visits = seed_and_wait(app, EP, DAYS, PER_DAY)
+    assert len(visits) == DAYS * PER_DAY
+    return visits
 
 
 def test_a_reader_pages_through_the_visits_without_gaps(app, seeded):

@@ -73,6 +73,7 @@ EXPECTED = {
     "portal_secrets_setting_approve": _http("portal/secrets/{setting}/approve", "POST"),
     "portal_audit": _http("portal/audit", "GET"),
     "portal_reports": _http("portal/reports", "GET"),
+    "portal_reports_csv": _http("portal/reports/csv", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
