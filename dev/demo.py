@@ -42,6 +42,7 @@ def seed_demo_visits(
 def _visit(svc: Any, endpoint: str, day: date, n: int) -> None:
     from lib.visits.events import VisitEventMessage
     from lib.visits.quality import CallQualityStore, StreamFigures
+    from lib.visits.sealed import APPOINTMENT_ID, WRITEBACK_WINDOW
     from lib.visits.store import Visit
 
     rng = random.Random(f"{endpoint}|{day}|{n}")  # noqa: S311 - demo figures, not secrets
@@ -57,6 +58,11 @@ def _visit(svc: Any, endpoint: str, day: date, n: int) -> None:
             created_by_role="provider",
         )
     )  # fmt: skip
+    end = start + timedelta(minutes=30)
+    if end + WRITEBACK_WINDOW > datetime.now(UTC):  # kept as the launch keeps it, for admins
+        svc.sealed.put(
+            key, APPOINTMENT_ID, f"Appointment/demo-{day:%m%d}-{n}", end + WRITEBACK_WINDOW
+        )
     journey = list(_journey(rng, start))
     for i, (kind, role, at, who) in enumerate(journey):
         svc.events.publish(

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from lib.reports.rows import POINTER, REPORTS, ReportPointer, Stream, VisitReport, partition
 from lib.reports.rows import row_key as report_row_key
 from lib.sms.ledger import Ledger
-from lib.storage import TableStore
+from lib.storage import ConcurrencyConflict, StorageUnavailable, TableStore
 from lib.visits.events import VisitEventMessage, VisitState
 from lib.visits.quality import CallQuality, CallQualityStore
 from lib.visits.store import VISITS, Visit, VisitStore
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # Ledger states of a text that left for the patient (Communication Services took it).
 SENT = frozenset({"sent", "delivered", "undelivered"})
 DEFAULT_ZONE = "UTC"
+MAX_ROUNDS = 8  # as the timeline's: one visit has a handful of writers at most
 
 
 class ReportProjection:
@@ -45,32 +46,60 @@ class ReportProjection:
         self._zone_of, self._now = zone_of, now
 
     def __call__(self, event: VisitEventMessage, state: VisitState) -> None:
-        """The timeline listener."""
-        self.refresh(event.visit_key, state)
+        """The timeline listener (the state it is given is a hint: the stored one is read)."""
+        self.refresh(event.visit_key)
 
-    def refresh(self, visit_key: str, state: VisitState | None = None) -> VisitReport | None:
-        """Write the visit's row as it stands (None: no such visit, nothing written)."""
-        visit = self._visits.get(visit_key)
-        if visit is None:
-            return None
-        if state is None:
-            stored = self._visits.state(visit_key)
-            state = VisitState.model_validate(stored.model_dump()) if stored else VisitState()
-        row = self.build(visit, state)
-        pointer = self._pointers.get(visit_key, POINTER)
-        self._reports.upsert(row)
-        where = (row.partition_key, row.row_key)
-        if pointer is None or (pointer.report_partition, pointer.report_row) != where:
-            self._pointers.upsert(
-                ReportPointer(
-                    partition_key=visit_key, row_key=POINTER,
-                    report_partition=row.partition_key, report_row=row.row_key,
-                )
-            )  # fmt: skip
-            if pointer is not None:
+    def refresh(self, visit_key: str) -> VisitReport | None:
+        """Write the visit's row as it stands (None: no such visit, nothing written).
+
+        Several workers may refresh one visit at once (a queue batch holds several of its
+        events). Each round writes the row, then moves the pointer under its ETag (so the moves
+        are one at a time), then checks that the state and visit it built from are still the
+        stored ones; if not, it builds again. A row it wrote at a place the pointer no longer
+        names is deleted at the end, so at most one row per visit stays.
+        """
+        written: set[tuple[str, str]] = set()
+        for _ in range(MAX_ROUNDS):
+            visit = self._visits.get(visit_key)
+            if visit is None:
+                return None
+            state = self._state(visit_key)
+            row = self.build(visit, state)
+            where = (row.partition_key, row.row_key)
+            pointer = self._pointers.get(visit_key, POINTER)
+            self._reports.upsert(row)
+            written.add(where)
+            try:
+                self._point(visit_key, where, pointer)
+            except ConcurrencyConflict:
+                continue  # another worker moved it meanwhile: build again from what is stored
+            if pointer is not None and (pointer.report_partition, pointer.report_row) != where:
                 self._reports.delete(pointer.report_partition, pointer.report_row)
                 log.info("report row moved", extra={"visit": visit_key})
+            current = self._visits.get(visit_key)
+            if self._state(visit_key) == state and current and current.etag == visit.etag:
+                break
+        else:
+            raise StorageUnavailable(f"report row still contended after {MAX_ROUNDS} rounds")
+        for stale in written - {where}:
+            self._reports.delete(*stale)
         return row
+
+    def _state(self, visit_key: str) -> VisitState:
+        stored = self._visits.state(visit_key)
+        return VisitState.model_validate(stored.model_dump()) if stored else VisitState()
+
+    def _point(self, visit_key: str, where: tuple[str, str], pointer: ReportPointer | None) -> None:
+        """The pointer names `where` now, only if unchanged since read (ConcurrencyConflict)."""
+        row = ReportPointer(
+            partition_key=visit_key, row_key=POINTER,
+            report_partition=where[0], report_row=where[1],
+        )  # fmt: skip
+        if pointer is None:
+            if not self._pointers.create(row).created:
+                raise ConcurrencyConflict("report pointer created meanwhile")
+            return
+        self._pointers.update(row, etag=pointer.etag)
 
     def build(self, visit: Visit, state: VisitState) -> VisitReport:
         zone = self._zone(visit.endpoint_id)

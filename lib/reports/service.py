@@ -18,6 +18,7 @@ from lib.reports.ranges import Position, Range
 from lib.reports.rows import REPORTS, VisitReport, partition
 from lib.reports.verdicts import ThresholdFields, judge
 from lib.storage import TableStore
+from lib.visits.sealed import WRITEBACK_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,11 @@ PAGE = 100  # entities per round trip to the table: the reader's memory
 # A visit nobody got into is a no-show once its call ended, its day is over, or this long after
 # its scheduled start; until then it is "open".
 NO_SHOW_AFTER = timedelta(hours=1)
+
+# A sealed appointment reference is kept WRITEBACK_WINDOW after the visit's end: older visits
+# are not even looked up (an admin's 90-day CSV would otherwise read one sealed row per visit).
+# The day of margin covers a visit that ran past its scheduled end.
+REFERENCE_KEPT = WRITEBACK_WINDOW + timedelta(days=1)
 
 # Looks up a directory user by Entra object id: (display name, email) or None.
 UserLookup = Callable[[str], "tuple[str | None, str | None] | None"]
@@ -79,6 +85,11 @@ class Reader:
     reference: ReferenceOpener | None  # None: not an admin, the column stays empty
     now: datetime
 
+    def _reference(self, row: VisitReport) -> str | None:
+        if self.reference is None or not _may_be_kept(row, self.now):
+            return None
+        return self.reference(row.visit_key)
+
     def view(self, row: VisitReport) -> dict[str, Any]:
         zone = ZoneInfo(row.time_zone)
         judged = judge(row, self.limits)
@@ -102,7 +113,7 @@ class Reader:
             "lobby_wait_seconds": _round(row.lobby_wait_seconds),
             "status": status(row, self.now),
             "texts_sent": row.texts_sent,
-            "appointment_reference": self.reference(row.visit_key) if self.reference else None,
+            "appointment_reference": self._reference(row),
             "call_quality": judged.verdict,
             "poor_streams": list(judged.poor_streams),
             "packet_loss_avg": _round(judged.avg_loss, 4),
@@ -112,6 +123,11 @@ class Reader:
             "round_trip_ms_avg": _round(judged.avg_rtt),
             "round_trip_ms_max": _round(judged.max_rtt),
         }
+
+
+def _may_be_kept(row: VisitReport, now: datetime) -> bool:
+    latest = max((t for t in (row.ended_at, row.scheduled_at) if t is not None), default=None)
+    return latest is None or latest + REFERENCE_KEPT > now
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -56,7 +57,7 @@ class World:
             self.rows, ThresholdFields, lambda oid: ("Dr. Casey Diaz", "casey@example.org"),
             lambda key: f"Appointment/{key[:6]}", now=lambda: NOW,
         )  # fmt: skip
-        self.n = 0
+        self.ids = itertools.count(1)  # next() is atomic: events may be sent from threads
 
     def visit(self, name: str, start: str, department: str = "Cardiology") -> str:
         key = f"vk{name}{uuid.uuid4().hex[:8]}"
@@ -70,10 +71,10 @@ class World:
         return key
 
     def event(self, key: str, kind: str, role: str, at: str, who: str | None = None) -> None:
-        self.n += 1
+        n = next(self.ids)
         self.timeline.apply(
             VisitEventMessage(
-                event_id=f"ev{self.n:06d}x", visit_key=key, kind=kind, role=role, at=t(at),
+                event_id=f"ev{n:06d}x", visit_key=key, kind=kind, role=role, at=t(at),
                 source="graph", participant=who,
             )
         )  # fmt: skip
@@ -188,9 +189,25 @@ def test_a_dst_day_counts_real_time(world):
     assert v["duration_seconds"] == 3600 and v["end_utc"] == "2026-03-08T08:30:00Z"
 
 
-def test_the_appointment_reference_is_for_admins_only(world):
-    assert views(world)["plain"]["appointment_reference"] is None
-    assert views(world, admin=True)["plain"]["appointment_reference"].startswith("Appointment/")
+def test_the_appointment_reference_is_for_admins_only_and_only_while_kept(world):
+    opened: list[str] = []
+
+    def opener(key: str) -> str:
+        opened.append(key)
+        return f"Appointment/{key[:6]}"
+
+    def reports_at(now: datetime) -> Reports:
+        return Reports(world.rows, ThresholdFields, None, opener, now=lambda: now)
+
+    soon = reports_at(t("2026-03-02T18:00:00"))
+    plain = world.keys["plain"]
+    admin = {v["visit"]: v for v in soon.views(MARCH, admin=True)}
+    assert admin[plain]["appointment_reference"] == f"Appointment/{plain[:6]}"
+    reader = {v["visit"]: v for v in soon.views(MARCH, admin=False)}
+    assert reader[plain]["appointment_reference"] is None
+    opened.clear()
+    months_later = {v["visit"]: v for v in reports_at(NOW).views(MARCH, admin=True)}
+    assert months_later[plain]["appointment_reference"] is None and opened == []  # not read
 
 
 def test_the_summary_per_day_and_department(world):
@@ -257,3 +274,29 @@ def test_the_csv_opens_as_the_json_says(world):
     assert (plain["duration_seconds"], plain["status"], plain["start_utc"]) == (
         "1380.0", "completed", "2026-03-02T15:02:00Z",
     )  # fmt: skip
+
+
+def test_concurrent_events_of_one_visit_leave_one_row_in_the_right_place(world):
+    """A queue batch applies several events of one visit at once; the row moves (scheduled on
+    the 4th, both in on the 5th in Chicago) while they race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = world.visit("race", "2026-03-04T20:00:00")
+    events = [
+        ("joined", "provider", "2026-03-05T15:00:00", None),
+        ("arrived", "patient", "2026-03-05T15:00:10", None),
+        ("joined", "patient", "2026-03-05T15:01:00", None),
+        ("joined", "provider", "2026-03-05T15:02:00", "b"),
+        ("left", "provider", "2026-03-05T15:03:00", "b"),
+        ("left", "patient", "2026-03-05T15:20:00", None),
+        ("left", "provider", "2026-03-05T15:21:00", None),
+    ]
+    with ThreadPoolExecutor(len(events)) as pool:
+        list(pool.map(lambda e: world.event(key, *e), events))
+    table = world.store.table(REPORTS, VisitReport)
+    found = [
+        r for day in ("2026-03-04", "2026-03-05")
+        for r in table.partition(partition(EP, day)) if r.visit_key == key
+    ]  # fmt: skip
+    assert len(found) == 1 and found[0].day == "2026-03-05"
+    assert (found[0].max_present, found[0].started_at) == (3, t("2026-03-05T15:01:00"))

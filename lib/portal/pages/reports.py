@@ -57,9 +57,16 @@ def reports(visit: Visit) -> Response:
         "reports.html", "Reports", status=422 if problems else 200, problems=problems,
         scope=scope, summary=summary, charts=summary_charts(summary), items=items,
         continuation=nxt, filters=kept, form=_form(visit, kept), admin=visit.may(ADMIN),
-        endpoints=[e.id for e in visit.svc.endpoints.list()], presets=PRESET_LABELS,
+        endpoints=_endpoint_choices(visit, kept.get("endpoint")), presets=PRESET_LABELS,
         limits=visit.svc.thresholds.get(),
     )  # fmt: skip
+
+
+def _endpoint_choices(visit: Visit, chosen: str | None) -> list[str]:
+    """The registered endpoints, and the one asked for if it is not (any more): a removed
+    endpoint's past visits are still in the reports."""
+    found = sorted(e.id for e in visit.svc.endpoints.list())
+    return found + [chosen] if chosen and chosen not in found else found
 
 
 def _form(visit: Visit, kept: dict[str, str]) -> dict[str, Any]:
