@@ -70,11 +70,12 @@ def bar_chart(
 
 
 def _nice(peak: float) -> float:
-    """A round axis top at or above `peak` (1, 2, 5 times a power of ten)."""
-    if peak <= 0:
-        return 1.0
+    """A round, even axis top at or above `peak` (2, 4, 6, 8 or 10 times a power of ten), so
+    the middle tick of a count is a whole number too."""
+    if peak <= 2:
+        return 2.0
     scale = 10 ** (len(str(int(peak))) - 1)
-    return next(m * scale for m in (1, 2, 5, 10) if m * scale >= peak)
+    return next(m * scale for m in (2, 4, 6, 8, 10) if m * scale >= peak)
 
 
 def _text(value: float | None, percent: bool, unit: str) -> str:

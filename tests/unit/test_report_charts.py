@@ -9,7 +9,8 @@ from lib.web.render import _env
 def test_bars_scale_to_a_round_axis_and_long_ranges_label_about_ten_days():
     points = [(f"2026-03-{d:02d}", d) for d in range(1, 31)]
     chart = bar_chart("visits-per-day", "Visits per day", points, unit="visits")
-    assert [t for _, t in chart.ticks] == ["0", "25", "50"]  # 30 -> an axis up to 50
+    assert [t for _, t in chart.ticks] == ["0", "20", "40"]  # 30 -> an even axis up to 40
+    assert [t for _, t in bar_chart("c", "C", [("a", 4)]).ticks] == ["0", "2", "4"]
     tallest = max(chart.bars, key=lambda b: b.height)
     assert tallest.label == "2026-03-30" and tallest.text == "30 visits"
     assert sum(b.tick for b in chart.bars) == 10
