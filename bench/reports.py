@@ -59,7 +59,7 @@ def seed(connection: str, prefix: str, count: int) -> float:
     from azure.data.tables import TableServiceClient
 
     from lib.reports.rows import REPORTS, VisitReport
-    from lib.storage import TableStore
+    from lib.storage import StorageUnavailable, TableStore
 
     table = TableStore(TableServiceClient.from_connection_string(connection), prefix).table(
         REPORTS, VisitReport
@@ -67,9 +67,19 @@ def seed(connection: str, prefix: str, count: int) -> float:
     by_day: dict[str, list] = {}
     for row in _rows(count):
         by_day.setdefault(row.partition_key, []).append(row)
+
+    def write(rows: list) -> None:
+        for attempt in range(5):  # a loaded Azurite resets a connection now and then
+            try:
+                table.upsert_many(rows)
+                return
+            except StorageUnavailable:
+                time.sleep(1 + attempt)
+        table.upsert_many(rows)
+
     started = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(table.upsert_many, by_day.values()))
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(write, by_day.values()))
     return time.perf_counter() - started
 
 
@@ -87,7 +97,7 @@ def child(connection: str, prefix: str, mode: str, count: str) -> dict:
 
     store = TableStore(TableServiceClient.from_connection_string(connection), prefix)
     endpoint = _endpoint(int(count))
-    reports = Reports(ReportRows(store, lambda: [endpoint]), ThresholdFields, None, lambda k: None)
+    reports = Reports(ReportRows(store), ThresholdFields, None, lambda k: None)
     scope = Range(LAST - timedelta(days=DAYS - 1), LAST, endpoint)
     reports.summary(Range(LAST, LAST, endpoint))  # warm: imports and the table client
     tracemalloc.start()

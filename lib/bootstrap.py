@@ -143,12 +143,11 @@ def _organizer(meetings: _Lazy[MeetingService], oid: str) -> tuple[str | None, s
 
 def _reports(
     store: TableStore,
-    endpoints: EndpointService,
     sealed: SealedValues,
     meetings: _Lazy[MeetingService],
     thresholds: Thresholds,
 ) -> Reports:
-    rows = ReportRows(store, lambda: [e.id for e in endpoints.list()])
+    rows = ReportRows(store)
     return Reports(
         rows,
         thresholds.get,
@@ -275,7 +274,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         texting=texting,
         sms_events=sms_events,
         projection=projection,
-        reports=_reports(store, endpoints, sealed, meetings, thresholds),
+        reports=_reports(store, sealed, meetings, thresholds),
         thresholds=thresholds,
     )
 

@@ -10,6 +10,7 @@ row's delete (a redelivery finds the pointer still old, writes the same row, and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 SENT = frozenset({"sent", "delivered", "undelivered"})
 DEFAULT_ZONE = "UTC"
 MAX_ROUNDS = 8  # as the timeline's: one visit has a handful of writers at most
+ZONE_TTL = 60.0  # seconds a clinic's zone is kept (a changed zone shows within a minute)
 
 
 class ReportProjection:
@@ -44,6 +46,7 @@ class ReportProjection:
         self._pointers = store.table(VISITS, ReportPointer)
         self._visits, self._quality, self._ledger = visits, quality, ledger
         self._zone_of, self._now = zone_of, now
+        self._zones: dict[str, tuple[str, float]] = {}  # endpoint -> (zone, when read)
 
     def __call__(self, event: VisitEventMessage, state: VisitState) -> None:
         """The timeline listener (the state it is given is a hint: the stored one is read)."""
@@ -131,11 +134,18 @@ class ReportProjection:
         )
 
     def _zone(self, endpoint_id: str) -> str:
-        """The clinic's zone (the endpoint's text settings); UTC for an endpoint since removed."""
+        """The clinic's zone (the endpoint's text settings); UTC for an endpoint since removed.
+        Kept ZONE_TTL per endpoint: every event of every visit asks, and it seldom changes."""
+        now = time.monotonic()
+        cached = self._zones.get(endpoint_id)
+        if cached is not None and now - cached[1] < ZONE_TTL:
+            return cached[0]
         try:
-            return self._zone_of(endpoint_id)
+            zone = self._zone_of(endpoint_id)
         except Exception:  # a deleted endpoint still has its visits reported
-            return DEFAULT_ZONE
+            zone = DEFAULT_ZONE
+        self._zones[endpoint_id] = (zone, now)
+        return zone
 
 
 def _ended(state: VisitState) -> datetime | None:

@@ -1,8 +1,9 @@
 """The report table: one row per visit, in the partition of its endpoint and clinic-local day.
 
-`VisitReports`: PartitionKey `{endpoint}|{yyyy-mm-dd}` (the day the visit started in the clinic's
-time zone), RowKey `{UTC start, yyyymmddThhmmss}-{visit key}`: a day reads in time order, and a
-90-day report of one endpoint is 90 partition reads, whatever else is stored.
+`VisitReports`: PartitionKey `{yyyy-mm-dd}|{endpoint}` (the day the visit started in the clinic's
+time zone), RowKey `{UTC start, yyyymmddThhmmss}-{visit key}`: a day reads in time order; a
+90-day report of one endpoint is 90 partition reads, whatever else is stored; and a report of
+every endpoint is one PartitionKey range (day first), however many endpoints there are.
 
 A visit's row moves when its day or start changes (a reschedule, or the first time both are in):
 the `report` row beside the visit in `Visits` (PartitionKey the visit key) says where its row is,
@@ -61,7 +62,7 @@ class VisitReport(Entity):
 
     @property
     def day(self) -> str:
-        return self.partition_key.rsplit("|", 1)[1]
+        return self.partition_key.split("|", 1)[0]
 
 
 class ReportPointer(Entity):
@@ -72,7 +73,8 @@ class ReportPointer(Entity):
 
 
 def partition(endpoint_id: str, day: date | str) -> str:
-    return f"{endpoint_id}|{day if isinstance(day, str) else day.isoformat()}"
+    """Day first: a range of days over every endpoint is one PartitionKey range."""
+    return f"{day if isinstance(day, str) else day.isoformat()}|{endpoint_id}"
 
 
 def row_key(moment: datetime, visit_key: str) -> str:

@@ -139,40 +139,51 @@ def _round(value: float | None, places: int = 1) -> float | None:
 
 
 class ReportRows:
-    """The rows of a range, in (day, endpoint, start) order."""
+    """The rows of a range, in (day, endpoint, start) order.
 
-    def __init__(self, store: TableStore, endpoint_ids: Callable[[], list[str]]) -> None:
+    One endpoint: its day partitions, one query each. All endpoints: one PartitionKey range
+    query from the first day to the last (partitions are `{day}|{endpoint}`), so the cost does
+    not grow with the number of endpoints registered."""
+
+    def __init__(self, store: TableStore) -> None:
         self._table = store.table(REPORTS, VisitReport)
-        self._endpoint_ids = endpoint_ids
 
     def rows(self, scope: Range, after: Position | None = None) -> Iterator[VisitReport]:
-        endpoints = [scope.endpoint] if scope.endpoint else sorted(self._endpoint_ids())
+        if scope.endpoint is None:
+            yield from self._all_endpoints(scope, after)
+            return
         for day in scope.days():
-            if after and day < after.day:
+            if after and (day, scope.endpoint) < (after.day, after.endpoint):
                 continue
-            for endpoint in endpoints:
-                if after and (day, endpoint) < (after.day, after.endpoint):
-                    continue
-                resume = (
-                    after.row_key
-                    if after and (day, endpoint) == (after.day, after.endpoint)
-                    else None
-                )
-                yield from self._partition(endpoint, day, scope.department, resume)
+            here = after is not None and (day, scope.endpoint) == (after.day, after.endpoint)
+            yield from self._query(
+                "PartitionKey eq @pk", {"pk": partition(scope.endpoint, day)}, scope,
+                after.row_key if here and after else None,
+            )  # fmt: skip
 
-    def _partition(
-        self, endpoint: str, day: date, department: str | None, after: str | None
+    def _all_endpoints(self, scope: Range, after: Position | None) -> Iterator[VisitReport]:
+        upper = f"{scope.last.isoformat()}|~"  # "~" sorts after every endpoint id
+        lower = f"{scope.first.isoformat()}|"
+        if after is not None:
+            resume = partition(after.endpoint, after.day)
+            yield from self._query("PartitionKey eq @pk", {"pk": resume}, scope, after.row_key)
+            clause = "PartitionKey gt @lo and PartitionKey lt @hi"
+            yield from self._query(clause, {"lo": max(resume, lower), "hi": upper}, scope, None)
+            return
+        clause = "PartitionKey gt @lo and PartitionKey lt @hi"
+        yield from self._query(clause, {"lo": lower, "hi": upper}, scope, None)
+
+    def _query(
+        self, clause: str, params: dict[str, Any], scope: Range, after: str | None
     ) -> Iterator[VisitReport]:
-        clauses, params = [], {}
-        if department is not None:
+        clauses, params = [clause], dict(params)
+        if scope.department is not None:
             clauses.append("department eq @department")
-            params["department"] = department
+            params["department"] = scope.department
         if after is not None:
             clauses.append("RowKey gt @after")
             params["after"] = after
-        return self._table.partition(
-            partition(endpoint, day), " and ".join(clauses) or None, page_size=PAGE, **params
-        )
+        return self._table.query(" and ".join(clauses), params, page_size=PAGE)
 
     def page(
         self, scope: Range, size: int, after: Position | None = None

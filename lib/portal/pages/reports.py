@@ -66,7 +66,7 @@ def _endpoint_choices(visit: Visit, chosen: str | None) -> list[str]:
     """The registered endpoints, and the one asked for if it is not (any more): a removed
     endpoint's past visits are still in the reports."""
     found = sorted(e.id for e in visit.svc.endpoints.list())
-    return found + [chosen] if chosen and chosen not in found else found
+    return [*found, chosen] if chosen and chosen not in found else found
 
 
 def _form(visit: Visit, kept: dict[str, str]) -> dict[str, Any]:
