@@ -225,7 +225,7 @@ def approve_secret_host(call: Call) -> Response:
 
 ENDPOINTS = "config/endpoints"
 SMS = "config/sms"
-REPORTS = "reports"
+REPORT_ROUTES = "reports"
 ROUTES: list[Route] = [
     Route("GET", ENDPOINTS, AppRole.READER, list_endpoints, "List FHIR endpoints",
           answer="EndpointList"),
@@ -298,10 +298,10 @@ ROUTES: list[Route] = [
     Route("PUT", SMS + "/certificates/{environment}", AppRole.ADMIN, sms_api.put_certificate,
           "Upload the interface engine's public certificate (PEM or base64 DER)",
           "CertificateUpload", "IntakeCertificate"),
-    Route("GET", REPORTS + "/visits", AppRole.READER, reports_api.visits,
+    Route("GET", REPORT_ROUTES + "/visits", AppRole.READER, reports_api.visits,
           "The visits of a range, one row each (JSON pages, or all of them as CSV)",
           answer="VisitReportPage"),
-    Route("GET", REPORTS + "/summary", AppRole.READER, reports_api.summary,
+    Route("GET", REPORT_ROUTES + "/summary", AppRole.READER, reports_api.summary,
           "Per day and department: counts, averages, no-show rate, texts, poor calls",
           answer="ReportSummary"),
     Route("GET", "config/reports/thresholds", AppRole.READER, reports_api.get_thresholds,
