@@ -32,9 +32,10 @@ POOR, GOOD, UNMEASURED = "poor", "good", "unmeasured"
 
 
 class ThresholdFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true` is not a threshold (lax mode would read it as 1.0); numbers stay numbers
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    packet_loss: Annotated[float, Field(ge=0, le=1, strict=False)] = Field(
+    packet_loss: Annotated[float, Field(ge=0, le=1)] = Field(
         default=0.1, description="Poor above this average packet loss rate (0.1 = 10 %)."
     )
     jitter_ms: Annotated[float, Field(ge=0, le=10_000)] = Field(
@@ -54,7 +55,7 @@ class ThresholdFields(BaseModel):
 class QualityThresholds(Entity, ThresholdFields):
     """PartitionKey `reports`, RowKey `quality-thresholds` in the Config table."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+    model_config = ConfigDict(extra="ignore", defer_build=True, strict=False)  # read from a row
 
     updated_at: datetime | None = None
     updated_by: str | None = None
