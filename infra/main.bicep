@@ -142,6 +142,7 @@ var tableNames = [
   'SmsOptOut'
   'SmsEvents'
   'SchedulingReplay'
+  'PortalSignOuts'
 ]
 var queueNames = [
   'visit-events'

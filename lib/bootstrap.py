@@ -167,7 +167,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     completion = LaunchCompletion(
         endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions, sealed
     )
-    portal_sessions = PortalSessions(sealer, privacy, secure=urls.secure)
+    portal_sessions = PortalSessions(sealer, privacy, store, secure=urls.secure)
     portal_signin = PortalSignIn(entra, sessions, binding, urls, portal_sessions)
     # The one redirect URI: each kind of sign-in and what completes it.
     callback = Callback(

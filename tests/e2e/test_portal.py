@@ -146,12 +146,19 @@ def test_posts_need_the_sessions_csrf_token(app, people):
     assert cross_site.status_code == 403 and error_code(cross_site) == "PORTAL-CSRF"
 
 
-def test_sign_out_ends_the_session_in_this_browser(app):
+def test_sign_out_ends_the_session_here_and_for_a_copy_of_its_cookie(app):
     portal = Portal(app, "reader")
     assert portal.get("reports").status_code == 200
+    copy = Portal(app)  # another browser holding a copy of the cookie (a shared computer)
+    copy.s.cookies.update(portal.s.cookies)
+    assert copy.get("reports").status_code == 200
     out = portal.post("signout")
     assert out.status_code == 303 and "Max-Age=0" in out.headers["Set-Cookie"]
     assert portal.get("reports").status_code == 303  # to the sign-in
+    assert copy.get("reports").status_code == 303  # the copy stopped working too
+    refused = copy.post("signout", csrf=copy.csrf)
+    assert refused.status_code == 401 and error_code(refused) == "PORTAL-SIGNED-OUT"
+    copy.close()
 
 
 def unique(prefix: str) -> str:
