@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, imports, launch
+from bench import capacity, chaos, imports, launch
 
-BENCHES = {"imports": imports.run, "launch": launch.run, "chaos": chaos.run}
+BENCHES = {
+    "imports": imports.run,
+    "launch": launch.run,
+    "chaos": chaos.run,
+    "capacity": capacity.run,
+}
 
 
-def main(names: list[str]) -> None:
+def main(args: list[str]) -> None:
+    """`python -m bench [name ...] [--flag ...]`: flags go to the benches that take them
+    (`capacity --model-only`)."""
+    flags = [a for a in args if a.startswith("--")]
+    names = [a for a in args if not a.startswith("--")]
     rows: list[tuple[str, str, str]] = []
     for name in names or list(BENCHES):
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += BENCHES[name]()
+        rows += BENCHES[name](flags) if flags else BENCHES[name]()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>12}  note")
     for label, value, note in rows:

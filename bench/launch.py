@@ -446,10 +446,14 @@ def concurrent(stack: Stack) -> list[tuple[str, str, str]]:
     ]
 
 
-def running(prefix: str) -> contextlib.AbstractContextManager[Stack]:
+def running(
+    prefix: str, overrides: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[Stack]:
     """dev.stack.running(), with the app served from a folder whose function_app.py installs
     bench/probes.py first: the probes exist in this host only."""
-    return stack_running(prefix, app=lambda folder: probes.app_dir(folder / "app", ROOT))
+    return stack_running(
+        prefix, app=lambda folder: probes.app_dir(folder / "app", ROOT), overrides=overrides
+    )
 
 
 def run() -> list[tuple[str, str, str]]:

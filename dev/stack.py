@@ -223,16 +223,22 @@ def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> Sandbo
 
 
 def start_app(
-    storage: str, sandbox: Sandbox, folder: Path, prefix: str, app_dir: Path = ROOT
+    storage: str,
+    sandbox: Sandbox,
+    folder: Path,
+    prefix: str,
+    app_dir: Path = ROOT,
+    overrides: Mapping[str, str] | None = None,
 ) -> tuple[RunningHost, dict[str, str]]:
     """The app on dev.host on a free port, against this Azurite and sandbox, with the sandbox
     EHRs pointed at it; settings only from the environment (``folder`` keeps an empty
-    local.settings.json and the host's log). Returns the host and the app's settings."""
+    local.settings.json and the host's log), ``overrides`` over the defaults. Returns the host
+    and the app's settings."""
     port = free_port()
     url = f"https://{APP_ADDRESS}:{port}"
     empty = folder / "local.settings.json"
     empty.write_text('{"Values": {}}')
-    env = app_env(storage, sandbox, url, prefix)
+    env = {**app_env(storage, sandbox, url, prefix), **(overrides or {})}
     point_sandbox_at(sandbox, url)
     tls = app_certificate(sandbox.ca_file, folder / "tls")
     host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port, tls=tls)
@@ -328,11 +334,15 @@ def start_local(
 
 @contextlib.contextmanager
 def running(
-    prefix: str = "stack", seed: bool = True, app: Callable[[Path], Path] | None = None
+    prefix: str = "stack",
+    seed: bool = True,
+    app: Callable[[Path], Path] | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Azurite + sandbox + app on free ports, seeded; all stopped on the way out, whatever
     happened. ``prefix`` names the app's tables; ``app`` lays out the folder the host serves,
-    given the stack's temporary folder (default: the project itself; bench/ adds probes)."""
+    given the stack's temporary folder (default: the project itself; bench/ adds probes);
+    ``overrides``: app settings over the defaults (the privacy suite logs at DEBUG)."""
     from dev.sandbox import start_sandbox
     from dev.sandbox.directory import ROLE_VALUES
 
@@ -346,7 +356,9 @@ def running(
         sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
         on.callback(sandbox.stop)
         app_dir = app(folder) if app else ROOT
-        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
+        host, env = start_app(
+            azurite.connection_string, sandbox, folder, prefix, app_dir, overrides
+        )
         on.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)
         if seed:

@@ -59,6 +59,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w/.:-])1?[2-9]\d{2}[2-9]\d{6}(?![\w-])"), "[phone]"),
 ]  # fmt: skip
 
+# The Azure SDKs log every HTTP request (URLs with SAS / query values) at INFO: kept to warnings.
+NOISY_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy", "msal", "urllib3")
+
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -138,6 +141,5 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactionFilter) for f in handler.filters):
             handler.addFilter(RedactionFilter())
-    # The Azure SDKs log every HTTP request (URLs with SAS / query values) at INFO.
-    for noisy in ("azure", "azure.core.pipeline.policies.http_logging_policy", "msal", "urllib3"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
