@@ -42,6 +42,7 @@ def span(delta: timedelta) -> str:
 
 def kept() -> dict[str, Kept]:
     """Why each row kind is kept and for how long, by model name."""
+    from lib.portal.session import ABSOLUTE
     from lib.signin.sessions import LIFETIME
     from lib.sms.cleanup import EVENT_DAYS, LEDGER_GRACE
     from lib.sms.intake import DEFAULT_GRACE
@@ -78,6 +79,10 @@ def kept() -> dict[str, Kept]:
                               "nonce); the launch keeps its own in the browser", sessions,
                               "PartitionKey / RowKey: from the state (random)"),
         "UsedState": Kept("that a sign-in's state was used once (replay protection)", sessions),
+        "SignedOut": Kept("that an admin signed out of the portal, so every copy of that "
+                          "session's cookie is refused (keyed hash of the session id)",
+                          f"until the session's absolute end ({span(ABSOLUTE)} after its "
+                          "sign-in), removed by the cleanup timer"),
         "ClinicianMapping": Kept("which Microsoft account a clinician confirmed, under a keyed "
                                  "hash of their EHR user id: the meeting's organizer",
                                  "until the clinician unlinks it or an admin removes it"),
