@@ -142,9 +142,11 @@ var tableNames = [
   'SmsOptOut'
   'SmsEvents'
   'SchedulingReplay'
+  'GraphSubscriptions'
 ]
 var queueNames = [
   'visit-events'
+  'graph-tasks'
 ]
 
 // Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and
