@@ -153,8 +153,12 @@ def test_handshake_and_refusals(app):
     svc = services(app)
     call_records = wait_until(lambda: svc.subscriptions().ensure_call_records())
     for state in ("wrong", None):
-        item = {"subscriptionId": call_records, "changeType": "created",
-                "resource": "communications/callRecords/1", "resourceData": {"id": "1"}}  # fmt: skip
+        item = {
+            "subscriptionId": call_records,
+            "changeType": "created",
+            "resource": "communications/callRecords/1",
+            "resourceData": {"id": "1"},
+        }
         if state:
             item["clientState"] = state
         refused = s.post(app.api("graph/notifications"), json={"value": [item]}, timeout=10)
@@ -168,7 +172,7 @@ def test_handshake_and_refusals(app):
 
 
 def test_lifecycle_notifications_renew_recreate_and_reconcile(app, endpoint, graph):
-    page, join, meeting = open_visit(app, endpoint, "reyes-0900")
+    _, join, _ = open_visit(app, endpoint, "reyes-0900")
     (sub,) = graph.subscriptions_for(join)
     expires = sub.expires
     graph.lifecycle(sub.id, "reauthorizationRequired")

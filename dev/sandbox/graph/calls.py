@@ -108,7 +108,7 @@ class Calls:
         for sub in self.subscriptions.matching(MEETING_EVENTS, change.join_web_url):
             self.subscriptions.notify(sub, resource, event, "updated")
 
-    # -- after the call -----------------------------------------------------------------------------
+    # -- after the call ------------------------------------------------------------------------
     def _finish(self, call: _Call, ended: float) -> None:
         attended = [p for p in call.people.values() if p.intervals]
         report_id = str(uuid.uuid4())
