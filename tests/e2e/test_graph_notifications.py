@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -207,3 +208,21 @@ def test_a_dropped_notification_is_made_good_by_reconciliation(app, endpoint, gr
     )
     state = wait_until(lambda: (s := svc.visits.state(key)) and s.admitted_at and s)
     assert state.both_in_at is not None and state.patient == "left"
+
+
+def test_the_timer_renews_what_expires_soon_a_bounded_number_a_run(
+    app, endpoint, graph, sandbox_trust
+):
+    _, join, _ = open_visit(app, endpoint, "reyes-0930")
+    (sub,) = graph.subscriptions_for(join)
+    subscriptions = services(app).subscriptions()
+    assert sub.id not in set(subscriptions.due())  # 70 hours to go: not yet
+    later = datetime.now(UTC) + timedelta(hours=60)
+    assert sub.id in set(subscriptions.due(later, limit=10_000))
+    since = time.time()
+    assert subscriptions.renew_due(later, limit=1) == 1
+    patches = app.sandbox.journal.entries(method="PATCH", path="*/subscriptions/*", since=since)
+    assert len(patches) == 1 and patches[0].status == 200
+    before = graph.subscriptions_for(join)[0].expires
+    subscriptions.renew(sub.id)
+    assert graph.subscriptions_for(join)[0].expires > before
