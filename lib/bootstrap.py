@@ -37,7 +37,7 @@ from lib.portal.session import PortalSessions
 from lib.portal.signin import PortalSignIn
 from lib.privacy import PrivacyKeys
 from lib.sealing import Sealer
-from lib.settings import Settings, get_settings
+from lib.settings import Settings, SettingsError, get_settings
 from lib.signin.binding import BrowserBinding
 from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
@@ -142,7 +142,10 @@ def _subscriptions(
     visits: VisitStore, urls: Urls,
 ) -> SubscriptionService:  # fmt: skip
     pem = _secret(settings.graph_notification_certificate)
-    certificate = NotificationCertificate.from_pem(pem) if pem and pem.strip() else None
+    try:
+        certificate = NotificationCertificate.from_pem(pem) if pem and pem.strip() else None
+    except ValueError as exc:  # SRV-NOT-CONFIGURED, naming the setting (never its value)
+        raise SettingsError(f"GRAPH_NOTIFICATION_CERTIFICATE: {exc}") from None
     url = urls.graph_notifications
     return SubscriptionService(graph, store, privacy, visits, url, certificate)
 

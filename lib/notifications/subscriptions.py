@@ -28,6 +28,7 @@ Storage (no patient data: a subscription id, a visit key, times, a hash):
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,7 @@ from urllib.parse import quote
 
 from lib.notifications.certificate import NotificationCertificate
 from lib.privacy import PrivacyKeys
-from lib.storage import ConcurrencyConflict, Entity, TableStore
+from lib.storage import ConcurrencyConflict, Entity, StorageUnavailable, TableStore
 from lib.teams.graph import GraphClient, seg
 from lib.visits.store import VISITS, VisitStore
 from lib.web.errors import AppError
@@ -49,6 +50,7 @@ RENEW_BATCH = 100  # renewals per timer run: the rest wait for the next run (sti
 CLAIM_STALE = timedelta(minutes=2)  # a claim without a subscription this old is taken over
 MEETING, CALL_RECORDS = "meeting", "callRecords"
 CLIENT_STATE = "graph-client-state"
+_SUBSCRIPTION_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 
 
 class GraphSubscription(Entity):
@@ -96,8 +98,8 @@ class SubscriptionService:
 
     # --- reading --------------------------------------------------------------------------------
     def get(self, subscription_id: str) -> GraphSubscription | None:
-        if not subscription_id or len(subscription_id) > 100 or "/" in subscription_id:
-            return None
+        if not _SUBSCRIPTION_ID.match(subscription_id or ""):
+            return None  # Graph's ids are GUIDs: anything else is no key of ours
         return self._rows.get(subscription_id, "subscription")
 
     def client_state_matches(self, row: GraphSubscription, given: object) -> bool:
@@ -115,6 +117,10 @@ class SubscriptionService:
     def subscribe(self, visit_key: str) -> str | None:
         """The visit's meeting subscription, made once (None: no meeting yet, or no certificate)."""
         visit = self._visits.get(visit_key)
+        if visit is not None and not visit.join_url and visit.opening_since is not None:
+            # The arrival was queued alongside the meeting being made: the queue's retry
+            # comes back once it is attached.
+            raise StorageUnavailable("the visit's meeting is still being made")
         if visit is None or not visit.join_url:
             return None
         self._index.upsert(
