@@ -100,6 +100,10 @@ class NotificationReceiver:
         if not self._subscriptions.client_state_matches(row, item.get("clientState")):
             log.warning("graph notification with a wrong clientState", extra={"kind": row.kind})
             return "refused"
+        tenant = item.get("tenantId")
+        if tenant is not None and str(tenant).lower() != self._tenant_id.lower():
+            log.warning("graph notification for another tenant", extra={"kind": row.kind})
+            return "refused"
         subscription_id = row.partition_key
         lifecycle = item.get("lifecycleEvent")
         if lifecycle:

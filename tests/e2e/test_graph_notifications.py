@@ -113,9 +113,7 @@ def test_the_meeting_page_drives_the_visit_state(app, endpoint, graph):
 
 
 def visit_key(svc, join_url: str) -> str:
-    from lib.notifications.subscriptions import SubscriptionService
-
-    assert isinstance(svc.subscriptions(), SubscriptionService)
+    """The visit of a meeting, as the app recorded it when it subscribed (by join URL)."""
     return wait_until(lambda: svc.subscriptions().visit_of_join_url(join_url))
 
 

@@ -217,3 +217,74 @@ def test_too_many_at_once_is_refused():
     body = json.dumps({"value": [{}] * 101}).encode()
     with pytest.raises(AppError):
         receiver().receive(request(body=body))
+
+
+class Subscriptions:
+    """What the webhook reads of its subscriptions: one meeting subscription, secret `s3cret`."""
+
+    def __init__(self, cert) -> None:
+        from lib.notifications.subscriptions import GraphSubscription
+
+        self.certificate = cert
+        now = datetime.now(UTC)
+        self.row = GraphSubscription(
+            partition_key="sub-1",
+            row_key="subscription",
+            kind="meeting",
+            visit_key=KEY,
+            client_state_hash="h",
+            expires_at=now,
+            created_at=now,
+        )
+
+    def get(self, subscription_id):
+        return self.row if subscription_id == "sub-1" else None
+
+    def client_state_matches(self, row, given):
+        return given == "s3cret"
+
+
+class Published(list):
+    def publish(self, event) -> None:
+        self.append(event)
+
+
+def notification(cert, **over) -> dict:
+    data = roster(guest(isInLobby=True))
+    item = {"subscriptionId": "sub-1", "clientState": "s3cret", "tenantId": TENANT,
+            "changeType": "updated", "encryptedContent": sealed(cert, data)}  # fmt: skip
+    return {**item, **over}
+
+
+def post(receiver, *items):
+    return receiver.receive(request(body=json.dumps({"value": list(items)}).encode()))
+
+
+def test_a_meeting_notification_becomes_events_on_the_queue(cert):
+    published = Published()
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    assert post(webhook, notification(cert)).status == 202
+    assert [(e.kind, e.role) for e in published] == [("lobby", "patient")]
+
+
+@pytest.mark.parametrize(
+    "over",
+    [{"clientState": "wrong"}, {"clientState": None}, {"tenantId": "another-tenant"}],
+)
+def test_refused_unless_it_is_ours(cert, over):
+    published = Published()
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    with pytest.raises(AppError) as err:
+        post(webhook, notification(cert, **over))
+    assert err.value.code == "GRAPH-NOTIFICATION-REFUSED" and not published
+
+
+def test_one_unreadable_notification_does_not_stop_the_others(cert):
+    published = Published()
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    broken = notification(cert, encryptedContent={"data": "AAAA"})
+    assert post(webhook, broken, notification(cert)).status == 202
+    assert len(published) == 1
+    with pytest.raises(AppError) as err:
+        post(webhook, broken)
+    assert err.value.code == "GRAPH-NOTIFICATION-INVALID"
