@@ -195,6 +195,7 @@ class GraphStandIn(GraphApi, SubscriptionApi, MeetingPages, StandIn):
             "demo organizers": organizers,
             "meeting page": self.url("/meet/{meeting id}?role=organizer|member|guest&name=..."),
             "meeting rosters (JSON)": self.url("/_meetings"),
+            "subscriptions (JSON)": f"{self.control_url}/subscriptions",
             "controls": f"{self.control_url}/",
         }
 
