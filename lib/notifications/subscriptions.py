@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -115,7 +115,16 @@ class SubscriptionService:
 
     # --- a visit's meeting ----------------------------------------------------------------------
     def subscribe(self, visit_key: str) -> str | None:
-        """The visit's meeting subscription, made once (None: no meeting yet, or no certificate)."""
+        """The visit's meeting subscription, made once (None: no meeting yet, or no certificate).
+
+        Every arrival of a visit asks (a burst of launches, the queue's redeliveries): all but
+        the one that claims the visit's pointer row stop at a read or two.
+        """
+        return self._ensure(
+            self._pointers, visit_key, "subscription", lambda: self._make_meeting(visit_key)
+        )
+
+    def _make_meeting(self, visit_key: str) -> str | None:
         visit = self._visits.get(visit_key)
         if visit is not None and not visit.join_url and visit.opening_since is not None:
             # The arrival was queued alongside the meeting being made: the queue's retry
@@ -123,13 +132,10 @@ class SubscriptionService:
             raise StorageUnavailable("the visit's meeting is still being made")
         if visit is None or not visit.join_url:
             return None
-        self._index.upsert(
-            MeetingIndex(
-                partition_key=self._join_url_key(visit.join_url),
-                row_key="meeting",
-                visit_key=visit_key,
-            )
+        index = MeetingIndex(
+            partition_key=self._join_url_key(visit.join_url), row_key="meeting", visit_key=visit_key
         )
+        self._index.upsert(index)
         self.ensure_call_records()
         if self.certificate is None:
             return None  # meeting events need rich notifications; call records still come
@@ -138,14 +144,7 @@ class SubscriptionService:
             + quote(visit.join_url, safe="")
             + "')/meetingCallEvents"
         )
-        return self._ensure(
-            self._pointers,
-            visit_key,
-            "subscription",
-            lambda: self._create(
-                resource, "updated", MEETING, visit_key, rich=True, version="beta"
-            ),
-        )
+        return self._create(resource, "updated", MEETING, visit_key, rich=True, version="beta")
 
     def unsubscribe(self, visit_key: str) -> None:
         """The visit is over: its meeting subscription goes (a later arrival makes a new one)."""
@@ -271,7 +270,9 @@ class SubscriptionService:
             response.raise_for_error()
         self._rows.delete(subscription_id, "subscription")
 
-    def _ensure(self, table, partition: str, row_key: str, create) -> str | None:
+    def _ensure(
+        self, table, partition: str, row_key: str, create: Callable[[], str | None]
+    ) -> str | None:
         """The subscription a pointer row names, made (once, by whoever claims it) if none."""
         pointer = table.get(partition, row_key)
         if pointer and pointer.subscription_id and self.get(pointer.subscription_id):
@@ -287,6 +288,9 @@ class SubscriptionService:
             # Let the queue's retry (or another arrival) claim it again at once.
             table.delete(partition, row_key)
             raise
+        if made is None:  # nothing to subscribe to yet: the next arrival looks again
+            table.delete(partition, row_key)
+            return None
         table.upsert(pointer.model_copy(update={"subscription_id": made}))
         return made
 
