@@ -70,6 +70,8 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
         "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
         "SMS_TIMER_SCHEDULE": "0 * * * * *",
+        "GRAPH_TIMER_SCHEDULE": "0 */15 * * * *",
+        "GRAPH_RECONCILE_DELAY_SECONDS": "1",
     }
     env.update(overrides)
     return env
@@ -79,8 +81,10 @@ def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, 
     """The app's settings against this Azurite and this (in-process) sandbox, at ``url``.
     Each party's address comes from its stand-in, not from the sandbox's one origin."""
     from dev.settings import generate_signing_keys
+    from lib.notifications.certificate import generate_pem
 
     return settings_env(
+        GRAPH_NOTIFICATION_CERTIFICATE=generate_pem(),
         AzureWebJobsStorage=storage,
         CONNECTOR_PUBLIC_URL=url,
         ENTRA_AUTHORITY_HOST=sandbox.entra.authority_host,

@@ -116,6 +116,17 @@ def kept() -> dict[str, Kept]:
         "SeenSignature": Kept("a scheduling message's signature id (jti) seen: replay "
                               "protection", f"{span(timedelta(seconds=2 * MAX_AGE))} "
                                             "(twice the signature's maximum age)"),
+        "GraphSubscription": Kept("a Graph subscription we hold (a visit's meeting call events, "
+                                  "or the tenant's call records): its kind, the visit key, a "
+                                  "keyed hash of its clientState, its expiry",
+                                  "until the call ends or it lapses (Graph's limit: 3 days), "
+                                  "deleted then"),
+        "SubscriptionPointer": Kept("which subscription a visit (or the tenant's call records) "
+                                    "has, and when a worker claimed making it: one subscribe "
+                                    "per visit", "deleted with its subscription"),
+        "MeetingIndex": Kept("which visit a meeting belongs to, under a keyed hash of its join "
+                             "URL: a call record names the meeting, not the visit",
+                             "as long as the visit"),
     }  # fmt: skip
 
 
@@ -126,6 +137,13 @@ QUEUES: dict[str, tuple[str, str, str]] = {
         "hash), kind, role, time, source",
         "every source's events reach the visit's state through one consumer",
         "until applied (seconds); after 5 failed tries it moves to `visit-events-poison`, kept "
+        "until an operator looks",
+    ),
+    "graph-tasks": (
+        "a Graph task (`lib/notifications/tasks.py` `GraphTask`): subscribe, renew, recreate, "
+        "reconcile or read a call record, with a visit key, subscription id or record id",
+        "Graph work that must not slow the webhook or the launch",
+        "until done (seconds); after 5 failed tries it moves to `graph-tasks-poison`, kept "
         "until an operator looks",
     ),
 }

@@ -143,9 +143,11 @@ var tableNames = [
   'SmsEvents'
   'SchedulingReplay'
   'PortalSignOuts'
+  'GraphSubscriptions'
 ]
 var queueNames = [
   'visit-events'
+  'graph-tasks'
 ]
 
 // Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and

@@ -27,11 +27,17 @@ from lib.launch.visit_page import VisitPages
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
+from lib.notifications.certificate import NotificationCertificate
+from lib.notifications.reconcile import Reconciler
+from lib.notifications.records import CallRecords
+from lib.notifications.subscriptions import SubscriptionService
+from lib.notifications.tasks import GRAPH_TASKS_QUEUE, GraphFollower, GraphTasks
+from lib.notifications.webhook import NotificationReceiver
 from lib.portal.session import PortalSessions
 from lib.portal.signin import PortalSignIn
 from lib.privacy import PrivacyKeys
 from lib.sealing import Sealer
-from lib.settings import Settings, get_settings
+from lib.settings import Settings, SettingsError, get_settings
 from lib.signin.binding import BrowserBinding
 from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
@@ -54,6 +60,7 @@ from lib.teams.meetings import MeetingService
 from lib.telemetry import configure_telemetry
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import VisitOpener
+from lib.visits.quality import CallQualityStore
 from lib.visits.sealed import SealedValues
 from lib.visits.store import VisitStore
 from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
@@ -98,6 +105,11 @@ class Services:
     scheduling: SchedulingIntake
     texting: Texting
     sms_events: SmsEvents
+    graph_tasks: GraphTasks
+    subscriptions: _Lazy[SubscriptionService]
+    notifications: _Lazy[NotificationReceiver]
+    call_records: _Lazy[CallRecords]
+    reconciler: _Lazy[Reconciler]
 
 
 class _Lazy(Generic[T]):
@@ -114,16 +126,28 @@ class _Lazy(Generic[T]):
         return self.value
 
 
-def _meetings(settings: Settings, entra: EntraApp) -> MeetingService:
+def _graph(settings: Settings, entra: EntraApp) -> GraphClient:
     if not entra.configured:
         raise AppError("GRAPH-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET are not set.")
-    graph = GraphClient(
+    return GraphClient(
         authority=entra.authority,
         client_id=entra.client_id or "",
         client_secret=entra.secret or "",
         graph_base=settings.graph_base_url,
     )
-    return MeetingService(graph, join_hosts=settings.join_hosts)
+
+
+def _subscriptions(
+    settings: Settings, graph: GraphClient, store: TableStore, privacy: PrivacyKeys,
+    visits: VisitStore, urls: Urls,
+) -> SubscriptionService:  # fmt: skip
+    pem = _secret(settings.graph_notification_certificate)
+    try:
+        certificate = NotificationCertificate.from_pem(pem) if pem and pem.strip() else None
+    except ValueError as exc:  # SRV-NOT-CONFIGURED, naming the setting (never its value)
+        raise SettingsError(f"GRAPH_NOTIFICATION_CERTIFICATE: {exc}") from None
+    url = urls.graph_notifications
+    return SubscriptionService(graph, store, privacy, visits, url, certificate)
 
 
 def build(settings: Settings, store: TableStore | None = None) -> Services:
@@ -142,7 +166,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         client_id=settings.entra_client_id,
         secret=secret.get_secret_value() if secret else None,
     )
-    meetings = _Lazy(lambda: _meetings(settings, entra))
+    graph = _Lazy(lambda: _graph(settings, entra))
+    meetings = _Lazy(lambda: MeetingService(graph(), join_hosts=settings.join_hosts))
 
     smart = SmartDeps(http, IdTokenVerifier(http), keys)  # one JWKS cache for every EHR sign-in
     sessions = SessionStore(store)
@@ -191,6 +216,21 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     sms_events = SmsEvents(
         store, privacy, _secret(settings.sms_events_secret), optouts, texting.ledger, sms, sender
     )
+    # Graph's change notifications: subscriptions made from the visit timeline (never the launch),
+    # slow work on the graph-tasks queue.
+    graph_tasks = GraphTasks(_Lazy(lambda: QueueSender(queue_service(settings), GRAPH_TASKS_QUEUE)))
+    subscriptions = _Lazy(lambda: _subscriptions(settings, graph(), store, privacy, visits, urls))
+    tenant = settings.entra_tenant_id
+    notifications = _Lazy(
+        lambda: NotificationReceiver(subscriptions(), events, graph_tasks, privacy, tenant)
+    )
+    call_records = _Lazy(
+        lambda: CallRecords(
+            graph(), subscriptions(), CallQualityStore(store), events, graph_tasks, privacy
+        )
+    )
+    reconciler = _Lazy(lambda: Reconciler(graph(), visits, events, privacy, tenant))
+    follower = GraphFollower(graph_tasks, settings.graph_reconcile_delay)
     return Services(
         settings=settings,
         urls=urls,
@@ -216,7 +256,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         portal_sessions=portal_sessions,
         portal_signin=portal_signin,
         events=events,
-        timeline=VisitTimeline(visits),
+        timeline=VisitTimeline(visits, listeners=[follower]),
         sms=sms,
         sms_join=join,
         scheduling=SchedulingIntake(
@@ -231,6 +271,11 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         ),
         texting=texting,
         sms_events=sms_events,
+        graph_tasks=graph_tasks,
+        subscriptions=subscriptions,
+        notifications=notifications,
+        call_records=call_records,
+        reconciler=reconciler,
     )
 
 

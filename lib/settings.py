@@ -143,6 +143,22 @@ class Settings(BaseModel):
         default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
     )
 
+    # --- Microsoft Graph change notifications (lib/notifications) ----------------------------
+    # PEM: an RSA private key and its certificate, which Graph encrypts meeting call events to
+    # (subscriptions with resource data). None: no meeting subscriptions (call records and the
+    # attendance reports still come).
+    graph_notification_certificate: SecretStr | None = Field(
+        default=None, validation_alias="GRAPH_NOTIFICATION_CERTIFICATE"
+    )
+    # NCRONTAB of the subscriptions timer (renewal before expiry; functions/graph_subscriptions.py).
+    graph_timer_schedule: str = Field(
+        default="0 */15 * * * *", validation_alias="GRAPH_TIMER_SCHEDULE"
+    )
+    # How long after a call ends its attendance report is read (Graph publishes it minutes later).
+    graph_reconcile_delay: int = Field(
+        default=300, ge=0, le=3600, validation_alias="GRAPH_RECONCILE_DELAY_SECONDS"
+    )
+
     # --- Communication Services (SMS) -------------------------------------------------------------
     # endpoint=https://<resource>.communication.azure.com/;accesskey=<base64>. None: SMS is off.
     acs_connection_string: SecretStr | None = Field(

@@ -126,6 +126,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "entra-keys": ("/entra/*/discovery/v2.0/keys", "/entra/*/v2.0/.well-known/*"),
     "graph-meetings": ("/graph/v1.0/users/*/onlineMeetings*",),
     "graph": ("/graph/v1.0/*",),
+    "graph-beta": ("/graph/beta/*",),
+    # Outbound: the change notifications Graph posts to the app (any fault drops the delivery).
+    "graph-notifications": ("/graph/_notify/*",),
 }  # fmt: skip
 KINDS = ("answer", "hang", "trickle", "reset")
 

@@ -223,6 +223,15 @@ _ENTRIES: list[ErrorDef] = [
              "The meeting organizer's Microsoft account was not found.",
              "The mapped Entra user no longer exists; remove the mapping or fix the default "
              "organizer."),
+    ErrorDef("GRAPH-NOTIFICATION-INVALID", 400, "Notification not readable",
+             "This is not a Microsoft Graph change notification the connector can read.",
+             "POST /api/graph/notifications takes Graph's {\"value\": [...]} body or a "
+             "?validationToken= handshake; encrypted content must be for "
+             "GRAPH_NOTIFICATION_CERTIFICATE and match its dataSignature."),
+    ErrorDef("GRAPH-NOTIFICATION-REFUSED", 401, "Notification refused",
+             "The notification's clientState does not match its subscription.",
+             "Only Graph knows a subscription's clientState; a forged or replayed-elsewhere "
+             "notification is refused. Recreate the subscription if Graph's are refused."),
     # --- FHIR endpoint discovery (validation at configuration time, and at launch) ------------
     ErrorDef("DISC-UNREACHABLE", 502, "FHIR server unreachable",
              "The EHR's FHIR server could not be reached.",

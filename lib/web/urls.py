@@ -69,3 +69,8 @@ class Urls:
     @property
     def visit_status(self) -> str:
         return f"{self.api}/visit/status"
+
+    @property
+    def graph_notifications(self) -> str:
+        """Graph's change and lifecycle notifications (every subscription we make names it)."""
+        return f"{self.api}/graph/notifications"

@@ -25,6 +25,10 @@ OPTIONAL_IN_AZURE = {
     "CONNECTOR_BACKGROUND_BUDGET_SECONDS": "120 s fits well inside the Functions timeout",
     "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
     "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
+    "GRAPH_NOTIFICATION_CERTIFICATE": "the operator makes the certificate in Key Vault and "
+    "references it (docs/deploy.md); unset, meeting subscriptions are off and call records and "
+    "attendance reports still come",
+    "GRAPH_RECONCILE_DELAY_SECONDS": "300 s: Graph publishes attendance reports minutes later",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {

@@ -86,6 +86,9 @@ EXPECTED = {
         "config/sms/certificates/{environment}", "GET", "PUT"
     ),
     "reminders": {"trigger": "timerTrigger", "schedule": "%SMS_TIMER_SCHEDULE%"},
+    "graph_notifications": _http("graph/notifications", "POST"),
+    "graph_tasks": {"trigger": "queueTrigger", "queue": "graph-tasks"},
+    "graph_subscriptions": {"trigger": "timerTrigger", "schedule": "%GRAPH_TIMER_SCHEDULE%"},
 }
 
 
