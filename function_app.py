@@ -19,6 +19,7 @@ from functions import (
     visit_events,
     warmup,
     wellknown,
+    writeback,
 )
 from lib.logs import configure_logging
 
@@ -31,6 +32,6 @@ configure_logging()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 modules = (health, config_api, launch, portal, scheduling, sms, sms_events, wellknown)
-timers_and_queues = (cleanup, reminders, visit_events, warmup)
+timers_and_queues = (cleanup, reminders, visit_events, warmup, writeback)
 for module in (*modules, *timers_and_queues):
     app.register_functions(module.bp)

@@ -142,9 +142,11 @@ var tableNames = [
   'SmsOptOut'
   'SmsEvents'
   'SchedulingReplay'
+  'WritebackFailures'
 ]
 var queueNames = [
   'visit-events'
+  'ehr-writeback'
 ]
 
 // Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and

@@ -25,6 +25,7 @@ OPTIONAL_IN_AZURE = {
     "CONNECTOR_BACKGROUND_BUDGET_SECONDS": "120 s fits well inside the Functions timeout",
     "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
     "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
+    "CONNECTOR_WRITEBACK_TIMEOUT_SECONDS": "10 s per EHR call suits Epic and Oracle Health",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"lib.endpoints"},
     {"lib.teams"},
     {"lib.visits"},
+    {"lib.writeback"},
     {"lib.sms"},
     {"lib.launch"},
     {"lib.admin"},
