@@ -125,8 +125,8 @@ class BackendServicesAuth(_Strict):
     scopes: list[Annotated[str, Field(pattern=r"^system/[A-Za-z]+\.[a-z]+$")]] = Field(
         default_factory=list,
         max_length=10,
-        description="system/ scopes to ask for; empty: what the adapter needs "
-        "(system/Appointment.write, or system/Appointment.u with permission-v2).",
+        description="system/ scopes to ask for; empty: what an Appointment PATCH needs "
+        "(system/Appointment.read + .write, or .rs + .u where the server has permission-v2).",
     )
     alg: Literal["RS384", "ES384"] = Field(default="RS384", description="Assertion signing alg.")
 

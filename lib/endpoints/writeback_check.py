@@ -29,10 +29,13 @@ from lib.web.errors import CATALOGUE, AppError
 
 
 def backend_scopes(auth: BackendServicesAuth, permission_v2: bool) -> list[str]:
-    """What write-back asks for: the configured scopes, else what an Appointment PATCH needs."""
+    """What write-back asks for: the configured scopes, else what an Appointment PATCH needs
+    (the fresh read for its ETag, and the update)."""
     if auth.scopes:
         return list(auth.scopes)
-    return ["system/Appointment.u"] if permission_v2 else ["system/Appointment.write"]
+    if permission_v2:
+        return ["system/Appointment.rs", "system/Appointment.u"]
+    return ["system/Appointment.read", "system/Appointment.write"]
 
 
 def _problem(code: str, message: str | None = None) -> ValidationProblem:

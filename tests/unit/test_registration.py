@@ -73,6 +73,12 @@ EXPECTED = {
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
+    "ehr_writeback": {"trigger": "queueTrigger", "queue": "ehr-writeback"},
+    "writeback_sweep": {"trigger": "timerTrigger", "schedule": "0 */5 * * * *"},
+    "config_writeback_failures": _http("config/writeback/failures", "GET"),
+    "config_writeback_failures_failure_replay": _http(
+        "config/writeback/failures/{failure}/replay", "POST"
+    ),
     "sms_join": _http("j/{token}", "GET"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
     "sms_events": _http("sms/events", "POST"),
