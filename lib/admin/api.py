@@ -174,10 +174,7 @@ def failure_filters(q: dict[str, str]) -> dict[str, Any]:
 
 
 def list_failures(call: Call) -> Response:
-    try:
-        page = call.svc.writeback_failures.list(**failure_filters(call.request.query))
-    except ValueError:  # a continuation token that does not decode
-        raise AppError("CFG-BAD-QUERY", "continuation is not one this API gave.") from None
+    page = call.svc.writeback_failures.list(**failure_filters(call.request.query))
     items = [f.public() for f in page.items]
     return Response.json({"items": items, "count": len(items), "continuation": page.next})
 
@@ -190,8 +187,9 @@ def replay_failure(call: Call) -> Response:
 
 
 # Query parameters: what the OpenAPI document declares for them (lib/admin/openapi.py).
+FAILURE_ID = r"^(?:[a-z0-9][a-z0-9-]{1,38}[a-z0-9])~[0-9]{13}-[0-9a-f]{32}$"  # failures.py's
 WRITEBACK_FAILURES = "config/writeback/failures"
-FAILURE_CURSOR = r"^[A-Za-z0-9_-]{1,2000}$"  # the table's continuation token, base64url
+FAILURE_CURSOR = FAILURE_ID  # the last failure of the previous page
 ENDPOINT_OR_POISON = r"^(?:poison|[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9]))$"
 AUDIT_ACTION = r"^[a-z]+(?:\.[a-z]+)+$"  # endpoint.create, mapping.delete, ...
 AUDIT_CURSOR = r"^audit-[0-9]{13}-[0-9a-f]{8}$"  # the RowKey of the last entry of a page

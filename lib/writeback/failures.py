@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 FAILURES = "WritebackFailures"
 POISON = "poison"
 _MAX_MS = 10**13
+# `{endpoint or poison}~{row key}`; lib/admin/api.py repeats it (the route table is imported at
+# every cold start, this module's pydantic models are not): a unit test keeps the two equal.
 FAILURE_ID = r"^(?:[a-z0-9][a-z0-9-]{1,38}[a-z0-9])~[0-9]{13}-[0-9a-f]{32}$"
 MAX_PAGE = 100
 
@@ -136,6 +138,8 @@ class FailureStore:
         size: int = 50,
         continuation: str | None = None,
     ) -> FailurePage:
+        """Newest first within an endpoint (endpoints in id order); `continuation` is the id of
+        the last failure of the previous page (`next`), so it is as checkable as any id."""
         clauses, params = [], {}
         if endpoint_id:
             clauses.append("PartitionKey eq @pk")
@@ -146,13 +150,19 @@ class FailureStore:
         if until:
             clauses.append("RowKey ge @until")
             params["until"] = _bound(until)
-        page = self._table.page(
-            " and ".join(clauses) or None,
-            params,
-            size=max(1, min(size, MAX_PAGE)),
-            continuation=continuation,
-        )
-        return FailurePage(list(page.items), page.continuation)
+        if continuation:
+            if not re.fullmatch(FAILURE_ID, continuation):
+                raise ValueError("not a failure id")
+            after_pk, after_rk = continuation.split("~", 1)
+            clauses.append(
+                "( ( PartitionKey eq @apk and RowKey gt @ark ) or PartitionKey gt @apk )"
+            )
+            params |= {"apk": after_pk, "ark": after_rk}
+        size = max(1, min(size, MAX_PAGE))
+        rows = list(self._table.query(" and ".join(clauses) or None, params, limit=size + 1))
+        more = len(rows) > size
+        rows = rows[:size]
+        return FailurePage(rows, rows[-1].id if more else None)
 
     def replay(self, failure_id: str, actor: Actor, queue: QueueSender) -> Failure:
         """Queue the failed job again (new job id, same rank), mark the row, audit it."""
