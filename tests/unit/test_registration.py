@@ -69,6 +69,8 @@ EXPECTED = {
     "portal_approvals_id_reject": _http("portal/approvals/{id}/reject", "POST"),
     "portal_secrets_setting_approve": _http("portal/secrets/{setting}/approve", "POST"),
     "portal_audit": _http("portal/audit", "GET"),
+    "portal_writeback": _http("portal/writeback", "GET"),
+    "portal_writeback_failure_replay": _http("portal/writeback/{failure}/replay", "POST"),
     "portal_reports": _http("portal/reports", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
