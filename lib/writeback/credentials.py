@@ -36,11 +36,10 @@ class Credentials:
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         """The auth headers of one write-back call to `endpoint`."""
         auth = endpoint.writeback.auth
-        extra = {"Epic-Client-ID": endpoint.client_id} if endpoint.vendor.value == "epic" else {}
-        if isinstance(auth, ServiceAccountAuth):
-            return {**extra, **_basic(auth)}
-        if isinstance(auth, BackendServicesAuth):
-            return {**extra, "Authorization": f"Bearer {self._token(endpoint, auth)}"}
+        if isinstance(auth, ServiceAccountAuth):  # Epic names the calling app by its client id
+            return {"Epic-Client-ID": endpoint.client_id, **_basic(auth)}
+        if isinstance(auth, BackendServicesAuth):  # the token names the backend app
+            return {"Authorization": f"Bearer {self._token(endpoint, auth)}"}
         raise WriteFailure.permanent("WB-NOT-CONFIGURED", "writeback.auth is not set")
 
     def forget(self, endpoint: Endpoint) -> None:

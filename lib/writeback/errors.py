@@ -31,7 +31,7 @@ class WriteFailure(Exception):
         super().__init__(f"{self.code}: {self.detail}")
 
     @classmethod
-    def later(cls, seconds: float, detail: str, status: int) -> WriteFailure:
+    def later(cls, seconds: float, detail: str, status: int | None = None) -> WriteFailure:
         return cls("later", "WB-EHR-UNAVAILABLE", detail, seconds, status)
 
     @classmethod

@@ -71,7 +71,7 @@ class WritebackJob(BaseModel):
 
     def fields(self) -> dict[str, object]:
         """What a log line may say of a job: all of it (nothing in it identifies anyone)."""
-        return self.model_dump(exclude={"delays"}) | {"delays": self.delays}
+        return self.model_dump()
 
 
 def milestone_of(state: VisitState) -> Milestone | None:

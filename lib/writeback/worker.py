@@ -96,15 +96,18 @@ class WriteBack:
                     "write-back stale", extra=job.fields() | {"written_rank": row.written_rank}
                 )
                 return None
-            if row is not None and row.leased_to_other(job.job_id, datetime.now(UTC)):
-                raise WriteFailure.later(BUSY_DELAY, "another write of this visit runs", 0)
+            now = datetime.now(UTC)
+            if row is not None and row.leased_to_other(job.job_id, now):
+                raise WriteFailure.later(
+                    _busy_delay(job, row, now), "another write of this visit runs"
+                )
             try:
                 return self.progress.lease(
                     job.visit_key, job.endpoint_id, row, job.job_id, self.lease_seconds
                 )
             except ConcurrencyConflict:
                 continue
-        raise WriteFailure.later(BUSY_DELAY, "the visit's write-back row is contended", 0)
+        raise WriteFailure.later(BUSY_DELAY, "the visit's write-back row is contended")
 
     def _record(self, held: Progress, job: WritebackJob) -> None:
         try:
@@ -137,6 +140,13 @@ class WriteBack:
         self.queue().send(again.to_text(), delay_seconds=max(seconds, 1))
         log.info("write-back delayed", extra=_fields(job, failure, None) | {"delay": seconds})
         return "delayed"
+
+
+def _busy_delay(job: WritebackJob, row: Progress, now: datetime) -> float:
+    """Back off while another job holds the visit (2, 4, 8 ... s), never past its lease: a
+    worker that died holding it is waited out, not raced into the dead-letter table."""
+    left = (row.lease_until - now).total_seconds() if row.lease_until else BUSY_DELAY
+    return max(1.0, min(left, BUSY_DELAY * 2 ** min(job.delays, 6)))
 
 
 def adapter_of(endpoint: Endpoint) -> str:

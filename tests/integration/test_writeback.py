@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -497,3 +498,18 @@ def test_nothing_queued_or_logged_identifies_the_patient(rig, caplog):
     for blob in texts + stored + logged:
         for value in secrets_:
             assert value not in blob
+
+
+def test_a_visit_another_job_is_writing_waits_and_a_dead_workers_lease_runs_out(rig):
+    endpoint = rig.endpoint("epic")
+    appt = appointment(rig.sandbox, "epic")
+    key = rig.visit(endpoint, appt)
+    rig.event(key, "arrived", 0)
+    (job,) = rig.jobs()
+    # a worker that died while it held the visit's lease (for a short one here)
+    rig.progress.lease(key, endpoint, rig.progress.get(key), "f" * 32, seconds=1.5)
+    assert rig.worker.handle(job, 1, MAX_DEQUEUE) == "delayed"
+    assert list(rig.raw_queue.peek_messages()) == []  # hidden until the lease runs out
+    time.sleep(2.0)
+    assert rig.worker.handle(job, 1, MAX_DEQUEUE) == "written"
+    assert history(rig.sandbox, "epic", appt) == ["Connected"]
