@@ -112,7 +112,8 @@ ClientAuthConfig = Annotated[
 # What the EHR is told of a visit (lib/writeback): the patient connected (on the way to or in
 # the lobby), in the visit (admitted), left (or the visit ended). Each maps to a vendor code.
 Milestone = Literal["connected", "in_visit", "left"]
-_CODE = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")]
+_CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
+_CODE = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE_RE)]
 
 
 class BackendServicesAuth(_Strict):
@@ -161,6 +162,16 @@ class EpicStatusOptions(_Strict):
     vendor_name: _CODE = Field(default="EHRVirtualVisitConnector", description="VendorName sent.")
 
 
+def _milestone_keys(schema: dict[str, Any]) -> None:
+    """The statuses map as the document should say it: the three milestones, each a code or
+    null, nothing else (pydantic's `propertyNames` form loses the values' schema)."""
+    code = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 64, "pattern": _CODE_RE},
+                      {"type": "null"}]}  # fmt: skip
+    schema.pop("propertyNames", None)
+    schema["properties"] = {m: code for m in ("connected", "in_visit", "left")}
+    schema["additionalProperties"] = False
+
+
 class WritebackConfig(_Strict):
     enabled: bool = Field(default=False, strict=True, description="Write visit status back.")
     adapter: Literal["epic", "fhir"] | None = Field(
@@ -175,7 +186,7 @@ class WritebackConfig(_Strict):
         default_factory=dict,
         description="Code per milestone (Epic ConnectionStatus, or Appointment.status); a "
         "milestone left out takes the adapter's default, null writes nothing for it.",
-        json_schema_extra={"additionalProperties": False},
+        json_schema_extra=_milestone_keys,
     )
     epic: EpicStatusOptions = Field(default_factory=EpicStatusOptions)
 
