@@ -113,7 +113,10 @@ class WritebackPlanner:
         visit = self._visits.get(event.visit_key)
         if visit is None:
             return
+        # The snapshot is up to SNAPSHOT_TTL old on this instance; one it does not know yet (just
+        # registered through another instance, or through the config API's own services) is read.
         endpoint = self._endpoints.snapshot().find(visit.endpoint_id)
+        endpoint = endpoint or self._endpoints.find(visit.endpoint_id)
         if endpoint is None or not endpoint.writeback.enabled:
             return
         self.plan(event.visit_key, visit.endpoint_id, milestone, state.events)

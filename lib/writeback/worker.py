@@ -119,6 +119,8 @@ class WriteBack:
 
     def _write(self, job: WritebackJob) -> bool:
         endpoint = self.endpoints.snapshot().find(job.endpoint_id)
+        if endpoint is None or not endpoint.writeback.enabled:
+            endpoint = self.endpoints.find(job.endpoint_id)  # before refusing: no stale snapshot
         if endpoint is None or not endpoint.writeback.enabled or endpoint.writeback.auth is None:
             raise WriteFailure.permanent("WB-NOT-CONFIGURED", "write-back is off or has no auth")
         code = codes_for(endpoint).get(job.milestone)
