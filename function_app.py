@@ -21,6 +21,7 @@ from functions import (
     visit_events,
     warmup,
     wellknown,
+    writeback,
 )
 from lib.logs import configure_logging
 
@@ -35,6 +36,6 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 modules = (
     health, config_api, graph_notifications, launch, portal, scheduling, sms, sms_events, wellknown,
 )  # fmt: skip
-timers_and_queues = (cleanup, graph_tasks, reminders, visit_events, warmup)
+timers_and_queues = (cleanup, graph_tasks, reminders, visit_events, warmup, writeback)
 for module in (*modules, *timers_and_queues):
     app.register_functions(module.bp)

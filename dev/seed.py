@@ -33,6 +33,7 @@ def sandbox_endpoints(origins: Mapping[str, str]) -> list[dict]:
             "client_auth": {"method": "private_key_jwt", "alg": "RS384"},
             "approver": APPROVER,
             "launch": {"ehr_origins": [origins["epic"]]},
+            "writeback": _writeback("evc-epic-jwt"),
         },
         {
             "id": "cerner-sandbox-test",
@@ -46,8 +47,17 @@ def sandbox_endpoints(origins: Mapping[str, str]) -> list[dict]:
                 "secret_setting": "EHR_SECRET_CERNER",
             },
             "launch": {"ehr_origins": [origins["cerner"]]},
+            # Launches use a client secret; write-back a backend client of its own (as at
+            # Oracle Health, where a system account app is registered apart from the user app).
+            "writeback": _writeback("evc-cerner-jwt"),
         },
     ]
+
+
+def _writeback(backend_client: str) -> dict:
+    """EHR write-back on, through SMART Backend Services with our RS384 key (docs/writeback.md)."""
+    auth = {"method": "backend_services", "client_id": backend_client, "alg": "RS384"}
+    return {"enabled": True, "auth": auth}
 
 
 def seed(
@@ -74,12 +84,24 @@ def seed(
             continue
         if current is None:
             current = admin.post(api, json=body, timeout=60).json()
+        elif _writeback_differs(current, body):
+            etag = admin.get(f"{api}/{eid}", timeout=30).headers["ETag"]  # from a run before it
+            patch = {"writeback": body["writeback"]}
+            current = admin.patch(
+                f"{api}/{eid}", json=patch, headers={"If-Match": etag}, timeout=60
+            ).json()
         elif current["status"] != "active":
             current = admin.post(f"{api}/{eid}/validate", timeout=60).json()
         if current.get("status") == "awaiting_approval":
             current = _approve(api, eid, ca_file, token)
         lines.append(f"{eid}: {current.get('status', current.get('code'))}")
     return lines
+
+
+def _writeback_differs(current: dict, body: dict) -> bool:
+    have = current.get("writeback") or {}
+    client = (have.get("auth") or {}).get("client_id")
+    return not have.get("enabled") or client != body["writeback"]["auth"]["client_id"]
 
 
 def _approve(api: str, eid: str, ca_file: str, token: Callable[[str], str]) -> dict:

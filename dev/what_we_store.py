@@ -48,6 +48,7 @@ def kept() -> dict[str, Kept]:
     from lib.sms.intake import DEFAULT_GRACE
     from lib.sms.signature import MAX_AGE
     from lib.visits.sealed import WRITEBACK_WINDOW
+    from lib.writeback.failures import KEPT_FOR as FAILURES_KEPT
 
     until_changed = "until an admin changes or deletes it"
     sessions = (
@@ -127,6 +128,16 @@ def kept() -> dict[str, Kept]:
         "MeetingIndex": Kept("which visit a meeting belongs to, under a keyed hash of its join "
                              "URL: a call record names the meeting, not the visit",
                              "as long as the visit"),
+        "Progress": Kept("per visit, the EHR status write-back queued and the one the EHR took "
+                         "(milestone and rank), and the job writing now: one write at a time, "
+                         "never backwards", "kept with its visit",
+                         "PartitionKey: the visit key; RowKey `writeback`"),
+        "Failure": Kept("a write the EHR never took (dead letter): the job as queued (visit key, "
+                        "milestone, rank), the error's code, HTTP status and the EHR's issue "
+                        "code, never its text; who replayed it",
+                        f"{span(FAILURES_KEPT)}, for an admin to see and replay; removed by the "
+                        "cleanup timer", "PartitionKey: the endpoint id (`poison` for a message "
+                        "that was no job); RowKey: inverted time and job id, newest first"),
     }  # fmt: skip
 
 
@@ -138,6 +149,13 @@ QUEUES: dict[str, tuple[str, str, str]] = {
         "every source's events reach the visit's state through one consumer",
         "until applied (seconds); after 5 failed tries it moves to `visit-events-poison`, kept "
         "until an operator looks",
+    ),
+    "ehr-writeback": (
+        "a write-back job (`lib/writeback/jobs.py` `WritebackJob`): job id, visit key, endpoint "
+        "id, milestone, rank",
+        "the EHR is told of each milestone by a worker that can wait for Retry-After and retry",
+        "until written (seconds); a Retry-After puts it back for that long; after 5 failed tries "
+        "it moves to `ehr-writeback-poison`, swept into the dead-letter table every 5 minutes",
     ),
     "graph-tasks": (
         "a Graph task (`lib/notifications/tasks.py` `GraphTask`): subscribe, renew, recreate, "

@@ -38,6 +38,8 @@ PATHS: dict[str, list[str]] = {
     "portal/approvals/{id}/reject": ["POST"],
     "portal/secrets/{setting}/approve": ["POST"],
     "portal/audit": ["GET"],
+    "portal/writeback": ["GET"],
+    "portal/writeback/{failure}/replay": ["POST"],
     "portal/reports": ["GET"],
 }
 

@@ -144,10 +144,12 @@ var tableNames = [
   'SchedulingReplay'
   'PortalSignOuts'
   'GraphSubscriptions'
+  'WritebackFailures'
 ]
 var queueNames = [
   'visit-events'
   'graph-tasks'
+  'ehr-writeback'
 ]
 
 // Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and

@@ -27,6 +27,7 @@ from lib.launch.visit_page import VisitPages
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
+from lib.net.retry import RetryPolicy
 from lib.notifications.certificate import NotificationCertificate
 from lib.notifications.reconcile import Reconciler
 from lib.notifications.records import CallRecords
@@ -43,6 +44,7 @@ from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
+from lib.smart.tokens import BackendTokenCache
 from lib.sms.config import SmsConfig
 from lib.sms.events import SmsEvents
 from lib.sms.intake import SchedulingIntake
@@ -53,7 +55,7 @@ from lib.sms.sending import OptOuts, Texting
 from lib.sms.signature import ReplayGuard
 from lib.storage import TableStore
 from lib.storage.account import queue_service, table_service
-from lib.storage.queues import QueueSender
+from lib.storage.queues import QueueReader, QueueSender
 from lib.teams.entra import EntraApp
 from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
@@ -66,6 +68,13 @@ from lib.visits.store import VisitStore
 from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
 from lib.web.urls import Urls
+from lib.writeback.adapters import EhrCalls, EpicStatus, FhirAppointment
+from lib.writeback.credentials import Credentials
+from lib.writeback.failures import FailureStore
+from lib.writeback.jobs import WRITEBACK_QUEUE, WritebackPlanner
+from lib.writeback.progress import ProgressStore
+from lib.writeback.sweep import POISON_QUEUE, PoisonSweep
+from lib.writeback.worker import WriteBack
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -110,6 +119,10 @@ class Services:
     notifications: _Lazy[NotificationReceiver]
     call_records: _Lazy[CallRecords]
     reconciler: _Lazy[Reconciler]
+    writeback: WriteBack
+    writeback_failures: FailureStore
+    writeback_queue: _Lazy[QueueSender]
+    writeback_sweep: PoisonSweep
 
 
 class _Lazy(Generic[T]):
@@ -148,6 +161,33 @@ def _subscriptions(
         raise SettingsError(f"GRAPH_NOTIFICATION_CERTIFICATE: {exc}") from None
     url = urls.graph_notifications
     return SubscriptionService(graph, store, privacy, visits, url, certificate)
+
+
+def _writeback(
+    settings: Settings,
+    store: TableStore,
+    endpoints: EndpointService,
+    sealed: SealedValues,
+    keys: KeySet | None,
+    queue: _Lazy[QueueSender],
+) -> WriteBack:
+    """The EHR write-back worker. Its HTTP client never waits in the function: one attempt per
+    call (429 / 503 go back on the queue with Retry-After), and a read timeout of its own."""
+    http = OutboundHttp(
+        local_mode=settings.local_mode,
+        retries=RetryPolicy(attempts=1),
+        read_timeout=settings.writeback_timeout,
+    )
+    calls = EhrCalls(http, Credentials(http, keys, BackendTokenCache()))
+    return WriteBack(
+        endpoints=endpoints,
+        sealed=sealed,
+        progress=ProgressStore(store),
+        failures=FailureStore(store),
+        adapters={"epic": EpicStatus(calls), "fhir": FhirAppointment(calls)},
+        queue=queue,
+        lease_seconds=settings.background_budget + 10,
+    )
 
 
 def build(settings: Settings, store: TableStore | None = None) -> Services:
@@ -209,6 +249,9 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
     sealed = SealedValues(store, sealer)
+    # What follows from a visit's state: the EHR write-back's planner listens to the timeline.
+    writeback_queue = _Lazy(lambda: QueueSender(queue_service(settings), WRITEBACK_QUEUE))
+    planner = WritebackPlanner(visits, endpoints, ProgressStore(store), writeback_queue)
     join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
     acs = _secret(settings.acs_connection_string)
     sender, optouts = SmsSender(acs), OptOuts(store, privacy)
@@ -256,7 +299,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         portal_sessions=portal_sessions,
         portal_signin=portal_signin,
         events=events,
-        timeline=VisitTimeline(visits, listeners=[follower]),
+        timeline=VisitTimeline(visits, listeners=[follower, planner]),
         sms=sms,
         sms_join=join,
         scheduling=SchedulingIntake(
@@ -276,6 +319,12 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         notifications=notifications,
         call_records=call_records,
         reconciler=reconciler,
+        writeback=_writeback(settings, store, endpoints, sealed, keys, writeback_queue),
+        writeback_failures=FailureStore(store),
+        writeback_queue=writeback_queue,
+        writeback_sweep=PoisonSweep(
+            QueueReader(queue_service(settings), POISON_QUEUE), FailureStore(store)
+        ),
     )
 
 

@@ -85,6 +85,11 @@ class Settings(BaseModel):
         default=20.0, gt=0, le=120,
         validation_alias="CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS",
     )  # fmt: skip
+    # One EHR write-back call (lib/writeback): seconds to wait for the answer. A hung EHR costs
+    # a queue worker this long, then the queue retries the job later.
+    writeback_timeout: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="CONNECTOR_WRITEBACK_TIMEOUT_SECONDS"
+    )
     background_storage_retries: int = Field(
         default=3, ge=0, le=10, validation_alias="CONNECTOR_BACKGROUND_STORAGE_RETRIES"
     )

@@ -11,14 +11,17 @@ from lib.admin.auth import AdminAuth, Principal
 from lib.web.http import Request
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lib.endpoints.approval import ApprovalService
     from lib.endpoints.secrets import SecretBindings
     from lib.endpoints.service import EndpointService
     from lib.settings import Settings
     from lib.sms.config import SmsConfig
-    from lib.storage import TableStore
+    from lib.storage import QueueSender, TableStore
     from lib.visits.mappings import ClinicianMappings
     from lib.web.urls import Urls
+    from lib.writeback.failures import FailureStore
 
 # One entity tag as GET gives it (RFC 9110 entity-tag; Table Storage's are weak). `*` and lists are
 # not taken: a change must name the version it was based on.
@@ -43,6 +46,8 @@ class ConfigServices(Protocol):
     approvals: ApprovalService
     mappings: ClinicianMappings
     sms: SmsConfig
+    writeback_failures: FailureStore
+    writeback_queue: Callable[[], QueueSender]
 
 
 @dataclass

@@ -186,7 +186,9 @@ class EndpointService:
             if needs_approval:
                 updated.approval = Approval()
             updated = self._revalidated(updated, actor)
-        elif "approver" in changes and current.approval.approved_at is None:
+        elif "writeback" in changes:
+            updated = self._revalidated(updated, actor)  # its credentials are checked there
+        if "approver" in changes and current.approval.approved_at is None:
             updated.approval = Approval()  # a new approver starts with a clean slate
         return self._save(current, updated, actor, "endpoint.update")
 

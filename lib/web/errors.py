@@ -353,6 +353,44 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("SCHED-BAD-MESSAGE", 400, "Scheduling message not usable",
              "The scheduling message could not be read as SIU or a FHIR Appointment.",
              "See the detail; docs/sms.md lists the fields read from each format."),
+    # --- EHR write-back (the dead-letter table's reasons, and the config routes over it) -------
+    ErrorDef("WB-AUTH-MISSING", 422, "Write-back needs credentials",
+             "Write-back is switched on but says nothing about how to authenticate to the EHR.",
+             "Set writeback.auth: backend_services (client id, scopes, alg) or, for Epic's "
+             "telehealth service, service_account."),
+    ErrorDef("WB-BACKEND-TOKEN-FAILED", 422, "Backend services token refused",
+             "The EHR did not give the connector a backend services token.",
+             "Register our JWKS URL for the backend client id at the EHR, allow the system/ "
+             "scopes shown in the integration records, and check the signing algorithm."),
+    ErrorDef("WB-EHR-REFUSED", 502, "The EHR refused the status",
+             "The EHR refused the visit status the connector sent.",
+             "The detail names the HTTP status and the EHR's issue code: a 400 / 422 usually "
+             "means a status code the EHR does not know (writeback.statuses), a 403 a missing "
+             "scope or security point, a 404 an appointment the EHR does not have."),
+    ErrorDef("WB-TOKEN-REFUSED", 502, "The EHR refused our credentials",
+             "The EHR refused the connector's credentials for write-back, also with a new token.",
+             "Check the backend client or service account at the EHR (enabled, keys, scopes)."),
+    ErrorDef("WB-EHR-UNAVAILABLE", 503, "The EHR kept failing",
+             "The EHR did not take the visit status after every attempt.",
+             "The EHR timed out, answered 5xx / 429, or kept answering version conflicts; "
+             "check its status, then replay the failure."),
+    ErrorDef("WB-NO-APPOINTMENT", 422, "No appointment to write to",
+             "The visit has no appointment id the connector could write the status to.",
+             "It was launched without an appointment, or its sealed id was purged "
+             "(WRITEBACK_WINDOW after the visit's end); nothing can be written."),
+    ErrorDef("WB-NOT-CONFIGURED", 422, "Write-back not configured",
+             "Write-back for this endpoint is switched off or has no usable credentials.",
+             "Switch writeback on for the endpoint (config API), validate it, then replay."),
+    ErrorDef("WB-POISON", 422, "Unreadable write-back job",
+             "A write-back job could not be read and was moved aside.",
+             "A message on ehr-writeback-poison that is not a job: the detail says why. "
+             "Replaying it is refused; nothing about a patient is in it."),
+    ErrorDef("WB-FAILURE-NOT-FOUND", 404, "No such failure",
+             "There is no write-back failure with this id.",
+             "List the failures (GET /api/config/writeback/failures) and use an id from there."),
+    ErrorDef("WB-REPLAY-REFUSED", 409, "Cannot replay",
+             "This failure cannot be replayed.",
+             "An unreadable job (WB-POISON) has nothing to replay; the detail says why."),
     # --- the service ---------------------------------------------------------------------------
     ErrorDef("SRV-STORAGE-UNAVAILABLE", 503, "Storage unavailable",
              "The service cannot reach its storage right now. Please try again in a minute.",

@@ -21,7 +21,12 @@ ALLOWED = {
     ("Connector.Approver", "Connector.Admin"): {"approver", "admin"},
     ("Connector.Reader",): {"admin", "approver", "reader"},
 }
-SAMPLE = {"id": "no-such-endpoint", "mapping": "0" * 32, "setting": "EHR_SECRET_NONE"}
+SAMPLE = {
+    "id": "no-such-endpoint",
+    "mapping": "0" * 32,
+    "setting": "EHR_SECRET_NONE",
+    "failure": f"poison~{'0' * 13}-{'0' * 32}",
+}
 
 
 def concrete(path: str) -> str:

@@ -29,6 +29,7 @@ OPTIONAL_IN_AZURE = {
     "references it (docs/deploy.md); unset, meeting subscriptions are off and call records and "
     "attendance reports still come",
     "GRAPH_RECONCILE_DELAY_SECONDS": "300 s: Graph publishes attendance reports minutes later",
+    "CONNECTOR_WRITEBACK_TIMEOUT_SECONDS": "10 s per EHR call suits Epic and Oracle Health",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {

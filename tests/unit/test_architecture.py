@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"lib.teams"},
     {"lib.visits"},
     {"lib.notifications"},
+    {"lib.writeback"},
     {"lib.sms"},
     {"lib.launch"},
     {"lib.admin"},

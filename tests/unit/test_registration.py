@@ -69,10 +69,18 @@ EXPECTED = {
     "portal_approvals_id_reject": _http("portal/approvals/{id}/reject", "POST"),
     "portal_secrets_setting_approve": _http("portal/secrets/{setting}/approve", "POST"),
     "portal_audit": _http("portal/audit", "GET"),
+    "portal_writeback": _http("portal/writeback", "GET"),
+    "portal_writeback_failure_replay": _http("portal/writeback/{failure}/replay", "POST"),
     "portal_reports": _http("portal/reports", "GET"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
+    "ehr_writeback": {"trigger": "queueTrigger", "queue": "ehr-writeback"},
+    "writeback_sweep": {"trigger": "timerTrigger", "schedule": "0 */5 * * * *"},
+    "config_writeback_failures": _http("config/writeback/failures", "GET"),
+    "config_writeback_failures_failure_replay": _http(
+        "config/writeback/failures/{failure}/replay", "POST"
+    ),
     "sms_join": _http("j/{token}", "GET"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
     "sms_events": _http("sms/events", "POST"),

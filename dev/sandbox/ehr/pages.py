@@ -1,5 +1,6 @@
 """HTML pages of the EHR stand-ins: schedule (provider), portal (patient), standalone sign-in,
-errors. Plain HTML with inline CSS, no external resources, no scripts.
+errors. Plain HTML with inline CSS, no external resources; one small script (the schedule's live
+write-back status).
 
 The schedule and the portal open the launch as the EHR is set up to (``?open=``): ``top`` (the
 whole window navigates), ``iframe`` (inside the EHR's page, as an Epic Hyperspace activity or a
@@ -143,9 +144,28 @@ def schedule_page(
         f"{_rows(rows, action, {'clinician': selected.key}, 'Patient', True, mode)}"
         f"<p><small>Begin virtual visit opens <code>{escape(launch_url)}</code> with "
         f"<code>iss={escape(fhir_base)}</code> and a fresh launch token ({mode}).</small></p>"
-        f"{_activity(mode)}"
+        f"{_activity(mode)}{_LIVE_STATUS}"
     )
     return page(f"Schedule - {selected.name}", vendor_title, body)
+
+
+# The schedule's one script: the connection status cells follow what write-back records
+# (schedule/status.json, every 2 s), as an EHR's schedule refreshes, without reloading the page.
+_LIVE_STATUS = r"""<script>
+(function () {
+  function refresh() {
+    fetch(location.pathname.replace(/\/?$/, "/status.json"), {cache: "no-store"})
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .then(function (found) {
+        document.querySelectorAll("td.writeback").forEach(function (cell) {
+          var id = cell.getAttribute("data-testid").replace("connection-", "");
+          if (found[id] && cell.textContent !== found[id]) { cell.textContent = found[id]; }
+        });
+      }).catch(function () {});
+  }
+  setInterval(refresh, 2000);
+})();
+</script>"""
 
 
 def portal_page(

@@ -72,7 +72,7 @@ class Portals:
                     slot.start(day).strftime("%H:%M"),
                     pat.name,
                     slot.reason,
-                    "booked",
+                    self.writes.get(appt_id).status or "booked",
                     self.connection_status.get(appt_id),
                 )
             )
