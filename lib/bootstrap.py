@@ -24,6 +24,7 @@ from lib.launch.complete import LaunchCompletion
 from lib.launch.microsoft import MicrosoftSignIn
 from lib.launch.start import LaunchStart
 from lib.launch.visit_page import VisitPages
+from lib.launch.visit_sms import VisitTexts
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
@@ -87,6 +88,7 @@ class Services:
     microsoft: MicrosoftSignIn
     signin_window: SignInWindow
     visit_pages: VisitPages
+    visit_texts: VisitTexts
     callback: Callback
     meetings: _Lazy[MeetingService]
     portal_sessions: PortalSessions
@@ -157,7 +159,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     # The launch's events go on the queue like every other source's (applied by visit_events).
     events = VisitEvents(_Lazy(lambda: QueueSender(queue_service(settings), VISIT_EVENTS_QUEUE)))
     opener = VisitOpener(visits, meetings, events)
-    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
+    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store, sealer)
     onward = onward_origins(settings)
     window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
     microsoft = MicrosoftSignIn(
@@ -211,6 +213,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         microsoft=microsoft,
         signin_window=window,
         visit_pages=pages,
+        visit_texts=VisitTexts(pages, visits, sms, sender, texting, smart, privacy),
         callback=callback,
         meetings=meetings,
         portal_sessions=portal_sessions,

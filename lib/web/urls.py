@@ -56,6 +56,11 @@ class Urls:
         return f"{self.api}/visit/unlink"
 
     @property
+    def visit_sms(self) -> str:
+        """The visit page's "Send link by SMS" (GET: available?, POST: send; /preview)."""
+        return f"{self.api}/visit/sms"
+
+    @property
     def jwks(self) -> str:
         return f"{self.api}/.well-known/jwks.json"
 

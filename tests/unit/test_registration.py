@@ -74,6 +74,9 @@ EXPECTED = {
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
     "sms_join": _http("j/{token}", "GET"),
+    "visit_sms": _http("visit/sms", "GET"),
+    "visit_sms_preview": _http("visit/sms/preview", "POST"),
+    "visit_sms_send": _http("visit/sms", "POST"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
     "sms_events": _http("sms/events", "POST"),
     "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
