@@ -64,6 +64,10 @@ class Urls:
     def jwks(self) -> str:
         return f"{self.api}/.well-known/jwks.json"
 
+    def scheduling(self, endpoint_id: str) -> str:
+        """Where an EHR's interface engine posts scheduling messages (lib/sms/intake.py)."""
+        return f"{self.api}/scheduling/{endpoint_id}"
+
     def launch(self, endpoint_id: str, persona: str) -> str:
         return f"{self.api}/launch/{endpoint_id}/{persona}"
 

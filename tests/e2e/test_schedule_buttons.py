@@ -100,3 +100,29 @@ def test_book_reschedule_and_cancel_from_the_schedule_page(app, engine, sandbox_
     rows = {r.text_id: r.state for r in services.texting.ledger.for_visit(key)}
     assert rows["booked-v1"] in ("sent", "delivered") and rows["moved-v2"] in ("sent", "delivered")
     assert {k for k in rows if k.startswith("reminder-")} and phone not in str(rows)
+
+
+def test_the_integration_records_say_where_and_how_to_send_scheduling_messages(app, engine):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from tests.e2e.portal_client import Portal
+
+    _, pem = key_pair(app.sandbox.state.state_dir)
+    thumbprint = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
+    eid = "epic-sandbox-test"
+    records = app.session("reader").get(app.api(f"config/endpoints/{eid}/integration-records"))
+    assert records.status_code == 200, records.text
+    found = records.json()
+    assert found["scheduling_intake_url"] == app.api(f"scheduling/{eid}")
+    assert "detached JWS" in found["scheduling_signature"] and "SIU" in found["scheduling_formats"]
+    assert found["scheduling_certificate_sha256"].lower().replace(":", "") == thumbprint
+    assert found["sms_number"] == SEED_NUMBER and list(found)[-1] == "notes"
+    text = app.session("reader").get(
+        app.api(f"config/endpoints/{eid}/integration-records?format=text")
+    )
+    assert app.api(f"scheduling/{eid}") in text.text
+    page = Portal(app, "admin").get(f"endpoints/{eid}/records")
+    assert page.status_code == 200
+    assert "Scheduling intake URL" in page.text and app.api(f"scheduling/{eid}") in page.text
+    assert found["scheduling_certificate_sha256"] in page.text
