@@ -185,6 +185,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
+    endpoints.when_deleted(sms.forget_endpoint)  # no number keeps a link to a deleted endpoint
     sealed = SealedValues(store, sealer)
     join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
     acs = _secret(settings.acs_connection_string)

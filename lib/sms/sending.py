@@ -26,6 +26,7 @@ from lib.sms.sender import SendResult, SmsSender
 from lib.storage import ConcurrencyConflict, Entity, TableStore
 from lib.visits.sealed import SealedValues
 from lib.visits.store import Visit, VisitStore
+from lib.web.errors import AppError
 
 RATE_PER_MINUTE = 200  # texts a minute from one toll-free number
 LEASE = timedelta(minutes=2)  # a claim or a send older than this was abandoned by its run
@@ -252,7 +253,11 @@ class Texting:
             self._finish(row, pointer, state="skipped", reason=why)
             return "skipped"
         assert visit is not None
-        settings = self._config.settings(row.endpoint_id)
+        try:
+            settings = self._config.settings(row.endpoint_id)
+        except AppError:  # the endpoint was deleted since the text was planned
+            self._finish(row, pointer, state="skipped", reason="the endpoint is gone")
+            return "skipped"
         number = self._config.number_for(row.endpoint_id)
         if phone is None:
             purpose = ON_DEMAND_PHONE if row.kind == "on-demand" else "phone"
