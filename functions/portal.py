@@ -39,6 +39,13 @@ PATHS: dict[str, list[str]] = {
     "portal/secrets/{setting}/approve": ["POST"],
     "portal/audit": ["GET"],
     "portal/reports": ["GET"],
+    "portal/sms": ["GET"],
+    "portal/sms/consent": ["POST"],
+    "portal/sms/orders": ["POST"],
+    "portal/sms/orders/{order}": ["GET"],
+    "portal/sms/numbers/{number}/link": ["POST"],
+    "portal/sms/endpoints/{id}": ["GET", "POST"],
+    "portal/sms/certificates/{environment}": ["POST"],
 }
 
 

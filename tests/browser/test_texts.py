@@ -109,3 +109,37 @@ def reply(driver, word: str) -> None:
     box.send_keys(word)
     driver.find_element(By.CSS_SELECTOR, "form button").click()
     wait_for(driver, lambda d: word in d.page_source)
+
+
+def test_the_portals_texts_pages_are_accessible(app, seeded, chrome):  # noqa: F811
+    """The admin's texts pages pass axe-core; ordering a number shows its progress, the page
+    reloading itself (no script) until the number is bought."""
+    from selenium.webdriver.common.by import By
+
+    from tests.browser.test_portal import check, sign_in, sign_out
+
+    back_to_one_window(chrome)
+    app.sandbox.acs.numbers.seconds = 3.0
+    sign_in(chrome, app, "admin")
+    chrome.get(app.api("portal/sms"))
+    check(chrome, "sms")
+    click(chrome, "order-number")
+    wait_for(chrome, lambda d: "/api/portal/sms/orders/" in d.current_url)
+    state = chrome.find_element(By.CSS_SELECTOR, "[data-testid='order-state']")
+    assert state.get_attribute("data-state") in ("searching", "purchasing")
+    check(chrome, "sms-order-running")
+    wait_for(
+        chrome,
+        lambda d: (
+            d.find_element(By.CSS_SELECTOR, "[data-testid='order-state']").get_attribute(
+                "data-state"
+            )
+            == "succeeded"
+        ),
+        timeout=60,
+    )
+    check(chrome, "sms-order-done")
+    chrome.get(app.api(f"portal/sms/endpoints/{ENDPOINT}"))
+    check(chrome, "sms-endpoint")
+    chrome.get(app.api("portal"))
+    sign_out(chrome)

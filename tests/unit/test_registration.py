@@ -70,6 +70,13 @@ EXPECTED = {
     "portal_secrets_setting_approve": _http("portal/secrets/{setting}/approve", "POST"),
     "portal_audit": _http("portal/audit", "GET"),
     "portal_reports": _http("portal/reports", "GET"),
+    "portal_sms": _http("portal/sms", "GET"),
+    "portal_sms_consent": _http("portal/sms/consent", "POST"),
+    "portal_sms_orders": _http("portal/sms/orders", "POST"),
+    "portal_sms_orders_order": _http("portal/sms/orders/{order}", "GET"),
+    "portal_sms_numbers_number_link": _http("portal/sms/numbers/{number}/link", "POST"),
+    "portal_sms_endpoints_id": _http("portal/sms/endpoints/{id}", "GET", "POST"),
+    "portal_sms_certificates_environment": _http("portal/sms/certificates/{environment}", "POST"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
