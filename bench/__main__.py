@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, imports, launch
+from bench import chaos, imports, launch, sms
 
-BENCHES = {"imports": imports.run, "launch": launch.run, "chaos": chaos.run}
+BENCHES = {"imports": imports.run, "launch": launch.run, "chaos": chaos.run, "sms": sms.run}
 
 
 def main(names: list[str]) -> None:

@@ -107,7 +107,14 @@ def seed_sms(
         return admin.put(url, json=body, headers={"If-Match": etag} if etag else {}, timeout=30)
 
     put(f"{api}/consent", {"sends_on_behalf_of_organization": True, "attendees_consented": True})
-    linked = put(f"{api}/numbers/{quote(number)}", {"endpoints": endpoint_ids})
+    listed = admin.get(f"{api}/numbers", timeout=30).json()["items"]
+    etag = next((n["etag"] for n in listed if n["number"] == number and n["etag"]), None)
+    linked = admin.put(
+        f"{api}/numbers/{quote(number)}",
+        json={"endpoints": endpoint_ids},
+        headers={"If-Match": etag} if etag else {},
+        timeout=30,
+    )
     lines = [f"SMS number {number}: {'linked' if linked.ok else linked.text[:200]}"]
     for eid in endpoint_ids:
         url = f"{api}/endpoints/{eid}"

@@ -41,13 +41,13 @@ def engine(app):
     return getattr(app.sandbox, VENDOR)
 
 
-def press(app, ehr, action: str, appointment: str) -> str:
+def press(app, ehr, action: str, appointment: str, clinician: str = CLINICIAN) -> str:
     """A button on the schedule page (its form, posted as the browser does); what it says."""
     s = app.session()
     s.verify = str(app.sandbox.ca_file)
     answer = s.post(
         f"{ehr.schedule_url}/message",
-        data={"clinician": CLINICIAN, "appointment": appointment, "action": action},
+        data={"clinician": clinician, "appointment": appointment, "action": action},
         timeout=60,
     )
     assert answer.status_code == 200 and "data-testid='siu-sent'" in answer.text, answer.text
