@@ -330,10 +330,18 @@ def count_texts(texting, acs, before: set, kills: int, took: float) -> list[tupl
 def run() -> list[tuple[str, str, str]]:
     from bench import sms_intake
 
+    rows: list[tuple[str, str, str]] = []
     with parts() as (storage, sandbox):
-        rows = scan_rows(storage, sandbox)
-        rows += exactly_once_rows(storage, sandbox)
-    return rows + sms_intake.run()
+        for phase in (scan_rows, exactly_once_rows):
+            rows += _said(phase(storage, sandbox))
+    return rows + _said(sms_intake.run())
+
+
+def _said(rows: list) -> list:
+    """Each phase's rows as soon as it ends (on stderr): the whole takes long on a busy machine."""
+    for row in rows:
+        print(*row, sep="  |  ", file=sys.stderr, flush=True)
+    return rows
 
 
 if __name__ == "__main__":
