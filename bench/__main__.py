@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import capacity, chaos, imports, launch, writeback
+from bench import capacity, chaos, imports, launch, sms, writeback
 
 BENCHES = {
     "imports": imports.run,
     "launch": launch.run,
     "chaos": chaos.run,
     "writeback": writeback.run,
+    "sms": sms.run,
     "capacity": capacity.run,
 }
 

@@ -11,6 +11,7 @@ had their own origins (another FHIR base under the same id) is registered again.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from urllib.parse import quote
 
 import requests
 
@@ -102,6 +103,55 @@ def _writeback_differs(current: dict, body: dict) -> bool:
     have = current.get("writeback") or {}
     client = (have.get("auth") or {}).get("client_id")
     return not have.get("enabled") or client != body["writeback"]["auth"]["client_id"]
+
+
+DEMO_REMINDERS = (10, 2)  # minutes before the start: a demo sees its reminders soon
+
+
+def seed_sms(
+    app_url: str,
+    ca_file: str,
+    token: Callable[[str], str],
+    endpoint_ids: list[str],
+    *,
+    number: str,
+    certificate: str,
+    reminders: tuple[int, ...] = DEMO_REMINDERS,
+) -> list[str]:
+    """Texts on for ``endpoint_ids`` as an admin switches them on (docs/sms.md): both consent
+    statements, ``number`` linked to them, texts enabled with ``reminders``, and the interface
+    engine's ``certificate`` uploaded for the test environment. Idempotent (ETags as read)."""
+    api = f"{app_url}/api/config/sms"
+    admin = _session(token("admin"), ca_file)
+
+    def put(url: str, body: dict) -> requests.Response:
+        etag = admin.get(url, timeout=30).headers.get("ETag")
+        return admin.put(url, json=body, headers={"If-Match": etag} if etag else {}, timeout=30)
+
+    put(f"{api}/consent", {"sends_on_behalf_of_organization": True, "attendees_consented": True})
+    listed = admin.get(f"{api}/numbers", timeout=30).json()["items"]
+    etag = next((n["etag"] for n in listed if n["number"] == number and n["etag"]), None)
+    linked = admin.put(
+        f"{api}/numbers/{quote(number)}",
+        json={"endpoints": endpoint_ids},
+        headers={"If-Match": etag} if etag else {},
+        timeout=30,
+    )
+    lines = [f"SMS number {number}: {'linked' if linked.ok else linked.text[:200]}"]
+    for eid in endpoint_ids:
+        url = f"{api}/endpoints/{eid}"
+        etag = admin.get(url, timeout=30).headers.get("ETag", "")
+        body = {
+            "enabled": True,
+            "organization_name": "Sandbox Health",
+            "reminder_offsets_minutes": list(reminders),
+            "quiet_hours": {"start": "00:00", "end": "00:00"},  # none: the demo runs any hour
+        }
+        on = admin.patch(url, json=body, headers={"If-Match": etag}, timeout=30)
+        lines.append(f"SMS {eid}: {'on' if on.ok else on.text[:200]}")
+    uploaded = put(f"{api}/certificates/test", {"certificate": certificate})
+    lines.append(f"scheduling certificate (test): {'uploaded' if uploaded.ok else uploaded.text}")
+    return lines
 
 
 def _approve(api: str, eid: str, ca_file: str, token: Callable[[str], str]) -> dict:

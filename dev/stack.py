@@ -122,6 +122,7 @@ def point_sandbox_at(sandbox: Sandbox, app_url: str) -> None:
         epic_secret=EPIC_SECRET,
         cerner_secret=CERNER_SECRET,
         launch_base=f"{app_url}/api/launch",
+        scheduling_base=f"{app_url}/api/scheduling",
         sms_events_url=f"{app_url}/api/sms/events?secret={SMS_EVENTS_SECRET}",
     )
 
@@ -199,6 +200,7 @@ class SandboxProcess:
     proc: subprocess.Popen
     port: int
     ca_file: Path
+    state_dir: Path
 
     @property
     def url(self) -> str:
@@ -217,7 +219,7 @@ def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> Sandbo
     cmd = [sys.executable, "-m", "dev.sandbox", "--port", str(port), "--state-dir",
            str(state_dir), "--quiet"]  # fmt: skip
     proc = start_group(cmd, cwd=ROOT, env=dict(env))
-    sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem")
+    sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem", state_dir)
     try:
         wait_for_port(port, 30, proc)  # the control origin binds last
     except Exception:
@@ -301,6 +303,31 @@ class Stack:
         self.seeded = seed(self.url, self.sandbox.origins, str(self.sandbox.ca_file), token)
         return self.seeded
 
+    def seed_sms(self, token: Callable[[str], str]) -> list[str]:
+        """Texts on for both sandbox endpoints, as `make run` leaves them: the sandbox's number
+        linked, the interface engine's certificate uploaded, reminders SANDBOX_SMS_REMINDERS
+        minutes before (default 10,2: a demo sees them soon)."""
+        from dev.sandbox.acs.numbers import SEED_NUMBER
+        from dev.sandbox.ehr.scheduling import key_pair
+        from dev.seed import DEMO_REMINDERS, sandbox_endpoints, seed_sms
+
+        state_dir = getattr(self.sandbox, "state_dir", None) or self.sandbox.state.state_dir
+        _, certificate = key_pair(Path(state_dir))
+        wanted = os.environ.get("SANDBOX_SMS_REMINDERS", "")
+        reminders = tuple(int(m) for m in wanted.split(",") if m.strip()) or DEMO_REMINDERS
+        ids = [e["id"] for e in sandbox_endpoints(self.sandbox.origins)]
+        lines = seed_sms(
+            self.url,
+            str(self.sandbox.ca_file),
+            token,
+            ids,
+            number=SEED_NUMBER,
+            certificate=certificate,
+            reminders=reminders,
+        )
+        self.seeded += lines
+        return lines
+
     def alive(self) -> bool:
         """Whether the processes of the stack still run (make run watches them)."""
         procs = [self.host.proc, getattr(self.sandbox, "proc", None)]
@@ -332,6 +359,7 @@ def start_local(
         health = wait_healthy(f"{stack.url}/api/health", sandbox.ca_file)
         entra = sandbox.origins["entra"]
         stack.seed(lambda role: mint_token(role, url=entra, state_dir=state_dir))
+        stack.seed_sms(lambda role: mint_token(role, url=entra, state_dir=state_dir))
         stack._parts = parts.pop_all()
     return stack, health
 

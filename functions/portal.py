@@ -41,6 +41,13 @@ PATHS: dict[str, list[str]] = {
     "portal/writeback": ["GET"],
     "portal/writeback/{failure}/replay": ["POST"],
     "portal/reports": ["GET"],
+    "portal/sms": ["GET"],
+    "portal/sms/consent": ["POST"],
+    "portal/sms/orders": ["POST"],
+    "portal/sms/orders/{order}": ["GET"],
+    "portal/sms/numbers/{number}/link": ["POST"],
+    "portal/sms/endpoints/{id}": ["GET", "POST"],
+    "portal/sms/certificates/{environment}": ["POST"],
 }
 
 

@@ -24,6 +24,7 @@ from lib.launch.complete import LaunchCompletion
 from lib.launch.microsoft import MicrosoftSignIn
 from lib.launch.start import LaunchStart
 from lib.launch.visit_page import VisitPages
+from lib.launch.visit_sms import VisitTexts
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
@@ -103,6 +104,7 @@ class Services:
     microsoft: MicrosoftSignIn
     signin_window: SignInWindow
     visit_pages: VisitPages
+    visit_texts: VisitTexts
     callback: Callback
     meetings: _Lazy[MeetingService]
     portal_sessions: PortalSessions
@@ -222,7 +224,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     # The launch's events go on the queue like every other source's (applied by visit_events).
     events = VisitEvents(_Lazy(lambda: QueueSender(queue_service(settings), VISIT_EVENTS_QUEUE)))
     opener = VisitOpener(visits, meetings, events)
-    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
+    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store, sealer)
     onward = onward_origins(settings)
     window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
     microsoft = MicrosoftSignIn(
@@ -248,6 +250,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
+    endpoints.when_deleted(sms.forget_endpoint)  # no number keeps a link to a deleted endpoint
     sealed = SealedValues(store, sealer)
     # What follows from a visit's state: the EHR write-back's planner listens to the timeline.
     writeback_queue = _Lazy(lambda: QueueSender(queue_service(settings), WRITEBACK_QUEUE))
@@ -294,6 +297,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         microsoft=microsoft,
         signin_window=window,
         visit_pages=pages,
+        visit_texts=VisitTexts(pages, visits, sms, sender, texting, smart, privacy),
         callback=callback,
         meetings=meetings,
         portal_sessions=portal_sessions,

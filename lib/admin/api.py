@@ -106,11 +106,11 @@ def reject_endpoint(call: Call) -> Response:
 # start (functions/config_api.py), and bench/imports.py holds that import to its budget.
 def integration_records(call: Call) -> Response:
     from lib.endpoints.records import as_text
-    from lib.endpoints.records import integration_records as build_records
+    from lib.sms.records import integration_records as build_records
 
     fmt = _choice(call.request.query.get("format"), "format", ("json", "text"))
     endpoint = call.svc.endpoints.get(call.param("id"))
-    records = build_records(endpoint, call.svc.urls)
+    records = build_records(endpoint, call.svc.urls, call.svc.sms)
     accept = call.request.headers.get("accept", "")
     if fmt == "text" or (fmt is None and "text/plain" in accept):
         return Response(200, as_text(endpoint, records).encode(), "text/plain; charset=utf-8")

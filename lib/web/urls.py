@@ -56,8 +56,17 @@ class Urls:
         return f"{self.api}/visit/unlink"
 
     @property
+    def visit_sms(self) -> str:
+        """The visit page's "Send link by SMS" (GET: available?, POST: send; /preview)."""
+        return f"{self.api}/visit/sms"
+
+    @property
     def jwks(self) -> str:
         return f"{self.api}/.well-known/jwks.json"
+
+    def scheduling(self, endpoint_id: str) -> str:
+        """Where an EHR's interface engine posts scheduling messages (lib/sms/intake.py)."""
+        return f"{self.api}/scheduling/{endpoint_id}"
 
     def launch(self, endpoint_id: str, persona: str) -> str:
         return f"{self.api}/launch/{endpoint_id}/{persona}"

@@ -72,6 +72,13 @@ EXPECTED = {
     "portal_writeback": _http("portal/writeback", "GET"),
     "portal_writeback_failure_replay": _http("portal/writeback/{failure}/replay", "POST"),
     "portal_reports": _http("portal/reports", "GET"),
+    "portal_sms": _http("portal/sms", "GET"),
+    "portal_sms_consent": _http("portal/sms/consent", "POST"),
+    "portal_sms_orders": _http("portal/sms/orders", "POST"),
+    "portal_sms_orders_order": _http("portal/sms/orders/{order}", "GET"),
+    "portal_sms_numbers_number_link": _http("portal/sms/numbers/{number}/link", "POST"),
+    "portal_sms_endpoints_id": _http("portal/sms/endpoints/{id}", "GET", "POST"),
+    "portal_sms_certificates_environment": _http("portal/sms/certificates/{environment}", "POST"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
@@ -82,6 +89,9 @@ EXPECTED = {
         "config/writeback/failures/{failure}/replay", "POST"
     ),
     "sms_join": _http("j/{token}", "GET"),
+    "visit_sms": _http("visit/sms", "GET"),
+    "visit_sms_preview": _http("visit/sms/preview", "POST"),
+    "visit_sms_send": _http("visit/sms", "POST"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
     "sms_events": _http("sms/events", "POST"),
     "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),

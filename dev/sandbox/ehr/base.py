@@ -53,6 +53,7 @@ from dev.sandbox.ehr.data import (
 )
 from dev.sandbox.ehr.errors import SmartError
 from dev.sandbox.ehr.fhir import FhirSurface
+from dev.sandbox.ehr.interface import InterfaceEngine
 from dev.sandbox.ehr.model import (
     GENERIC_QUIRKS,
     AuthRequest,
@@ -83,7 +84,14 @@ DEFAULT_JWKS_URL = f"{CONNECTOR_URL}/api/.well-known/jwks.json"
 
 
 class EhrStandIn(
-    EhrAddresses, FhirSurface, WriteSurface, SmartAuthorization, Portals, Controls, StandIn
+    EhrAddresses,
+    FhirSurface,
+    WriteSurface,
+    SmartAuthorization,
+    Portals,
+    Controls,
+    InterfaceEngine,
+    StandIn,
 ):
     """Abstract (no ``name``): the vendor subclasses are mounted."""
 
@@ -115,6 +123,12 @@ class EhrStandIn(
         # WRITE-BACK: appointment id -> connection status text shown on the schedule page.
         self.connection_status: dict[str, str] = {}
         self.writes = Writes()  # what write-back wrote (writes.py)
+        # The interface engine's scheduling messages (interface.py): where, and what it sent.
+        self._scheduling_baseline = state.setting(
+            "CONNECTOR_SCHEDULING_BASE", f"{CONNECTOR_URL}/api/scheduling"
+        )
+        self.scheduling_base = self._scheduling_baseline
+        self.bookings = {}
         self._stores = Stores()
         self.sessions = EhrSessions(self.vendor)
         self.authorizations: AuthorizationStore[AuthRequest, Grant] = AuthorizationStore()
@@ -129,6 +143,7 @@ class EhrStandIn(
         self.launch_urls = dict(self.connector.launch_urls)
         self.connection_status = {}
         self.writes = Writes()
+        self.scheduling_base, self.bookings = self._scheduling_baseline, {}
         self.keys.restore()
         self.clients.reset()
         self.authenticator.reset()
@@ -186,6 +201,7 @@ class EhrStandIn(
         launch_base: str | None = None,
         epic_secret: str | None = None,
         cerner_secret: str | None = None,
+        scheduling_base: str | None = None,
         **_other: Any,
     ) -> None:
         """Point this EHR at a running app (tests start it on a random port). Changes the
@@ -203,6 +219,8 @@ class EhrStandIn(
         if launch_base is not None:
             base = launch_base.rstrip("/")
             c.launch_urls = {k: f"{base}/{self.endpoint_id}/{k}" for k in ("provider", "patient")}
+        if scheduling_base is not None:
+            self._scheduling_baseline = self.scheduling_base = scheduling_base.rstrip("/")
         self.clients.configure(self.default_clients())
         self.launch_urls = dict(c.launch_urls)
 
@@ -311,6 +329,7 @@ class EhrStandIn(
             Rule(self.jwks_path, endpoint=self.jwks_endpoint, methods=["GET"]),
             Rule("/schedule", endpoint=self.schedule, methods=["GET", "POST"]),
             Rule("/schedule/status.json", endpoint=self.writes_json, methods=["GET"]),
+            Rule("/schedule/message", endpoint=self.schedule_message, methods=["POST"]),
             Rule(self.portal_path, endpoint=self.portal, methods=["GET", "POST"]),
             Rule("/smart-style.json", endpoint=self.smart_style, methods=["GET"]),
             Rule("/oauth2-errors", endpoint=self.error_catalogue, methods=["GET"]),
