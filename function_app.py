@@ -9,6 +9,8 @@ import azure.functions as func
 from functions import (
     cleanup,
     config_api,
+    graph_notifications,
+    graph_tasks,
     health,
     launch,
     portal,
@@ -19,6 +21,7 @@ from functions import (
     visit_events,
     warmup,
     wellknown,
+    writeback,
 )
 from lib.logs import configure_logging
 
@@ -30,7 +33,9 @@ configure_logging()
 # keys, and the config API checks Entra ID bearer tokens itself (lib/admin/auth.py).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-modules = (health, config_api, launch, portal, scheduling, sms, sms_events, wellknown)
-timers_and_queues = (cleanup, reminders, visit_events, warmup)
+modules = (
+    health, config_api, graph_notifications, launch, portal, scheduling, sms, sms_events, wellknown,
+)  # fmt: skip
+timers_and_queues = (cleanup, graph_tasks, reminders, visit_events, warmup, writeback)
 for module in (*modules, *timers_and_queues):
     app.register_functions(module.bp)

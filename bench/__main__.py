@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import sys
 
-from bench import chaos, imports, launch, reports
+from bench import capacity, chaos, imports, launch, reports, sms, writeback
 
 BENCHES = {
     "imports": imports.run,
     "launch": launch.run,
     "chaos": chaos.run,
+    "writeback": writeback.run,
+    "sms": sms.run,
     "reports": reports.run,
+    "capacity": capacity.run,
 }
 
 
-def main(names: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    """`python -m bench [name [args...]] ...`: arguments after a name go to that bench
+    (`python -m bench writeback 900`: a quick fault run of 900 events; `capacity --model-only`)."""
+    chosen: list[tuple[str, list[str]]] = []
+    for word in argv:
+        if word in BENCHES or not chosen:
+            chosen.append((word, []))
+        else:
+            chosen[-1][1].append(word)
     rows: list[tuple[str, str, str]] = []
-    for name in names or list(BENCHES):
+    for name, args in chosen or [(n, []) for n in BENCHES]:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += BENCHES[name]()
+        rows += BENCHES[name](args) if args else BENCHES[name]()
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>12}  note")
     for label, value, note in rows:

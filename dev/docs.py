@@ -11,6 +11,8 @@ import json
 import re
 from pathlib import Path
 
+from bench import capacity_model
+from dev import what_we_store
 from dev.procs import ROOT
 from lib.admin.api import ROUTES
 from lib.endpoints.lifecycle import DIAGRAM
@@ -73,6 +75,11 @@ def blocks() -> dict[Path, dict[str, str]]:
         },
         DOCS / "settings.md": {"settings": settings_markdown()},
         DOCS / "launch.md": {"vendors": vendors_markdown()},
+        DOCS / "capacity.md": {"capacity-model": capacity_model.markdown()},
+        DOCS / "privacy.md": {
+            "stored-tables": what_we_store.tables_markdown(),
+            "stored-queues": what_we_store.queues_markdown(),
+        },
     }
 
 

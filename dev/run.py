@@ -68,6 +68,8 @@ EHR virtual-visit connector is running
         "  opens the launch inside the EHR's page or in a new window):\n"
         f"    Epic-like schedule      {epic}/epic/schedule\n"
         f"    Cerner-like schedule    {cerner}/cerner/schedule\n"
+        "  Texts: 'Send scheduling message', 'Reschedule', 'Cancel' on a schedule push signed\n"
+        "  SIU S12 / S13 / S15 to the app; the texts arrive on the patients' phones below.\n"
         "  Patient journeys (portal 'Begin virtual visit'):\n"
         f"    Epic-like MyChart       {epic}/epic/mychart\n"
         f"    Cerner-like portal      {cerner}/cerner/portal\n"
@@ -76,7 +78,7 @@ EHR virtual-visit connector is running
         ".well-known/openid-configuration\n"
         f"    Microsoft Graph         {origins['graph']}/graph/_meetings  (meetings, rosters)\n"
         f"    Patients' phones        {origins['acs']}/phone  (texts the app sent; reply STOP)\n"
-        "  Endpoints registered in the app (config API, see README):"
+        "  Set up in the app (config API, see README):"
     )
     for line in seeded:
         print(f"    {line}")

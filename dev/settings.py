@@ -43,6 +43,11 @@ def sync(local: Path = LOCAL, sample: Path = SAMPLE) -> list[str]:
     if not values.get("CONNECTOR_SIGNING_KEYS"):
         values["CONNECTOR_SIGNING_KEYS"] = generate_signing_keys()
         added.append("CONNECTOR_SIGNING_KEYS (generated)")
+    if not values.get("GRAPH_NOTIFICATION_CERTIFICATE"):
+        from lib.notifications.certificate import generate_pem
+
+        values["GRAPH_NOTIFICATION_CERTIFICATE"] = generate_pem()
+        added.append("GRAPH_NOTIFICATION_CERTIFICATE (generated)")
     local.write_text(json.dumps(current, indent=2) + "\n")
     os.utime(local)  # newer than the sample: make stays quiet next time
     return added

@@ -70,6 +70,8 @@ def settings_env(**overrides: str) -> dict[str, str]:
         "ENTRA_CLIENT_ID": "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e1",
         "ENTRA_CLIENT_SECRET": "local-dev-secret-not-for-production",
         "SMS_TIMER_SCHEDULE": "0 * * * * *",
+        "GRAPH_TIMER_SCHEDULE": "0 */15 * * * *",
+        "GRAPH_RECONCILE_DELAY_SECONDS": "1",
     }
     env.update(overrides)
     return env
@@ -79,8 +81,10 @@ def app_env(storage: str, sandbox: Sandbox, url: str, prefix: str) -> dict[str, 
     """The app's settings against this Azurite and this (in-process) sandbox, at ``url``.
     Each party's address comes from its stand-in, not from the sandbox's one origin."""
     from dev.settings import generate_signing_keys
+    from lib.notifications.certificate import generate_pem
 
     return settings_env(
+        GRAPH_NOTIFICATION_CERTIFICATE=generate_pem(),
         AzureWebJobsStorage=storage,
         CONNECTOR_PUBLIC_URL=url,
         ENTRA_AUTHORITY_HOST=sandbox.entra.authority_host,
@@ -118,6 +122,7 @@ def point_sandbox_at(sandbox: Sandbox, app_url: str) -> None:
         epic_secret=EPIC_SECRET,
         cerner_secret=CERNER_SECRET,
         launch_base=f"{app_url}/api/launch",
+        scheduling_base=f"{app_url}/api/scheduling",
         sms_events_url=f"{app_url}/api/sms/events?secret={SMS_EVENTS_SECRET}",
     )
 
@@ -195,6 +200,7 @@ class SandboxProcess:
     proc: subprocess.Popen
     port: int
     ca_file: Path
+    state_dir: Path
 
     @property
     def url(self) -> str:
@@ -213,7 +219,7 @@ def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> Sandbo
     cmd = [sys.executable, "-m", "dev.sandbox", "--port", str(port), "--state-dir",
            str(state_dir), "--quiet"]  # fmt: skip
     proc = start_group(cmd, cwd=ROOT, env=dict(env))
-    sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem")
+    sandbox = SandboxProcess(proc, port, state_dir / "certs" / "sandbox-ca.pem", state_dir)
     try:
         wait_for_port(port, 30, proc)  # the control origin binds last
     except Exception:
@@ -223,16 +229,22 @@ def launch_sandbox(port: int, state_dir: Path, env: Mapping[str, str]) -> Sandbo
 
 
 def start_app(
-    storage: str, sandbox: Sandbox, folder: Path, prefix: str, app_dir: Path = ROOT
+    storage: str,
+    sandbox: Sandbox,
+    folder: Path,
+    prefix: str,
+    app_dir: Path = ROOT,
+    overrides: Mapping[str, str] | None = None,
 ) -> tuple[RunningHost, dict[str, str]]:
     """The app on dev.host on a free port, against this Azurite and sandbox, with the sandbox
     EHRs pointed at it; settings only from the environment (``folder`` keeps an empty
-    local.settings.json and the host's log). Returns the host and the app's settings."""
+    local.settings.json and the host's log), ``overrides`` over the defaults. Returns the host
+    and the app's settings."""
     port = free_port()
     url = f"https://{APP_ADDRESS}:{port}"
     empty = folder / "local.settings.json"
     empty.write_text('{"Values": {}}')
-    env = app_env(storage, sandbox, url, prefix)
+    env = {**app_env(storage, sandbox, url, prefix), **(overrides or {})}
     point_sandbox_at(sandbox, url)
     tls = app_certificate(sandbox.ca_file, folder / "tls")
     host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port, tls=tls)
@@ -300,6 +312,31 @@ class Stack:
 
         return seed_demo_visits(build(load_settings(self.env)), SANDBOX_ENDPOINT_IDS, days)
 
+    def seed_sms(self, token: Callable[[str], str]) -> list[str]:
+        """Texts on for both sandbox endpoints, as `make run` leaves them: the sandbox's number
+        linked, the interface engine's certificate uploaded, reminders SANDBOX_SMS_REMINDERS
+        minutes before (default 10,2: a demo sees them soon)."""
+        from dev.sandbox.acs.numbers import SEED_NUMBER
+        from dev.sandbox.ehr.scheduling import key_pair
+        from dev.seed import DEMO_REMINDERS, sandbox_endpoints, seed_sms
+
+        state_dir = getattr(self.sandbox, "state_dir", None) or self.sandbox.state.state_dir
+        _, certificate = key_pair(Path(state_dir))
+        wanted = os.environ.get("SANDBOX_SMS_REMINDERS", "")
+        reminders = tuple(int(m) for m in wanted.split(",") if m.strip()) or DEMO_REMINDERS
+        ids = [e["id"] for e in sandbox_endpoints(self.sandbox.origins)]
+        lines = seed_sms(
+            self.url,
+            str(self.sandbox.ca_file),
+            token,
+            ids,
+            number=SEED_NUMBER,
+            certificate=certificate,
+            reminders=reminders,
+        )
+        self.seeded += lines
+        return lines
+
     def alive(self) -> bool:
         """Whether the processes of the stack still run (make run watches them)."""
         procs = [self.host.proc, getattr(self.sandbox, "proc", None)]
@@ -331,6 +368,7 @@ def start_local(
         health = wait_healthy(f"{stack.url}/api/health", sandbox.ca_file)
         entra = sandbox.origins["entra"]
         stack.seed(lambda role: mint_token(role, url=entra, state_dir=state_dir))
+        stack.seed_sms(lambda role: mint_token(role, url=entra, state_dir=state_dir))
         from lib.settings import load_settings
 
         days = load_settings(env).demo_visit_days  # the app ignores it: the local run seeds
@@ -343,11 +381,15 @@ def start_local(
 
 @contextlib.contextmanager
 def running(
-    prefix: str = "stack", seed: bool = True, app: Callable[[Path], Path] | None = None
+    prefix: str = "stack",
+    seed: bool = True,
+    app: Callable[[Path], Path] | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Azurite + sandbox + app on free ports, seeded; all stopped on the way out, whatever
     happened. ``prefix`` names the app's tables; ``app`` lays out the folder the host serves,
-    given the stack's temporary folder (default: the project itself; bench/ adds probes)."""
+    given the stack's temporary folder (default: the project itself; bench/ adds probes);
+    ``overrides``: app settings over the defaults (the privacy suite logs at DEBUG)."""
     from dev.sandbox import start_sandbox
     from dev.sandbox.directory import ROLE_VALUES
 
@@ -361,7 +403,9 @@ def running(
         sandbox = start_sandbox(port=0, state_dir=folder / "sandbox")
         on.callback(sandbox.stop)
         app_dir = app(folder) if app else ROOT
-        host, env = start_app(azurite.connection_string, sandbox, folder, prefix, app_dir)
+        host, env = start_app(
+            azurite.connection_string, sandbox, folder, prefix, app_dir, overrides
+        )
         on.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)
         if seed:

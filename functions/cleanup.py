@@ -30,6 +30,8 @@ def cleanup(timer: func.TimerRequest) -> None:
             sessions = svc.sessions.purge_expired()
             sealed = svc.sealed.purge_expired()
             sms = purge(svc.store)
+            sign_outs = svc.portal_sessions.purge_expired()
+            dead_letters = svc.writeback_failures.purge_expired()
         except StorageUnavailable as exc:
             unavailable("storage", f"cleanup stopped: {exc}")  # logged; the next run goes on
             return
@@ -39,6 +41,8 @@ def cleanup(timer: func.TimerRequest) -> None:
             "sessions_removed": sessions,
             "sealed_removed": sealed,
             "sms_removed": sms,
+            "portal_sign_outs_removed": sign_outs,
+            "writeback_failures_removed": dead_letters,
             "past_due": timer.past_due,
         },
     )

@@ -64,6 +64,27 @@ def visit_unlink(request: Request) -> Response:
     return _services().visit_pages.unlink(request.headers.get("x-visit-token"))
 
 
+@bp.function_name("visit_sms")
+@bp.route(route="visit/sms", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def visit_sms(request: Request) -> Response:
+    return _services().visit_texts.availability(request.headers.get("x-visit-token"))
+
+
+@bp.function_name("visit_sms_preview")
+@bp.route(route="visit/sms/preview", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def visit_sms_preview(request: Request) -> Response:
+    return _services().visit_texts.preview(request.headers.get("x-visit-token"))
+
+
+@bp.function_name("visit_sms_send")
+@bp.route(route="visit/sms", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@handler()
+def visit_sms_send(request: Request) -> Response:
+    return _services().visit_texts.send(request.headers.get("x-visit-token"), request.json())
+
+
 @bp.function_name("signin_window")
 @bp.route(route="launch/window", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handler(pages=True)

@@ -38,8 +38,17 @@ PATHS: dict[str, list[str]] = {
     "portal/approvals/{id}/reject": ["POST"],
     "portal/secrets/{setting}/approve": ["POST"],
     "portal/audit": ["GET"],
+    "portal/writeback": ["GET"],
+    "portal/writeback/{failure}/replay": ["POST"],
     "portal/reports": ["GET"],
     "portal/reports/csv": ["GET"],
+    "portal/sms": ["GET"],
+    "portal/sms/consent": ["POST"],
+    "portal/sms/orders": ["POST"],
+    "portal/sms/orders/{order}": ["GET"],
+    "portal/sms/numbers/{number}/link": ["POST"],
+    "portal/sms/endpoints/{id}": ["GET", "POST"],
+    "portal/sms/certificates/{environment}": ["POST"],
 }
 
 

@@ -30,6 +30,8 @@ def warmup(warmup: func.WarmUpContext) -> None:
         svc = services()
         svc.endpoints.snapshot()  # the storage connection opened, the endpoint cache filled
         svc.events.ready()  # the visit-events queue opened: a launch's event is one call
+        if svc.settings.entra_client_secret:
+            svc.notifications()  # the notification certificate read: Graph's first is quick
     except SettingsError as exc:  # names the setting, never its value; requests say so too
         log.error("not configured: %s", exc)
         return

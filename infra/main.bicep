@@ -142,10 +142,15 @@ var tableNames = [
   'SmsOptOut'
   'SmsEvents'
   'SchedulingReplay'
+  'PortalSignOuts'
+  'GraphSubscriptions'
+  'WritebackFailures'
   'VisitReports'
 ]
 var queueNames = [
   'visit-events'
+  'graph-tasks'
+  'ehr-writeback'
 ]
 
 // Key Vault secret names by what they hold; infra/hooks/postprovision.sh creates the keys and

@@ -24,9 +24,17 @@ from lib.launch.complete import LaunchCompletion
 from lib.launch.microsoft import MicrosoftSignIn
 from lib.launch.start import LaunchStart
 from lib.launch.visit_page import VisitPages
+from lib.launch.visit_sms import VisitTexts
 from lib.launch.window import SignInWindow
 from lib.net.http import OutboundHttp
 from lib.net.jwks import JwksCache
+from lib.net.retry import RetryPolicy
+from lib.notifications.certificate import NotificationCertificate
+from lib.notifications.reconcile import Reconciler
+from lib.notifications.records import CallRecords
+from lib.notifications.subscriptions import SubscriptionService
+from lib.notifications.tasks import GRAPH_TASKS_QUEUE, GraphFollower, GraphTasks
+from lib.notifications.webhook import NotificationReceiver
 from lib.portal.session import PortalSessions
 from lib.portal.signin import PortalSignIn
 from lib.privacy import PrivacyKeys
@@ -34,12 +42,13 @@ from lib.reports.projection import ReportProjection
 from lib.reports.service import ReportRows, Reports
 from lib.reports.verdicts import Thresholds
 from lib.sealing import Sealer
-from lib.settings import Settings, get_settings
+from lib.settings import Settings, SettingsError, get_settings
 from lib.signin.binding import BrowserBinding
 from lib.signin.callback import Callback, Completer
 from lib.signin.sessions import SessionStore
 from lib.smart.id_token import IdTokenVerifier
 from lib.smart.keys import KeySet
+from lib.smart.tokens import BackendTokenCache
 from lib.sms.config import SmsConfig
 from lib.sms.events import SmsEvents
 from lib.sms.intake import SchedulingIntake
@@ -50,7 +59,7 @@ from lib.sms.sending import OptOuts, Texting
 from lib.sms.signature import ReplayGuard
 from lib.storage import TableStore
 from lib.storage.account import queue_service, table_service
-from lib.storage.queues import QueueSender
+from lib.storage.queues import QueueReader, QueueSender
 from lib.teams.entra import EntraApp
 from lib.teams.graph import GraphClient
 from lib.teams.meetings import MeetingService
@@ -63,6 +72,13 @@ from lib.visits.store import VisitStore
 from lib.visits.timeline import VISIT_EVENTS_QUEUE, VisitEvents, VisitTimeline
 from lib.web.errors import AppError
 from lib.web.urls import Urls
+from lib.writeback.adapters import EhrCalls, EpicStatus, FhirAppointment
+from lib.writeback.credentials import Credentials
+from lib.writeback.failures import FailureStore
+from lib.writeback.jobs import WRITEBACK_QUEUE, WritebackPlanner
+from lib.writeback.progress import ProgressStore
+from lib.writeback.sweep import POISON_QUEUE, PoisonSweep
+from lib.writeback.worker import WriteBack
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -91,6 +107,7 @@ class Services:
     microsoft: MicrosoftSignIn
     signin_window: SignInWindow
     visit_pages: VisitPages
+    visit_texts: VisitTexts
     callback: Callback
     meetings: _Lazy[MeetingService]
     portal_sessions: PortalSessions
@@ -105,6 +122,15 @@ class Services:
     projection: ReportProjection
     reports: Reports
     thresholds: Thresholds
+    graph_tasks: GraphTasks
+    subscriptions: _Lazy[SubscriptionService]
+    notifications: _Lazy[NotificationReceiver]
+    call_records: _Lazy[CallRecords]
+    reconciler: _Lazy[Reconciler]
+    writeback: WriteBack
+    writeback_failures: FailureStore
+    writeback_queue: _Lazy[QueueSender]
+    writeback_sweep: PoisonSweep
 
 
 class _Lazy(Generic[T]):
@@ -121,16 +147,55 @@ class _Lazy(Generic[T]):
         return self.value
 
 
-def _meetings(settings: Settings, entra: EntraApp) -> MeetingService:
+def _graph(settings: Settings, entra: EntraApp) -> GraphClient:
     if not entra.configured:
         raise AppError("GRAPH-FAILED", "ENTRA_CLIENT_ID / ENTRA_CLIENT_SECRET are not set.")
-    graph = GraphClient(
+    return GraphClient(
         authority=entra.authority,
         client_id=entra.client_id or "",
         client_secret=entra.secret or "",
         graph_base=settings.graph_base_url,
     )
-    return MeetingService(graph, join_hosts=settings.join_hosts)
+
+
+def _subscriptions(
+    settings: Settings, graph: GraphClient, store: TableStore, privacy: PrivacyKeys,
+    visits: VisitStore, urls: Urls,
+) -> SubscriptionService:  # fmt: skip
+    pem = _secret(settings.graph_notification_certificate)
+    try:
+        certificate = NotificationCertificate.from_pem(pem) if pem and pem.strip() else None
+    except ValueError as exc:  # SRV-NOT-CONFIGURED, naming the setting (never its value)
+        raise SettingsError(f"GRAPH_NOTIFICATION_CERTIFICATE: {exc}") from None
+    url = urls.graph_notifications
+    return SubscriptionService(graph, store, privacy, visits, url, certificate)
+
+
+def _writeback(
+    settings: Settings,
+    store: TableStore,
+    endpoints: EndpointService,
+    sealed: SealedValues,
+    keys: KeySet | None,
+    queue: _Lazy[QueueSender],
+) -> WriteBack:
+    """The EHR write-back worker. Its HTTP client never waits in the function: one attempt per
+    call (429 / 503 go back on the queue with Retry-After), and a read timeout of its own."""
+    http = OutboundHttp(
+        local_mode=settings.local_mode,
+        retries=RetryPolicy(attempts=1),
+        read_timeout=settings.writeback_timeout,
+    )
+    calls = EhrCalls(http, Credentials(http, keys, BackendTokenCache()))
+    return WriteBack(
+        endpoints=endpoints,
+        sealed=sealed,
+        progress=ProgressStore(store),
+        failures=FailureStore(store),
+        adapters={"epic": EpicStatus(calls), "fhir": FhirAppointment(calls)},
+        queue=queue,
+        lease_seconds=settings.background_budget + 10,
+    )
 
 
 def _organizer(meetings: _Lazy[MeetingService], oid: str) -> tuple[str | None, str | None] | None:
@@ -172,7 +237,8 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         client_id=settings.entra_client_id,
         secret=secret.get_secret_value() if secret else None,
     )
-    meetings = _Lazy(lambda: _meetings(settings, entra))
+    graph = _Lazy(lambda: _graph(settings, entra))
+    meetings = _Lazy(lambda: MeetingService(graph(), join_hosts=settings.join_hosts))
 
     smart = SmartDeps(http, IdTokenVerifier(http), keys)  # one JWKS cache for every EHR sign-in
     sessions = SessionStore(store)
@@ -187,7 +253,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     # The launch's events go on the queue like every other source's (applied by visit_events).
     events = VisitEvents(_Lazy(lambda: QueueSender(queue_service(settings), VISIT_EVENTS_QUEUE)))
     opener = VisitOpener(visits, meetings, events)
-    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store)
+    pages = VisitPages(privacy, visits, endpoints, urls, mappings, store, sealer)
     onward = onward_origins(settings)
     window = SignInWindow(sessions, binding, urls, endpoints, visits, pages, onward)
     microsoft = MicrosoftSignIn(
@@ -197,7 +263,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     completion = LaunchCompletion(
         endpoints, smart, privacy, visits, mappings, opener, microsoft, pages, sessions, sealed
     )
-    portal_sessions = PortalSessions(sealer, privacy, secure=urls.secure)
+    portal_sessions = PortalSessions(sealer, privacy, store, secure=urls.secure)
     portal_signin = PortalSignIn(entra, sessions, binding, urls, portal_sessions)
     # The one redirect URI: each kind of sign-in and what completes it.
     callback = Callback(
@@ -213,7 +279,11 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     )
     entra_keys = JwksCache(http, min_refresh_seconds=MIN_REFRESH_INTERVAL)
     sms = SmsConfig(store, endpoints, PhoneNumbers(_secret(settings.acs_connection_string)))
+    endpoints.when_deleted(sms.forget_endpoint)  # no number keeps a link to a deleted endpoint
     sealed = SealedValues(store, sealer)
+    # What follows from a visit's state: the EHR write-back's planner listens to the timeline.
+    writeback_queue = _Lazy(lambda: QueueSender(queue_service(settings), WRITEBACK_QUEUE))
+    planner = WritebackPlanner(visits, endpoints, ProgressStore(store), writeback_queue)
     join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
     acs = _secret(settings.acs_connection_string)
     sender, optouts = SmsSender(acs), OptOuts(store, privacy)
@@ -233,6 +303,21 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         projection.refresh(visit.key)
         return planned
 
+    # Graph's change notifications: subscriptions made from the visit timeline (never the launch),
+    # slow work on the graph-tasks queue.
+    graph_tasks = GraphTasks(_Lazy(lambda: QueueSender(queue_service(settings), GRAPH_TASKS_QUEUE)))
+    subscriptions = _Lazy(lambda: _subscriptions(settings, graph(), store, privacy, visits, urls))
+    tenant = settings.entra_tenant_id
+    notifications = _Lazy(
+        lambda: NotificationReceiver(subscriptions(), events, graph_tasks, privacy, tenant)
+    )
+    call_records = _Lazy(
+        lambda: CallRecords(
+            graph(), subscriptions(), CallQualityStore(store), events, graph_tasks, privacy
+        )
+    )
+    reconciler = _Lazy(lambda: Reconciler(graph(), visits, events, privacy, tenant))
+    follower = GraphFollower(graph_tasks, settings.graph_reconcile_delay)
     return Services(
         settings=settings,
         urls=urls,
@@ -253,12 +338,13 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         microsoft=microsoft,
         signin_window=window,
         visit_pages=pages,
+        visit_texts=VisitTexts(pages, visits, sms, sender, texting, smart, privacy),
         callback=callback,
         meetings=meetings,
         portal_sessions=portal_sessions,
         portal_signin=portal_signin,
         events=events,
-        timeline=VisitTimeline(visits, listeners=[projection]),
+        timeline=VisitTimeline(visits, listeners=[follower, planner, projection]),
         sms=sms,
         sms_join=join,
         scheduling=SchedulingIntake(
@@ -276,6 +362,17 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
         projection=projection,
         reports=_reports(store, sealed, meetings, thresholds),
         thresholds=thresholds,
+        graph_tasks=graph_tasks,
+        subscriptions=subscriptions,
+        notifications=notifications,
+        call_records=call_records,
+        reconciler=reconciler,
+        writeback=_writeback(settings, store, endpoints, sealed, keys, writeback_queue),
+        writeback_failures=FailureStore(store),
+        writeback_queue=writeback_queue,
+        writeback_sweep=PoisonSweep(
+            QueueReader(queue_service(settings), POISON_QUEUE), FailureStore(store)
+        ),
     )
 
 

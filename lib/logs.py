@@ -57,7 +57,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # North American numbers written bare (NXX NXX XXXX, optionally with the leading 1): the
     # area and exchange codes start with 2-9, so epoch seconds (1...) and most ids are kept.
     (re.compile(r"(?<![\w/.:-])1?[2-9]\d{2}[2-9]\d{6}(?![\w-])"), "[phone]"),
+    # HL7 v2 XTN components (PID-13/14: ...^country^area^local), were a segment ever logged
+    (re.compile(r"(?<![\w.])(?:\d{1,3}\^)?\d{3}\^\d{3}[ .-]?\d{4}(?![\w-])"), "[phone]"),
 ]  # fmt: skip
+
+# The Azure SDKs log every HTTP request (URLs with SAS / query values) at INFO: kept to warnings.
+NOISY_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy", "msal", "urllib3")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -138,6 +143,5 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RedactionFilter) for f in handler.filters):
             handler.addFilter(RedactionFilter())
-    # The Azure SDKs log every HTTP request (URLs with SAS / query values) at INFO.
-    for noisy in ("azure", "azure.core.pipeline.policies.http_logging_policy", "msal", "urllib3"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -85,6 +85,11 @@ class Settings(BaseModel):
         default=20.0, gt=0, le=120,
         validation_alias="CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS",
     )  # fmt: skip
+    # One EHR write-back call (lib/writeback): seconds to wait for the answer. A hung EHR costs
+    # a queue worker this long, then the queue retries the job later.
+    writeback_timeout: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="CONNECTOR_WRITEBACK_TIMEOUT_SECONDS"
+    )
     background_storage_retries: int = Field(
         default=3, ge=0, le=10, validation_alias="CONNECTOR_BACKGROUND_STORAGE_RETRIES"
     )
@@ -141,6 +146,22 @@ class Settings(BaseModel):
     # `ClientId=<managed identity>;Authorization=AAD`: send with that identity's Entra token.
     appinsights_authentication_string: str | None = Field(
         default=None, validation_alias="APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+
+    # --- Microsoft Graph change notifications (lib/notifications) ----------------------------
+    # PEM: an RSA private key and its certificate, which Graph encrypts meeting call events to
+    # (subscriptions with resource data). None: no meeting subscriptions (call records and the
+    # attendance reports still come).
+    graph_notification_certificate: SecretStr | None = Field(
+        default=None, validation_alias="GRAPH_NOTIFICATION_CERTIFICATE"
+    )
+    # NCRONTAB of the subscriptions timer (renewal before expiry; functions/graph_subscriptions.py).
+    graph_timer_schedule: str = Field(
+        default="0 */15 * * * *", validation_alias="GRAPH_TIMER_SCHEDULE"
+    )
+    # How long after a call ends its attendance report is read (Graph publishes it minutes later).
+    graph_reconcile_delay: int = Field(
+        default=300, ge=0, le=3600, validation_alias="GRAPH_RECONCILE_DELAY_SECONDS"
     )
 
     # --- Communication Services (SMS) -------------------------------------------------------------

@@ -7,6 +7,7 @@ through the control endpoints under ``/_sandbox/`` (see ``control.py``).
 from __future__ import annotations
 
 import fnmatch
+import random
 import threading
 import time
 from collections import deque
@@ -122,10 +123,18 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "/cerner/tenants/*/oidc/*", "/cerner/jwk",
     ),
     "ehr-fhir": ("/*/api/FHIR/*/[A-Z]*", "/cerner/r4/*/[A-Z]*"),  # reads: a resource type
+    # write-back: Epic's telehealth status service, and Appointment reads and PATCHes
+    "ehr-writeback": (
+        "/epic/api/epic/*/Telehealth/*", "/*/api/FHIR/R4/Appointment/*",
+        "/cerner/r4/*/Appointment/*",
+    ),
     "entra-token": ("/entra/*/oauth2/v2.0/token",),
     "entra-keys": ("/entra/*/discovery/v2.0/keys", "/entra/*/v2.0/.well-known/*"),
     "graph-meetings": ("/graph/v1.0/users/*/onlineMeetings*",),
     "graph": ("/graph/v1.0/*",),
+    "graph-beta": ("/graph/beta/*",),
+    # Outbound: the change notifications Graph posts to the app (any fault drops the delivery).
+    "graph-notifications": ("/graph/_notify/*",),
 }  # fmt: skip
 KINDS = ("answer", "hang", "trickle", "reset")
 
@@ -163,6 +172,9 @@ class Fault:
     seconds: float = 30.0
     family: str | None = None
     duration: float | None = None
+    # Each matching request is hit with this probability (None: every one); a miss passes the
+    # request on to the next fault or the stand-in, and does not count against ``count``.
+    rate: float | None = None
     added_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -212,7 +224,9 @@ class Faults:
         with self._lock:
             self._faults = [f for f in self._faults if not f.expired]
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path) and (
+                    fault.rate is None or random.random() < fault.rate  # noqa: S311 (not a secret)
+                ):
                     if fault.count is not None:
                         fault.count -= 1
                         if fault.count <= 0:

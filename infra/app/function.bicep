@@ -212,6 +212,7 @@ var connectorSettings = {
   ENTRA_CLIENT_SECRET: keyVaultReference(keyVaultUri, secretNames.entraClientSecret)
   GRAPH_BASE_URL: graphBaseUrl
   TEAMS_JOIN_HOSTS: teamsJoinHosts
+  GRAPH_TIMER_SCHEDULE: '0 */15 * * * *' // renews Graph subscriptions hours before they expire
 }
 
 // Only when the API has a registration of its own (ENTRA_API_CLIENT_ID is optional).

@@ -106,11 +106,11 @@ def reject_endpoint(call: Call) -> Response:
 # start (functions/config_api.py), and bench/imports.py holds that import to its budget.
 def integration_records(call: Call) -> Response:
     from lib.endpoints.records import as_text
-    from lib.endpoints.records import integration_records as build_records
+    from lib.sms.records import integration_records as build_records
 
     fmt = _choice(call.request.query.get("format"), "format", ("json", "text"))
     endpoint = call.svc.endpoints.get(call.param("id"))
-    records = build_records(endpoint, call.svc.urls)
+    records = build_records(endpoint, call.svc.urls, call.svc.sms)
     accept = call.request.headers.get("accept", "")
     if fmt == "text" or (fmt is None and "text/plain" in accept):
         return Response(200, as_text(endpoint, records).encode(), "text/plain; charset=utf-8")
@@ -161,7 +161,36 @@ def audit_filters(q: dict[str, str]) -> dict[str, Any]:
     }
 
 
+# --- EHR write-back failures (F17): the dead-letter table (lib/writeback/failures.py) ---------
+def failure_filters(q: dict[str, str]) -> dict[str, Any]:
+    """The failure listing's filters from its query parameters (the API's and the portal's)."""
+    return {
+        "endpoint_id": _matching(q.get("endpoint"), "endpoint", ENDPOINT_OR_POISON),
+        "since": _date(q.get("since"), "since"),
+        "until": _date(q.get("until"), "until"),
+        "size": _int(q.get("pageSize", "50"), "pageSize", 1, 100),
+        "continuation": _matching(q.get("continuation"), "continuation", FAILURE_CURSOR),
+    }
+
+
+def list_failures(call: Call) -> Response:
+    page = call.svc.writeback_failures.list(**failure_filters(call.request.query))
+    items = [f.public() for f in page.items]
+    return Response.json({"items": items, "count": len(items), "continuation": page.next})
+
+
+def replay_failure(call: Call) -> Response:
+    """Back on the queue under a new job id, same rank: a replay never moves the EHR back."""
+    queue = call.svc.writeback_queue()
+    found = call.svc.writeback_failures.replay(call.param("failure"), call.principal.actor, queue)
+    return Response.json(found.public(), 202)
+
+
 # Query parameters: what the OpenAPI document declares for them (lib/admin/openapi.py).
+FAILURE_ID = r"^(?:[a-z0-9][a-z0-9-]{1,38}[a-z0-9])~[0-9]{13}-[0-9a-f]{32}$"  # failures.py's
+WRITEBACK_FAILURES = "config/writeback/failures"
+FAILURE_CURSOR = FAILURE_ID  # the last failure of the previous page
+ENDPOINT_OR_POISON = r"^(?:poison|[a-z0-9](?:[a-z0-9-]{1,38}[a-z0-9]))$"
 AUDIT_ACTION = r"^[a-z]+(?:\.[a-z]+)+$"  # endpoint.create, mapping.delete, ...
 AUDIT_CURSOR = r"^audit-[0-9]{13}-[0-9a-f]{8}$"  # the RowKey of the last entry of a page
 
@@ -269,6 +298,13 @@ ROUTES: list[Route] = [
     Route("GET", "config/audit", AppRole.READER, list_audit,
           "Audit trail, newest first (filters: endpoint, actor, action, since, until)",
           answer="AuditPage"),
+    Route("GET", WRITEBACK_FAILURES, AppRole.READER, list_failures,
+          "EHR write-back failures (the dead-letter table), newest first (filters: endpoint, "
+          "since, until)", answer="WritebackFailurePage"),
+    Route("POST", WRITEBACK_FAILURES + "/{failure}/replay", AppRole.ADMIN,
+          replay_failure,
+          "Put a failed write-back job back on the queue (audited; never moves the EHR "
+          "backwards)", answer="WritebackFailure", status=202),
     Route("GET", SMS + "/consent", AppRole.READER, sms_api.get_consent,
           "The two SMS consent statements, with who recorded them and when",
           answer="SmsConsent"),

@@ -11,6 +11,8 @@ from lib.admin.auth import AdminAuth, Principal
 from lib.web.http import Request
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lib.endpoints.approval import ApprovalService
     from lib.endpoints.secrets import SecretBindings
     from lib.endpoints.service import EndpointService
@@ -18,9 +20,10 @@ if TYPE_CHECKING:
     from lib.reports.verdicts import Thresholds
     from lib.settings import Settings
     from lib.sms.config import SmsConfig
-    from lib.storage import TableStore
+    from lib.storage import QueueSender, TableStore
     from lib.visits.mappings import ClinicianMappings
     from lib.web.urls import Urls
+    from lib.writeback.failures import FailureStore
 
 # One entity tag as GET gives it (RFC 9110 entity-tag; Table Storage's are weak). `*` and lists are
 # not taken: a change must name the version it was based on.
@@ -47,6 +50,8 @@ class ConfigServices(Protocol):
     sms: SmsConfig
     reports: Reports
     thresholds: Thresholds
+    writeback_failures: FailureStore
+    writeback_queue: Callable[[], QueueSender]
 
 
 @dataclass

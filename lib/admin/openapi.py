@@ -10,7 +10,15 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from lib.admin import openapi_reports, openapi_sms
-from lib.admin.api import AUDIT_ACTION, AUDIT_CURSOR, ROUTES, body_model
+from lib.admin.api import (
+    AUDIT_ACTION,
+    AUDIT_CURSOR,
+    ENDPOINT_OR_POISON,
+    FAILURE_CURSOR,
+    ROUTES,
+    WRITEBACK_FAILURES,
+    body_model,
+)
 from lib.admin.calls import ETAG
 from lib.endpoints.models import (
     GUID,
@@ -21,6 +29,7 @@ from lib.endpoints.models import (
     Endpoint,
 )
 from lib.endpoints.secrets import SECRET_SETTING
+from lib.writeback.failures import FAILURE_ID
 
 REF = "#/components/schemas/{model}"
 _ENTITY_ONLY = ("partition_key", "row_key", "etag", "timestamp")
@@ -119,8 +128,44 @@ def _extra_schemas() -> dict[str, Any]:
                 "continuation": {"type": ["string", "null"]},
             },
         },
+        "WritebackFailure": _FAILURE,
+        "WritebackFailurePage": {
+            "type": "object",
+            "required": ["items", "count", "continuation"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": REF.format(model="WritebackFailure")}},
+                "count": {"type": "integer"},
+                "continuation": {"type": ["string", "null"]},
+            },
+        },
         "Problem": PROBLEM,
     }
+
+
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_TIME_OR_NULL = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]}
+_INT_OR_NULL = {"type": ["integer", "null"]}
+# One dead-letter row (lib/writeback/failures.py `Failure.public`): nothing identifies a patient.
+_FAILURE = {
+    "type": "object",
+    "required": ["id", "endpoint_id", "code", "detail", "attempts", "delays", "failed_at"],
+    "properties": {
+        "id": {"type": "string", "pattern": FAILURE_ID, "description": "For replay."},
+        "endpoint_id": {"type": "string", "description": "The endpoint, or `poison`."},
+        "code": {"type": "string", "description": "WB-* code of the last error (catalogue)."},
+        "detail": {"type": "string", "description": "HTTP status and the EHR's issue code."},
+        "http_status": _INT_OR_NULL,
+        "attempts": {"type": "integer", "description": "The queue's dequeue count."},
+        "delays": {"type": "integer", "description": "Re-queues after Retry-After."},
+        "failed_at": {"type": "string", "format": "date-time"},
+        "visit_key": _TEXT_OR_NULL,
+        "milestone": {"enum": ["connected", "in_visit", "left", None]},
+        "rank": _INT_OR_NULL,
+        "replayed_at": _TIME_OR_NULL,
+        "replayed_by": _TEXT_OR_NULL,
+        "replay_job_id": _TEXT_OR_NULL,
+    },
+}
 
 
 # Path parameters, as the handlers find them (anything else is a 404).
@@ -132,6 +177,11 @@ PATH_PARAMS = {
         "description": "A client secret setting's name (EHR_SECRET_...).",
     },
     "id": {"type": "string", "pattern": SLUG, "description": "The endpoint's id."},
+    "failure": {
+        "type": "string",
+        "pattern": FAILURE_ID,
+        "description": "A write-back failure's id, as GET config/writeback/failures lists it.",
+    },
     "mapping": {
         "type": "string",
         "pattern": MAPPING_KEY,
@@ -156,6 +206,17 @@ QUERY: dict[tuple[str, str], list[dict[str, Any]]] = {
         {"name": "pageSize", "schema": {"type": "integer", "minimum": 1, "maximum": 200,
                                         "default": 50}},
         {"name": "continuation", "schema": {"type": "string", "pattern": AUDIT_CURSOR},
+         "description": "The `continuation` of the previous page."},
+    ],
+    ("GET", WRITEBACK_FAILURES): [
+        {"name": "endpoint", "schema": {"type": "string",
+                                        "pattern": ENDPOINT_OR_POISON},
+         "description": "Only this endpoint's failures (`poison`: unreadable messages)."},
+        {"name": "since", "schema": _DATE, "description": "Failures at or after this time."},
+        {"name": "until", "schema": _DATE, "description": "Failures before this time."},
+        {"name": "pageSize", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                        "default": 50}},
+        {"name": "continuation", "schema": {"type": "string", "pattern": FAILURE_CURSOR},
          "description": "The `continuation` of the previous page."},
     ],
     ("GET", "config/endpoints/{id}/integration-records"): [
@@ -205,6 +266,7 @@ _MORE_ERRORS: dict[tuple[str, str], set[int]] = {
     ("POST", "config/endpoints/{id}/reject"): {409},
     ("GET", "config/endpoints/{id}/integration-records"): {409},
     ("GET", "config/secrets/{setting}"): {404},
+    ("POST", WRITEBACK_FAILURES + "/{failure}/replay"): {404, 409, 412},
     ("POST", "config/secrets/{setting}/hosts"): {404, 412},
 }
 _SAVES = {"validate", "activate", "disable", "enable", "reject"}  # 412 on a concurrent change

@@ -109,6 +109,88 @@ ClientAuthConfig = Annotated[
 ]
 
 
+# What the EHR is told of a visit (lib/writeback): the patient connected (on the way to or in
+# the lobby), in the visit (admitted), left (or the visit ended). Each maps to a vendor code.
+Milestone = Literal["connected", "in_visit", "left"]
+_CODE_RE = r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
+_CODE = Annotated[str, Field(min_length=1, max_length=64, pattern=_CODE_RE)]
+
+
+class BackendServicesAuth(_Strict):
+    """SMART Backend Services: client_credentials with a JWT assertion signed by our key."""
+
+    method: Literal["backend_services"]
+    client_id: Annotated[str, Field(min_length=1, max_length=200, pattern=LINE)] = Field(
+        description="The backend app's client id at the EHR (often not the launch app's)."
+    )
+    scopes: list[Annotated[str, Field(pattern=r"^system/[A-Za-z]+\.[a-z]+$")]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="system/ scopes to ask for; empty: what an Appointment PATCH needs "
+        "(system/Appointment.read + .write, or .rs + .u where the server has permission-v2).",
+    )
+    alg: Literal["RS384", "ES384"] = Field(default="RS384", description="Assertion signing alg.")
+
+
+class ServiceAccountAuth(_Strict):
+    """Epic's telehealth web service with a service account: Basic + Epic-Client-ID."""
+
+    method: Literal["service_account"]
+    username: Annotated[str, Field(min_length=1, max_length=100, pattern=LINE)]
+    secret_setting: Annotated[str, Field(pattern=SECRET_SETTING)] = Field(
+        description="App setting holding the service account's password (EHR_SECRET_...)."
+    )
+    user_id: Annotated[str, Field(min_length=1, max_length=100, pattern=LINE)] | None = Field(
+        default=None, description="Sent as Epic-User-ID when given."
+    )
+    user_id_type: Annotated[str, Field(min_length=1, max_length=40, pattern=LINE)] | None = Field(
+        default=None, description="Sent as Epic-User-IDType when given (e.g. EXTERNAL)."
+    )
+
+
+WritebackAuth = Annotated[BackendServicesAuth | ServiceAccountAuth, Field(discriminator="method")]
+
+
+class EpicStatusOptions(_Strict):
+    """Epic's SetExternalConnectionStatus call: its codes live in customer guides, so all here."""
+
+    path: Annotated[str, Field(max_length=200, pattern=r"^/[A-Za-z0-9/._-]+$")] = Field(
+        default="/api/epic/2018/Telehealth/ContextLinking/SetExternalConnectionStatus",
+        description="Path on the FHIR base's server (the part before /api/FHIR/R4).",
+    )
+    external_id_type: _CODE = Field(default="FHIR", description="ExternalIDType sent.")
+    vendor_name: _CODE = Field(default="EHRVirtualVisitConnector", description="VendorName sent.")
+
+
+def _milestone_keys(schema: dict[str, Any]) -> None:
+    """The statuses map as the document should say it: the three milestones, each a code or
+    null, nothing else (pydantic's `propertyNames` form loses the values' schema)."""
+    code = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 64, "pattern": _CODE_RE},
+                      {"type": "null"}]}  # fmt: skip
+    schema.pop("propertyNames", None)
+    schema["properties"] = {m: code for m in ("connected", "in_visit", "left")}
+    schema["additionalProperties"] = False
+
+
+class WritebackConfig(_Strict):
+    enabled: bool = Field(default=False, strict=True, description="Write visit status back.")
+    adapter: Literal["epic", "fhir"] | None = Field(
+        default=None,
+        description="epic: the telehealth connection status service; fhir: Appointment PATCH "
+        "(Oracle Health and any FHIR R4 server). Default: the vendor's.",
+    )
+    auth: WritebackAuth | None = Field(
+        default=None, description="How write-back calls authenticate (required when enabled)."
+    )
+    statuses: dict[Milestone, _CODE | None] = Field(
+        default_factory=dict,
+        description="Code per milestone (Epic ConnectionStatus, or Appointment.status); a "
+        "milestone left out takes the adapter's default, null writes nothing for it.",
+        json_schema_extra=_milestone_keys,
+    )
+    epic: EpicStatusOptions = Field(default_factory=EpicStatusOptions)
+
+
 class Approver(_Strict):
     oid: Annotated[str, Field(pattern=GUID)] = Field(description="Entra object id of the approver.")
     display_name: Annotated[str, Field(min_length=1, max_length=120, pattern=LINE)]
@@ -187,6 +269,7 @@ class EndpointCreate(_Strict):
     client_auth: ClientAuthConfig
     approver: Approver | None = Field(default=None, description="Required for Epic endpoints.")
     launch: LaunchOptions = Field(default_factory=LaunchOptions)
+    writeback: WritebackConfig = Field(default_factory=WritebackConfig)
 
     _base_url = field_validator("fhir_base_url")(classmethod(lambda c, v, info: _base_url(v, info)))
 
@@ -215,6 +298,7 @@ class EndpointUpdate(_Strict):
     client_auth: ClientAuthConfig = _unchanged()
     approver: Approver | None = None
     launch: LaunchOptions = _unchanged()
+    writeback: WritebackConfig = _unchanged()
 
     _base_url = field_validator("fhir_base_url")(classmethod(lambda c, v, info: _base_url(v, info)))
 
@@ -269,6 +353,7 @@ class Endpoint(Entity):
     client_auth: Annotated[StoredSecretBasic | PrivateKeyJwtConfig, Field(discriminator="method")]
     approver: Approver | None = None
     launch: LaunchOptions = LaunchOptions()
+    writeback: WritebackConfig = WritebackConfig()
     status: EndpointStatus = EndpointStatus.INVALID
     enabled: bool = True
     validation: Validation | None = None

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from lib.ehr.profiles import profile_for
 from lib.endpoints.client import scopes_for
-from lib.endpoints.models import Endpoint, EndpointStatus, PrivateKeyJwtConfig
+from lib.endpoints.models import (
+    BackendServicesAuth,
+    Endpoint,
+    EndpointStatus,
+    PrivateKeyJwtConfig,
+    ServiceAccountAuth,
+)
+from lib.endpoints.writeback_check import backend_scopes
 from lib.smart.scopes import join
 from lib.web.errors import AppError
 from lib.web.urls import Urls
@@ -34,7 +41,29 @@ def integration_records(endpoint: Endpoint, urls: Urls) -> dict:
     if isinstance(endpoint.client_auth, PrivateKeyJwtConfig):
         records["jwks_url"] = urls.jwks
         records["signing_algorithm"] = endpoint.client_auth.alg
+    records |= _writeback_records(endpoint, urls)
     records["notes"] = list(profile_for(endpoint.vendor).record_notes)
+    return records
+
+
+def _writeback_records(endpoint: Endpoint, urls: Urls) -> dict:
+    """What the EHR needs for write-back: the backend app (client id, system scopes, our JWKS),
+    or Epic's service account; nothing when write-back is off."""
+    config = endpoint.writeback
+    if not config.enabled or config.auth is None:
+        return {}
+    auth = config.auth
+    records: dict = {"writeback_authentication": auth.method}
+    if isinstance(auth, BackendServicesAuth):
+        v2 = bool(endpoint.validation and endpoint.validation.permission_v2)
+        records |= {
+            "backend_client_id": auth.client_id,
+            "backend_scopes": join(backend_scopes(auth, v2)),
+            "backend_jwks_url": urls.jwks,
+            "backend_signing_algorithm": auth.alg,
+        }
+    elif isinstance(auth, ServiceAccountAuth):
+        records["service_account"] = auth.username
     return records
 
 

@@ -89,6 +89,7 @@ class EndpointService:
     ) -> None:
         self._store = store
         self._table = store.table(audit.CONFIG_TABLE, Endpoint)
+        self._deleted: list[Callable[[Endpoint, Actor], None]] = []
         self._validate = validator
         self._staleness = staleness
         self._clock = clock
@@ -186,7 +187,9 @@ class EndpointService:
             if needs_approval:
                 updated.approval = Approval()
             updated = self._revalidated(updated, actor)
-        elif "approver" in changes and current.approval.approved_at is None:
+        elif "writeback" in changes:
+            updated = self._revalidated(updated, actor)  # its credentials are checked there
+        if "approver" in changes and current.approval.approved_at is None:
             updated.approval = Approval()  # a new approver starts with a clean slate
         return self._save(current, updated, actor, "endpoint.update")
 
@@ -216,10 +219,17 @@ class EndpointService:
             raise AppError("CFG-NOT-ACTIVE", f"Status is {updated.status.value}.")
         return self._save(current, updated, actor, "endpoint.activate")
 
+    def when_deleted(self, listener: Callable[[Endpoint, Actor], None]) -> None:
+        """Call ``listener`` after an endpoint is deleted: what other rooms keep about it
+        (an SMS number's links, its text settings) goes with it."""
+        self._deleted.append(listener)
+
     def delete(self, endpoint_id: str, etag: str | None, actor: Actor) -> None:
         current = self._for_change(endpoint_id, etag)
         # The audit entries stay in the partition: deleting an endpoint keeps its history.
         self._write(("delete", current), current, None, actor, "endpoint.delete")
+        for listener in self._deleted:
+            listener(current, actor)
 
     def approve(self, endpoint_id: str, actor: Actor, ehr_user: str | None) -> Endpoint:
         current = self.get(endpoint_id)

@@ -14,6 +14,7 @@ from lib.endpoints.models import (
     ValidationProblem,
 )
 from lib.endpoints.secrets import SECRET_SETTING, SecretBindings
+from lib.endpoints.writeback_check import writeback_problems
 from lib.net.http import OutboundHttp
 from lib.smart.discovery import discover, validate
 from lib.smart.keys import KeySet
@@ -73,6 +74,17 @@ def validate_endpoint(
     conf = found.config
     token_host = found.hosts.token if not problems else None  # bind only a usable server
     problems += _credential_problems(endpoint, keys, token_host, secrets, actor_oid)
+    if not problems:  # a backend token is asked for only from a usable, pinned server
+        problems += writeback_problems(
+            endpoint,
+            http,
+            keys,
+            secrets,
+            actor_oid,
+            token_endpoint=conf.token_endpoint,
+            permission_v2=found.permission_v2,
+            hosts=found.hosts.all(),
+        )
     return Validation(
         checked_at=now,
         ok=not problems,

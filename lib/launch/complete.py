@@ -2,7 +2,8 @@
 
 A clinician whose EHR user has no Microsoft mapping yet goes through the one-time Microsoft
 sign-in first (microsoft.py) and comes back to the visit opener. The EHR's tokens are used within
-this request only (one FHIR read of the appointment for its times) and never stored. The
+this request only (one FHIR read of the appointment for its times) and never stored (the
+clinician's visit page holds the access token sealed in its own token, for "Send link by SMS"). The
 appointment's FHIR reference is kept sealed for the visit's EHR write-back (lib/visits/sealed.py),
 written alongside the person's "arrived" event so it adds no round trip to the launch.
 """
@@ -19,7 +20,7 @@ from lib.ehr.profiles import Persona
 from lib.endpoints.client import EndpointClient, SmartDeps, scopes_for
 from lib.endpoints.service import EndpointService
 from lib.launch.microsoft import MicrosoftSignIn
-from lib.launch.visit_page import VisitPages
+from lib.launch.visit_page import EhrAccess, VisitPages
 from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
 from lib.signin.sessions import SessionStore, SignInSession
@@ -48,6 +49,14 @@ class SignedInLaunch:
     visit_key: str
     read: dict[str, Any] | None = None  # the resource read to find the subject, if any
     existing: Visit | None = None  # the visit, when it exists (read by the persona's path)
+
+
+def _held(launch: SignedInLaunch) -> EhrAccess | None:
+    """What the clinician's visit page may hold of this launch: its EHR token and patient, for
+    "Send link by SMS" (sealed in the page's token, lib/launch/visit_page.py)."""
+    if launch.persona != "provider":
+        return None
+    return EhrAccess.of(launch.token, launch.context.patient_id)
 
 
 def practitioners(resource: Mapping[str, Any]) -> list[str]:
@@ -234,7 +243,9 @@ class LaunchCompletion:
             times=times,
             alongside=lambda v: self._seal(launch, v.end),
         )
-        return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
+        return self._pages.arrival(
+            endpoint, launch.persona, visit, clinician_hash=clinician_hash, ehr=_held(launch)
+        )
 
     def _open_while_reading(
         self, launch: SignedInLaunch, organizer: str, clinician_hash: str
@@ -268,7 +279,9 @@ class LaunchCompletion:
             )
 
         visit = together(read_times, open_visit)[1]
-        return self._pages.arrival(endpoint, launch.persona, visit, clinician_hash=clinician_hash)
+        return self._pages.arrival(
+            endpoint, launch.persona, visit, clinician_hash=clinician_hash, ehr=_held(launch)
+        )
 
     def _provider(self, launch: SignedInLaunch) -> Response:
         context, endpoint = launch.context, launch.client.endpoint

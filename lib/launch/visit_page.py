@@ -4,11 +4,20 @@ A patient goes straight to the meeting's lobby; a clinician to the visit page (o
 Teams, if the endpoint says so). The page's token is signed, names the visit and the endpoint,
 and travels in the URL fragment: browsers never send a fragment to a server, so no request log,
 proxy or telemetry records it; the page hands it to the status call in a header.
+
+When the page comes straight from the EHR's launch, its token also carries that launch's EHR
+access token and patient, sealed (AES-GCM, bound to the visit and purpose `visit-page-ehr`), for
+"Send link by SMS" (visit_sms.py): it lives only in the browser's fragment and until the EHR
+token expires, never in storage.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lib.ehr.profiles import Persona
 from lib.endpoints import audit
@@ -17,6 +26,8 @@ from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
 from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
+from lib.sealing import SealBroken, Sealer
+from lib.smart.tokens import TokenResponse
 from lib.storage import TableStore
 from lib.visits.events import VisitState
 from lib.visits.mappings import ClinicianMappings
@@ -33,6 +44,29 @@ PAGE_PURPOSE = "visit-page"
 PAGE_GRACE = timedelta(hours=2)
 PAGE_TTL_MIN = timedelta(minutes=15)
 PAGE_TTL_MAX = timedelta(hours=24)
+EHR_PURPOSE = "visit-page-ehr"
+EHR_SLACK_SECONDS = 30  # an EHR token this close to its expiry is not worth a FHIR read
+
+
+@dataclass(frozen=True)
+class EhrAccess:
+    """The launch's EHR access token and patient, as the visit page holds them (sealed)."""
+
+    access_token: str
+    patient_id: str
+    expires_at: float  # epoch seconds
+
+    @property
+    def token(self) -> TokenResponse:
+        return TokenResponse(access_token=self.access_token)
+
+    @classmethod
+    def of(cls, token: TokenResponse, patient_id: str | None) -> EhrAccess | None:
+        """What a launch can hand on: nothing without a patient or a known lifetime."""
+        expires = token.expires_at
+        if not patient_id or expires is None:
+            return None
+        return cls(token.access_token, patient_id, expires)
 
 
 def page_ttl(visit: Visit, now: datetime) -> int:
@@ -55,7 +89,9 @@ class VisitPages:
         urls: Urls,
         mappings: ClinicianMappings,
         store: TableStore,
+        sealer: Sealer | None = None,
     ) -> None:
+        self._sealer = sealer
         self._mappings = mappings
         self._store = store
         self._privacy = privacy
@@ -70,14 +106,19 @@ class VisitPages:
         visit: Visit,
         *,
         clinician_hash: str | None = None,
+        ehr: EhrAccess | None = None,
     ) -> Response:
         """The redirect that takes a person into their open visit. `clinician_hash`: whose
-        Microsoft mapping the page may undo (the clinician who launched)."""
+        Microsoft mapping the page may undo (the clinician who launched); `ehr`: the launch's
+        EHR access, when the page comes straight from it."""
         if persona == "patient" or endpoint.launch.open_teams_directly:
             return Response.redirect(visit.join_url or "")
-        claims = {"v": visit.key, "e": endpoint.id}
+        claims: dict[str, Any] = {"v": visit.key, "e": endpoint.id}
         if clinician_hash:
             claims["c"] = clinician_hash
+        if ehr is not None and self._sealer is not None and ehr.expires_at > time.time():
+            held = json.dumps({"a": ehr.access_token, "p": ehr.patient_id, "x": ehr.expires_at})
+            claims["t"] = self._sealer.seal(held, visit_key=visit.key, purpose=EHR_PURPOSE)
         token = self._privacy.sign(
             claims,
             purpose=PAGE_PURPOSE,
@@ -92,16 +133,38 @@ class VisitPages:
         hands out, in the fragment) is presented, and what it then shows comes from `status`.
         """
         resp = page(
-            "visit.html", status_url=self._urls.visit_status, unlink_url=self._urls.visit_unlink
+            "visit.html",
+            status_url=self._urls.visit_status,
+            unlink_url=self._urls.visit_unlink,
+            sms_url=self._urls.visit_sms,
         )
         resp.frame_ancestors = self._endpoints.ehr_origins()
         return resp
 
-    def status(self, token: str | None) -> Response:
+    def claims(self, token: str | None) -> tuple[dict[str, Any], Endpoint]:
+        """The page token's claims and its endpoint; VISIT-LINK-INVALID for anything else."""
         claims = self._privacy.verify(token, purpose=PAGE_PURPOSE) if token else None
         endpoint = self._endpoints.snapshot().find(claims["e"]) if claims else None
         if not claims or endpoint is None:
             raise AppError("VISIT-LINK-INVALID")
+        return claims, endpoint
+
+    def ehr_access(self, claims: dict[str, Any]) -> EhrAccess | None:
+        """The EHR access the page holds, if any and still usable."""
+        if not claims.get("t") or self._sealer is None:
+            return None
+        try:
+            held = json.loads(
+                self._sealer.open(claims["t"], visit_key=claims["v"], purpose=EHR_PURPOSE)
+            )
+        except (SealBroken, ValueError):
+            return None
+        if held["x"] - EHR_SLACK_SECONDS <= time.time():
+            return None
+        return EhrAccess(held["a"], held["p"], held["x"])
+
+    def status(self, token: str | None) -> Response:
+        claims, endpoint = self.claims(token)
         key = claims["v"]  # the visit and its state (lib/visits/timeline.py), side by side
         visit, row = together(lambda: self._visits.get(key), lambda: self._visits.state(key))
         if visit is None:

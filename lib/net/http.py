@@ -52,6 +52,8 @@ Resolver = Callable[[str, int], list[str]]
 # A form body, or a function building it for each attempt (a retried client assertion needs a
 # fresh `jti`: servers refuse a replayed one).
 FormData = Mapping[str, str] | Callable[[], Mapping[str, str]]
+# A request body: a form (encoded by requests), or bytes sent as they are (a JSON Patch).
+Body = FormData | bytes
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _REDIRECTS = {301, 302, 303, 307, 308}
@@ -157,6 +159,12 @@ def _classify_failure(exc: Exception, host: str) -> tuple[str, str]:
     return "DISC-UNREACHABLE", f"{host} could not be reached"
 
 
+def _body(data: Body | None) -> bytes | dict[str, str] | None:
+    if data is None or isinstance(data, bytes):
+        return data
+    return dict(data() if callable(data) else data)
+
+
 class OutboundHttp:
     """requests.Session wrapper for every call this library makes to an EHR.
 
@@ -238,7 +246,7 @@ class OutboundHttp:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        data: FormData | None = None,
+        data: Body | None = None,
         allowed_hosts: Collection[str] | None = None,
         max_bytes: int | None = None,
     ) -> HttpResponse:
@@ -272,7 +280,7 @@ class OutboundHttp:
         method: str,
         url: str,
         headers: Mapping[str, str] | None,
-        data: FormData | None,
+        data: Body | None,
         allowed_hosts: Collection[str] | None,
         max_bytes: int | None,
     ) -> HttpResponse:
@@ -292,7 +300,7 @@ class OutboundHttp:
         method: str,
         url: str,
         headers: Mapping[str, str] | None,
-        data: FormData | None,
+        data: Body | None,
         allowed_hosts: Collection[str] | None,
         max_bytes: int | None,
     ) -> HttpResponse:
@@ -310,7 +318,7 @@ class OutboundHttp:
         method: str,
         url: str,
         headers: Mapping[str, str] | None,
-        data: FormData | None,
+        data: Body | None,
         max_bytes: int | None,
         started: float,
         host: str,
@@ -323,7 +331,7 @@ class OutboundHttp:
                 method,
                 url,
                 headers=dict(headers or {}),
-                data=dict(data() if callable(data) else data) if data is not None else None,
+                data=_body(data),
                 timeout=tuple(remaining(t) for t in self._timeout),
                 allow_redirects=False,
                 stream=True,

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from lib.portal.core import Page, PortalServices, Visit
-from lib.portal.pages import account, approvals, audit, endpoints, reports
+from lib.portal.pages import account, approvals, audit, endpoints, reports, sms, writeback
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
-MODULES = (account, endpoints, approvals, audit, reports)
+MODULES = (account, endpoints, approvals, audit, sms, writeback, reports)
 PAGES: list[Page] = [p for m in MODULES for p in m.PAGES]
 NAV = [n for m in MODULES for n in m.NAV]
 

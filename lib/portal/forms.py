@@ -28,6 +28,17 @@ LABELS = {
     "launch.ehr_origins": "EHR origins",
     "reason": "Reason",
     "host": "Host",
+    # texts (lib/portal/pages/sms.py)
+    "organization_name": "Organization name in texts",
+    "time_zone": "Clinic time zone",
+    "default_region": "Default phone region",
+    "reminder_offsets_minutes": "Reminders",
+    "quiet_hours.start": "Quiet hours from",
+    "quiet_hours.end": "Quiet hours until",
+    "join_window.before_minutes": "Join link: minutes before",
+    "join_window.after_minutes": "Join link: minutes after",
+    "certificate": "Certificate",
+    "area_code": "Area code",
 }
 
 
@@ -80,12 +91,18 @@ def validated(model_name: str, data: dict[str, Any], local_mode: bool) -> Any:
         raise AppError("REQ-VALIDATION", errors=field_errors(exc)) from None
 
 
+def _label(field: str) -> str:
+    """A field's name on the form; an item of a list (`reminder_offsets_minutes.1`) is named by
+    its list and its place."""
+    head, _, index = field.rpartition(".")
+    if field not in LABELS and index.isdigit() and head in LABELS:
+        return f"{LABELS[head]} (item {int(index) + 1})"
+    return LABELS.get(field, field)
+
+
 def problems(err: AppError) -> list[dict[str, str]]:
     """What a form shows for a refused change: each field's problem, or the error's sentence."""
     if err.errors:
-        return [
-            {"field": LABELS.get(e["field"], e["field"]), "message": e["message"]}
-            for e in err.errors
-        ]
+        return [{"field": _label(e["field"]), "message": e["message"]} for e in err.errors]
     d = err.definition
     return [{"field": d.code, "message": err.detail or d.sentence}]

@@ -14,6 +14,11 @@ the next sign-in, at most ABSOLUTE later.
 
 Each session has a random id; its CSRF token is a keyed hash of that id (`csrf`), put in every
 form and compared on every POST (app.py), so a token is useless outside its session.
+
+Signing out ends the session on the server too, not only in this browser: the session's id
+goes into `PortalSignOuts` (as a keyed hash, until the session's absolute end), and a cookie
+whose session is there counts as none. So a copy of the cookie (a shared computer, a proxy
+log) stops working at sign-out, not hours later. The cleanup timer removes rows past their end.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from http.cookies import CookieError, SimpleCookie
 from lib.admin.auth import AppRole, Principal
 from lib.privacy import PrivacyKeys
 from lib.sealing import SealBroken, Sealer
+from lib.storage import ConcurrencyConflict, Entity, TableStore
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
 
@@ -58,10 +64,24 @@ class PortalSession:
         return now - self.seen_at >= IDLE or now - self.signed_in_at >= ABSOLUTE
 
 
+SIGN_OUTS = "PortalSignOuts"
+PURGE_BATCH = 500
+
+
+class SignedOut(Entity):
+    """PartitionKey: keyed hash of the session id; RowKey `out`. Kept until the session's
+    absolute end, after which its cookie is refused anyway."""
+
+    until: datetime
+
+
 class PortalSessions:
-    def __init__(self, sealer: Sealer, privacy: PrivacyKeys, *, secure: bool) -> None:
+    def __init__(
+        self, sealer: Sealer, privacy: PrivacyKeys, store: TableStore, *, secure: bool
+    ) -> None:
         self._sealer = sealer
         self._privacy = privacy
+        self._signed_out = store.table(SIGN_OUTS, SignedOut)
         self._secure = secure
         self.cookie_name = "__Host-evc_portal" if secure else "evc_portal"
 
@@ -104,7 +124,32 @@ class PortalSessions:
             )
         except (SealBroken, ValueError, TypeError, KeyError):
             return None
-        return None if session.expired(now or datetime.now(UTC)) else session
+        if session.expired(now or datetime.now(UTC)):
+            return None
+        return None if self._signed_out.get(self._key(session), "out") else session
+
+    def end(self, response: Response, session: PortalSession) -> Response:
+        """Sign out: this session's cookie stops working everywhere, and this one is cleared."""
+        until = session.signed_in_at + ABSOLUTE
+        self._signed_out.upsert(
+            SignedOut(partition_key=self._key(session), row_key="out", until=until)
+        )
+        return self.clear(response)
+
+    def purge_expired(self, now: datetime | None = None, limit: int = PURGE_BATCH) -> int:
+        """Remove sign-outs past their session's end (the cleanup timer); bounded per run."""
+        removed = 0
+        rows = self._signed_out.query("until le @t", {"t": now or datetime.now(UTC)}, limit=limit)
+        for row in list(rows):
+            try:
+                self._signed_out.delete(row.partition_key, row.row_key, etag=row.etag)
+            except ConcurrencyConflict:
+                continue
+            removed += 1
+        return removed
+
+    def _key(self, session: PortalSession) -> str:
+        return self._privacy.keyed_hash(session.sid, purpose="portal-signout")
 
     def touch(self, session: PortalSession, now: datetime | None = None) -> PortalSession:
         return PortalSession(**{**session.__dict__, "seen_at": now or datetime.now(UTC)})

@@ -11,7 +11,7 @@ from typing import Any
 
 from lib.endpoints import audit
 from lib.endpoints.actor import Actor
-from lib.endpoints.models import Environment
+from lib.endpoints.models import Endpoint, Environment
 from lib.endpoints.service import EndpointService, partition
 from lib.sms.certificates import parse as parse_certificate
 from lib.sms.models import (
@@ -171,6 +171,31 @@ class SmsConfig:
         found = self.number(number)
         assert found is not None
         return found
+
+    def forget_endpoint(self, endpoint: Endpoint, actor: Actor) -> None:
+        """After ``endpoint`` is deleted: off every number it was linked to (audited as
+        `sms.number.unlink`), and its text settings gone, so an endpoint created again under
+        the same id starts with texts off. Each under the ETag read, again on a conflict."""
+        for _ in range(5):
+            try:
+                self._unlink(endpoint.id, actor)
+                break
+            except AppError as err:  # another change won the row meanwhile: read it again
+                if err.code != "CFG-STALE-ETAG":
+                    raise
+        settings = self._get(EndpointSms, partition(endpoint.id), SETTINGS_ROW)
+        if settings is not None:
+            self._store.table(audit.CONFIG_TABLE, EndpointSms).delete(
+                settings.partition_key, settings.row_key
+            )
+
+    def _unlink(self, endpoint_id: str, actor: Actor) -> None:
+        for row in self._number_rows():
+            if endpoint_id in row.endpoints:
+                kept = [e for e in row.endpoints if e != endpoint_id]
+                left = row.model_copy(update={"endpoints": kept})
+                target = f"number:{row.row_key}"
+                self._write([("update", left)], actor, "sms.number.unlink", target, row, left)
 
     # --- number orders (search, then purchase) ----------------------------------------------
     def order(self, body: NumberOrderCreate, actor: Actor) -> NumberOrder:

@@ -29,7 +29,7 @@ from lib.sms.signature import HEADER, ReplayGuard, verify
 from lib.storage import ConcurrencyConflict
 from lib.visits.keys import clinician_hash, visit_key
 from lib.visits.mappings import ClinicianMappings
-from lib.visits.sealed import SealedValues
+from lib.visits.sealed import SealedValues, purge_after_visit
 from lib.visits.store import Visit, VisitStore
 from lib.web.errors import AppError
 from lib.web.http import Request, Response
@@ -169,7 +169,10 @@ class SchedulingIntake:
         phone = normalise_phone(message.phones, region)
         if phone:
             self._sealed.put(key, PHONE, phone, purge_after)
-        self._sealed.put(key, APPOINTMENT_ID, message.appointment_id, purge_after)
+        # The write-back still needs the appointment's id after the texts are done with: it is
+        # kept as long as the launch keeps it (WRITEBACK_WINDOW after the end), never shorter.
+        kept = max(purge_after, purge_after_visit(end))
+        self._sealed.put(key, APPOINTMENT_ID, message.appointment_id, kept)
 
 
 def normalise_phone(candidates: tuple[str, ...], region: str) -> str | None:

@@ -232,10 +232,35 @@ def _fhir_phones(resource: dict[str, Any]) -> tuple[str, ...]:
                 points.append(ext["valueContactPoint"])
     for contained in resource.get("contained") or []:
         if isinstance(contained, dict) and contained.get("resourceType") == "Patient":
-            points += [t for t in contained.get("telecom") or [] if isinstance(t, dict)]
-    usable = [p for p in points if p.get("system") in ("phone", "sms") and p.get("value")]
-    usable.sort(key=lambda p: 0 if p.get("use") == "mobile" or p.get("system") == "sms" else 1)
+            points += contained.get("telecom") or []
+    return telecom_phones(points)
+
+
+def telecom_phones(points: list[Any]) -> tuple[str, ...]:
+    """The phone numbers of FHIR ContactPoints that can take a text, best first: mobile or
+    `sms` before the rest, then by `rank`; `old` ones and those whose period ended left out."""
+    now = datetime.now(UTC).isoformat()
+    usable = [
+        p
+        for p in points
+        if isinstance(p, dict)
+        and p.get("system") in ("phone", "sms")
+        and p.get("value")
+        and p.get("use") != "old"
+        and not _ended(p.get("period"), now)
+    ]
+    usable.sort(
+        key=lambda p: (
+            0 if p.get("use") == "mobile" or p.get("system") == "sms" else 1,
+            p.get("rank") if isinstance(p.get("rank"), int) else 1_000,
+        )
+    )
     return tuple(str(p["value"]) for p in usable)
+
+
+def _ended(period: Any, now: str) -> bool:
+    end = period.get("end") if isinstance(period, dict) else None
+    return isinstance(end, str) and bool(end) and end[:10] < now[:10]
 
 
 def _practitioner(resource: dict[str, Any]) -> str | None:

@@ -26,12 +26,17 @@ from lib.sms.sender import SendResult, SmsSender
 from lib.storage import ConcurrencyConflict, Entity, TableStore
 from lib.visits.sealed import SealedValues
 from lib.visits.store import Visit, VisitStore
+from lib.web.errors import AppError
 
 RATE_PER_MINUTE = 200  # texts a minute from one toll-free number
 LEASE = timedelta(minutes=2)  # a claim or a send older than this was abandoned by its run
 LOOKBACK = timedelta(minutes=2)  # minutes read again each run: a pointer written late is found
 CATCH_UP = timedelta(days=1)  # after a longer outage, older minutes are no longer worth a text
 MAX_ATTEMPTS = 6
+ON_DEMAND_GAP = timedelta(minutes=1)  # a second press within this says "already sent"
+# An on-demand text's number is sealed only when a retry needs it, under its own purpose (the
+# EHR's current number, which may differ from the one the scheduling message brought).
+ON_DEMAND_PHONE = "phone-on-demand"
 RUN_LIMIT = 2000  # rows one run handles at most; the next run takes the rest
 OPTOUT = "SmsOptOut"
 
@@ -202,16 +207,61 @@ class Texting:
         self._finish(row, pointer, state="unknown", reason="the run sending it stopped")
         return "unknown"
 
-    def _send(self, row: LedgerRow, pointer: DuePointer, sent_from: Counter) -> str:
+    # --- on demand: the clinician's "Send link by SMS" ----------------------------------------
+    def send_now(self, visit: Visit, phone: str) -> LedgerRow | None:
+        """One `on-demand` text now, through the same states as the timer's texts. The row is
+        created already `claimed` (a timer run leaves a fresh claim alone for LEASE), then sent
+        and recorded here. A retryable failure leaves it `due` for the timer, with the number
+        sealed until the visit's cleanup. None if one was sent within ON_DEMAND_GAP."""
+        now = self._now()
+        if self._recent_on_demand(visit.key, now):
+            return None
+        row = LedgerRow(
+            partition_key=visit.key,
+            row_key=f"on-demand-{now.astimezone(UTC):%Y%m%d%H%M}",
+            endpoint_id=visit.endpoint_id,
+            kind="on-demand",
+            version=visit.schedule_version or 1,
+            state="claimed",
+            due_at=now,
+            claimed_at=now,
+            updated_at=now,
+        )
+        self.ledger.point(row, now)  # found by the timer if this request dies before the end
+        created = self.ledger.rows.create(row)
+        if not created.created:  # a press in the same minute
+            return None
+        pointer = DuePointer(partition_key=bucket(now), row_key=row.tag, due_at=now)
+        if self._send(created.entity, pointer, Counter(), phone=phone) == "deferred":
+            purge = max(visit.end or now, now) + CATCH_UP
+            self._sealed.put(visit.key, ON_DEMAND_PHONE, phone, purge)
+        return self.ledger.rows.get(row.partition_key, row.row_key)
+
+    def _recent_on_demand(self, visit_key: str, now: datetime) -> bool:
+        since = now - ON_DEMAND_GAP
+        return any(
+            r.kind == "on-demand" and r.due_at > since and r.state not in ("failed", "skipped")
+            for r in self.ledger.for_visit(visit_key)
+        )
+
+    def _send(
+        self, row: LedgerRow, pointer: DuePointer, sent_from: Counter, phone: str | None = None
+    ) -> str:
         visit = self._visits.get(row.visit_key)
         why = self._why_not(row, visit)
         if why:
             self._finish(row, pointer, state="skipped", reason=why)
             return "skipped"
         assert visit is not None
-        settings = self._config.settings(row.endpoint_id)
+        try:
+            settings = self._config.settings(row.endpoint_id)
+        except AppError:  # the endpoint was deleted since the text was planned
+            self._finish(row, pointer, state="skipped", reason="the endpoint is gone")
+            return "skipped"
         number = self._config.number_for(row.endpoint_id)
-        phone = self._sealed.open(row.visit_key, "phone")
+        if phone is None:
+            purpose = ON_DEMAND_PHONE if row.kind == "on-demand" else "phone"
+            phone = self._sealed.open(row.visit_key, purpose)
         if not settings.enabled or number is None or phone is None:
             reason = (
                 "texts are off"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lib.storage.queues import QueueSender
+from lib.storage.queues import QueueReader, QueueSender
 from lib.storage.tables import (
     ConcurrencyConflict,
     CreateResult,
@@ -21,6 +21,7 @@ __all__ = [
     "Entity",
     "KeyExists",
     "Page",
+    "QueueReader",
     "QueueSender",
     "StorageError",
     "StorageUnavailable",

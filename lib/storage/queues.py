@@ -60,3 +60,51 @@ class QueueSender:
         except AzureError as exc:
             raise StorageUnavailable(f"queue {self.name}: {type(exc).__name__}") from exc
         return sent.id
+
+
+class QueueReader:
+    """Takes messages off one queue to move them elsewhere (the poison sweeps): each message is
+    handed over, then deleted only when the handler returned (a crash leaves it for next time)."""
+
+    def __init__(self, service: QueueServiceClient, name: str) -> None:
+        self._service = service
+        self.name = name
+
+    def drain(self, handle: Any, *, limit: int = 200, visibility_seconds: int = 60) -> int:
+        """Call `handle(message_id, text, dequeue_count)` for up to `limit` messages."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        client = self._service.get_queue_client(self.name)
+        done = 0
+        try:
+            while done < limit:
+                batch = list(
+                    client.receive_messages(
+                        messages_per_page=min(32, limit - done),
+                        visibility_timeout=visibility_seconds,
+                        max_messages=min(32, limit - done),
+                    )
+                )
+                if not batch:
+                    break
+                for message in batch:
+                    handle(message.id, _text(message.content), message.dequeue_count or 0)
+                    client.delete_message(message)
+                    done += 1
+        except ResourceNotFoundError:
+            return done  # no poison queue yet: nothing was ever set aside
+        except AzureError as exc:
+            raise StorageUnavailable(f"queue {self.name}: {type(exc).__name__}") from exc
+        return done
+
+
+def _text(content: Any) -> str:
+    """A poison message as text, whether it was base64 (as the host writes) or not."""
+    import base64
+    import binascii
+
+    raw = content if isinstance(content, bytes) else str(content).encode()
+    try:
+        return base64.b64decode(raw, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return raw.decode("utf-8", "replace")

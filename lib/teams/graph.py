@@ -197,9 +197,12 @@ class GraphClient:
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        version: str = "v1.0",
     ) -> GraphResponse:
         """`send`, and GRAPH-FAILED (detail: Graph's error code) for any non-2xx answer."""
-        return self.send(method, path, json_body=json_body, params=params).raise_for_error()
+        return self.send(
+            method, path, json_body=json_body, params=params, version=version
+        ).raise_for_error()
 
     def send(
         self,
@@ -208,8 +211,10 @@ class GraphClient:
         *,
         json_body: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        version: str = "v1.0",
     ) -> GraphResponse:
-        """One logical call to `{graph_base}/v1.0{path}` (path segments already `seg`-encoded).
+        """One logical call to `{graph_base}/{version}{path}` (path segments already
+        `seg`-encoded). `version`: `beta` for what Graph offers only there (meetingCallEvents).
 
         Returns the final answer whatever its status, after retries; raises GRAPH-THROTTLED
         when Graph still throttles and GRAPH-FAILED when it cannot be reached at all.
@@ -217,7 +222,9 @@ class GraphClient:
         import requests
 
         method = method.upper()
-        url = f"{self.graph_base}/v1.0{path}"
+        if version not in ("v1.0", "beta"):
+            raise ValueError("Graph versions are v1.0 and beta")
+        url = f"{self.graph_base}/{version}{path}"
         waited = 0.0
         attempt = 0
         fresh_token_tried = False

@@ -230,6 +230,15 @@ _ENTRIES: list[ErrorDef] = [
              "The meeting organizer's Microsoft account was not found.",
              "The mapped Entra user no longer exists; remove the mapping or fix the default "
              "organizer."),
+    ErrorDef("GRAPH-NOTIFICATION-INVALID", 400, "Notification not readable",
+             "This is not a Microsoft Graph change notification the connector can read.",
+             "POST /api/graph/notifications takes Graph's {\"value\": [...]} body or a "
+             "?validationToken= handshake; encrypted content must be for "
+             "GRAPH_NOTIFICATION_CERTIFICATE and match its dataSignature."),
+    ErrorDef("GRAPH-NOTIFICATION-REFUSED", 401, "Notification refused",
+             "The notification's clientState does not match its subscription.",
+             "Only Graph knows a subscription's clientState; a forged or replayed-elsewhere "
+             "notification is refused. Recreate the subscription if Graph's are refused."),
     # --- FHIR endpoint discovery (validation at configuration time, and at launch) ------------
     ErrorDef("DISC-UNREACHABLE", 502, "FHIR server unreachable",
              "The EHR's FHIR server could not be reached.",
@@ -332,6 +341,18 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("SMS-LINK-CANCELLED", 410, "Appointment cancelled",
              "This appointment was cancelled. Please call the clinic if you need a new one.",
              "The EHR sent a cancellation (SIU S15/S17) for this appointment."),
+    ErrorDef("SMS-OFF-FOR-ENDPOINT", 409, "Texts are off",
+             "Texts cannot be sent for this organization yet.",
+             "An admin links a number and switches texts on (PATCH /api/config/sms/endpoints)."),
+    ErrorDef("SMS-PHONE-UNAVAILABLE", 409, "Phone number not available",
+             "The patient's phone number could not be read from the EHR just now.",
+             "Open the visit again from the EHR (its sign-in has expired), then press the button."),
+    ErrorDef("SMS-NO-MOBILE", 422, "No number to text",
+             "The patient's chart has no phone number that can receive texts.",
+             "Add the patient's mobile number in the EHR (Patient.telecom), then try again."),
+    ErrorDef("SMS-PHONE-CHANGED", 409, "Phone number changed",
+             "The patient's phone number changed in the EHR since you confirmed it.",
+             "Press the button again and check the number shown before confirming."),
     # --- scheduling intake --------------------------------------------------------------------
     ErrorDef("SCHED-SIGNATURE-MISSING", 401, "Signature missing",
              "The scheduling message has no X-EVC-Signature header.",
@@ -351,6 +372,44 @@ _ENTRIES: list[ErrorDef] = [
     ErrorDef("SCHED-BAD-MESSAGE", 400, "Scheduling message not usable",
              "The scheduling message could not be read as SIU or a FHIR Appointment.",
              "See the detail; docs/sms.md lists the fields read from each format."),
+    # --- EHR write-back (the dead-letter table's reasons, and the config routes over it) -------
+    ErrorDef("WB-AUTH-MISSING", 422, "Write-back needs credentials",
+             "Write-back is switched on but says nothing about how to authenticate to the EHR.",
+             "Set writeback.auth: backend_services (client id, scopes, alg) or, for Epic's "
+             "telehealth service, service_account."),
+    ErrorDef("WB-BACKEND-TOKEN-FAILED", 422, "Backend services token refused",
+             "The EHR did not give the connector a backend services token.",
+             "Register our JWKS URL for the backend client id at the EHR, allow the system/ "
+             "scopes shown in the integration records, and check the signing algorithm."),
+    ErrorDef("WB-EHR-REFUSED", 502, "The EHR refused the status",
+             "The EHR refused the visit status the connector sent.",
+             "The detail names the HTTP status and the EHR's issue code: a 400 / 422 usually "
+             "means a status code the EHR does not know (writeback.statuses), a 403 a missing "
+             "scope or security point, a 404 an appointment the EHR does not have."),
+    ErrorDef("WB-TOKEN-REFUSED", 502, "The EHR refused our credentials",
+             "The EHR refused the connector's credentials for write-back, also with a new token.",
+             "Check the backend client or service account at the EHR (enabled, keys, scopes)."),
+    ErrorDef("WB-EHR-UNAVAILABLE", 503, "The EHR kept failing",
+             "The EHR did not take the visit status after every attempt.",
+             "The EHR timed out, answered 5xx / 429, or kept answering version conflicts; "
+             "check its status, then replay the failure."),
+    ErrorDef("WB-NO-APPOINTMENT", 422, "No appointment to write to",
+             "The visit has no appointment id the connector could write the status to.",
+             "It was launched without an appointment, or its sealed id was purged "
+             "(WRITEBACK_WINDOW after the visit's end); nothing can be written."),
+    ErrorDef("WB-NOT-CONFIGURED", 422, "Write-back not configured",
+             "Write-back for this endpoint is switched off or has no usable credentials.",
+             "Switch writeback on for the endpoint (config API), validate it, then replay."),
+    ErrorDef("WB-POISON", 422, "Unreadable write-back job",
+             "A write-back job could not be read and was moved aside.",
+             "A message on ehr-writeback-poison that is not a job: the detail says why. "
+             "Replaying it is refused; nothing about a patient is in it."),
+    ErrorDef("WB-FAILURE-NOT-FOUND", 404, "No such failure",
+             "There is no write-back failure with this id.",
+             "List the failures (GET /api/config/writeback/failures) and use an id from there."),
+    ErrorDef("WB-REPLAY-REFUSED", 409, "Cannot replay",
+             "This failure cannot be replayed.",
+             "An unreadable job (WB-POISON) has nothing to replay; the detail says why."),
     # --- the service ---------------------------------------------------------------------------
     ErrorDef("SRV-STORAGE-UNAVAILABLE", 503, "Storage unavailable",
              "The service cannot reach its storage right now. Please try again in a minute.",

@@ -56,8 +56,17 @@ class Urls:
         return f"{self.api}/visit/unlink"
 
     @property
+    def visit_sms(self) -> str:
+        """The visit page's "Send link by SMS" (GET: available?, POST: send; /preview)."""
+        return f"{self.api}/visit/sms"
+
+    @property
     def jwks(self) -> str:
         return f"{self.api}/.well-known/jwks.json"
+
+    def scheduling(self, endpoint_id: str) -> str:
+        """Where an EHR's interface engine posts scheduling messages (lib/sms/intake.py)."""
+        return f"{self.api}/scheduling/{endpoint_id}"
 
     def launch(self, endpoint_id: str, persona: str) -> str:
         return f"{self.api}/launch/{endpoint_id}/{persona}"
@@ -69,3 +78,8 @@ class Urls:
     @property
     def visit_status(self) -> str:
         return f"{self.api}/visit/status"
+
+    @property
+    def graph_notifications(self) -> str:
+        """Graph's change and lifecycle notifications (every subscription we make names it)."""
+        return f"{self.api}/graph/notifications"

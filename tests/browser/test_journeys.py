@@ -4,7 +4,9 @@ each party on its own origin (EHR, Entra ID, Graph's meeting page, and the app, 
 A clinician clicks "Begin virtual visit" on the EHR schedule, signs in to Microsoft once and lands
 on the visit page (patient "not joined"); the patient clicks "Begin virtual visit" in the
 portal, joins the meeting as a guest and waits in the lobby; the clinician's page alerts without
-a reload (the patient "joining", how long they have waited, a sound if switched on). Each
+a reload (the patient "waiting in lobby" as Graph's roster notification says, how long they have
+waited, a sound if switched on); the clinician admits them ("in the visit") and they leave
+("left"). Each
 journey runs with the EHR opening the launch top-level, in an iframe on its page (Hyperspace
 activity, PowerChart MPage) and in a popup, with the EHR's own session signed in. Inside the
 iframe, the clinician's first Microsoft sign-in (which Microsoft's page refuses to show framed)
@@ -243,7 +245,9 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
                 confirm_account(chrome, f"{vendor}-{mode}-link-account")
             wait_for(chrome, lambda d: "/api/visit#" in here(d))
             status = (By.ID, "patient-status")
-            wait_for(chrome, lambda d: d.find_element(*status).text in ("not joined", "joining"))
+            # The matrix's patient journeys wait in this visit's lobby (Graph says so).
+            shown = ("not joined", "joining", "waiting in lobby")
+            wait_for(chrome, lambda d: d.find_element(*status).text in shown)
             join = chrome.find_element(By.ID, "join").get_attribute("href")
             assert join.startswith(app.sandbox.graph.url("/meet/"))
     finally:
@@ -259,7 +263,9 @@ def test_journey(app, seeded, chrome, vendor, mode, journey):
     [("epic", "reyes", "whitfield", "mychart"), ("cerner", "lindqvist", "nakamura", "portal")],
 )
 def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, patient, portal):
-    """Top-level, end to end: the clinician's page alerts (and beeps) when the patient joins."""
+    """Top-level, end to end: the clinician's page alerts (and beeps) when the patient waits in
+    the lobby, then shows them in the visit once admitted, and left once they leave: the
+    meeting page's roster reaching the visit through Graph's change notifications."""
     from selenium.webdriver.common.by import By
 
     forget_microsoft_sign_ins(app, vendor)
@@ -289,8 +295,13 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     visit_tab = chrome.current_window_handle
     shot(chrome, f"{vendor}-visit-page-waiting")
 
+    # The meeting's Graph subscription is made from the clinician's arrival (off the launch's
+    # path): the patient's lobby is notified once it exists.
+    wait_for(chrome, lambda d: app.sandbox.graph.subscriptions_for(join), timeout=30)
+
     # The patient, in the portal: Begin virtual visit -> the meeting's lobby, no Microsoft account
     chrome.switch_to.new_window("tab")
+    patient_tab = chrome.current_window_handle
     chrome.get(f"{ehr.portal_url}?patient={patient}")
     click(chrome, f"begin-{appointment}")
     wait_for(chrome, lambda d: "/graph/meet/" in d.current_url)
@@ -302,7 +313,8 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     # Back on the clinician's page: the patient's wait appears by itself, with an alert, a
     # sound (switched on above) and how long they have waited, counting
     chrome.switch_to.window(visit_tab)
-    wait_for(chrome, lambda d: d.find_element(By.ID, "patient-status").text == "joining")
+    status = (By.ID, "patient-status")
+    wait_for(chrome, lambda d: d.find_element(*status).text == "waiting in lobby")  # Graph said
     alert = chrome.find_element(By.ID, "waiting-alert")
     assert alert.is_displayed() and alert.get_attribute("role") == "alert"
     assert chrome.title.startswith("Patient waiting")
@@ -313,6 +325,24 @@ def test_clinician_and_patient_journeys(app, seeded, chrome, vendor, clinician, 
     first = chrome.find_element(By.ID, "waited").text
     wait_for(chrome, lambda d: d.find_element(By.ID, "waited").text != first)  # it counts
     shot(chrome, f"{vendor}-visit-page-waiting-alert")
+
+    # The clinician joins the meeting and admits the patient: "in the visit", the alert goes
+    chrome.switch_to.new_window("tab")
+    chrome.get(f"{join}&role=organizer&name=Clinician")
+    wait_for(chrome, lambda d: "Waiting in the lobby" in d.page_source)
+    chrome.find_element(By.CSS_SELECTOR, "[data-testid^='admit-']").click()
+    chrome.switch_to.window(visit_tab)
+    wait_for(chrome, lambda d: d.find_element(*status).text == "in the visit")
+    assert not chrome.find_element(By.ID, "waiting-alert").is_displayed()
+    shot(chrome, f"{vendor}-visit-page-in-the-visit")
+
+    # The patient leaves: "left"
+    chrome.switch_to.window(patient_tab)
+    wait_for(chrome, lambda d: "You're in the meeting" in d.page_source)
+    click(chrome, "leave")
+    chrome.switch_to.window(visit_tab)
+    wait_for(chrome, lambda d: d.find_element(*status).text == "left")
+    shot(chrome, f"{vendor}-visit-page-left")
     for handle in chrome.window_handles:
         if handle != visit_tab:
             chrome.switch_to.window(handle)

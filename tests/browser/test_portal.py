@@ -218,4 +218,29 @@ def test_a_reader_opens_the_reports_with_seeded_data_and_downloads_the_csv(app, 
     data = downloaded.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\r\n") == len(visits) + 1
     shot(chrome, "portal-reports-downloaded")
+
+
+def test_admin_replays_a_write_back_failure(app, chrome):
+    """A failed write in the dead-letter table: listed, axe-clean, replayed with the button (the
+    form's CSRF token and the admin role checked), the page saying so afterwards."""
+    from lib.bootstrap import build
+    from lib.settings import load_settings
+    from lib.writeback.errors import WriteFailure
+    from lib.writeback.jobs import WritebackJob
+
+    svc = build(load_settings(app.env))
+    job = WritebackJob.new("vk" + "0" * 30, "portal-failures", "connected", 1)
+    failure = svc.writeback_failures.add(
+        job, WriteFailure.permanent("WB-EHR-REFUSED", "epic status: HTTP 400", 400), attempts=1
+    )
+    sign_in(chrome, app, "admin")
+    chrome.get(app.api("portal/writeback?endpoint=portal-failures"))
+    wait_for(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='failures']"))
+    assert "WB-EHR-REFUSED" in chrome.find_element(By.CSS_SELECTOR, "[data-testid='failures']").text
+    check(chrome, "writeback-admin")
+    row = chrome.find_element(By.CSS_SELECTOR, f"[data-failure='{failure.id}']")
+    row.find_element(By.CSS_SELECTOR, "button").click()
+    wait_for(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='replayed']"))
+    check(chrome, "writeback-replayed")
+    assert svc.writeback_failures.get(failure.id).replayed_at is not None
     sign_out(chrome)

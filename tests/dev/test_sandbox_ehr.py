@@ -469,7 +469,10 @@ def test_schedule_page_begins_a_visit(clean_sandbox, sandbox_http):
     assert (
         "Patient connected 10:02" in sandbox_http.get(epic.schedule_url + "?clinician=okafor").text
     )
-    assert "<script" not in page.text and " src=" not in page.text and "<link" not in page.text
+    # One inline script (the live write-back status), nothing fetched from elsewhere.
+    assert page.text.count("<script") == 1 and " src=" not in page.text and "<link" not in page.text
+    live = sandbox_http.get(epic.schedule_url + "/status.json")
+    assert live.json() == {appointment: "Patient connected 10:02"}
 
     clicked = sandbox_http.post(
         epic.schedule_url,

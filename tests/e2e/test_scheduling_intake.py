@@ -20,7 +20,7 @@ from lib.privacy import PrivacyKeys
 from lib.sealing import Sealer
 from lib.storage import TableStore
 from lib.visits.keys import visit_key
-from lib.visits.sealed import SealedValues
+from lib.visits.sealed import WRITEBACK_WINDOW, SealedValues
 from lib.visits.store import VisitStore
 from tests.e2e.test_sms_config_api import cerner_endpoint, consent
 
@@ -95,7 +95,11 @@ def test_a_signed_s12_is_kept_with_the_phone_sealed(app, setup):
     )
     assert sealed.open(key, "phone") == PHONE
     assert sealed.open(key, "appointment-id") == appointment
+    # The write-back needs the id as long as after a launch; the phone goes with the texts.
     service = TableServiceClient.from_connection_string(app.storage)
+    kept = service.get_table_client("e2eSealed").query_entities(f"PartitionKey eq '{key}'")
+    until = {r["RowKey"]: r["purge_after"] for r in kept}
+    assert until["appointment-id"] >= visit.end + WRITEBACK_WINDOW > until["phone"]
     names = {t.name for t in service.list_tables()}
     for table in ("Visits", "Sealed", "VisitEvents", "SchedulingReplay", "Config"):
         if f"e2e{table}" not in names:

@@ -26,6 +26,11 @@ OPTIONAL_IN_AZURE = {
     "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
     "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
     "CONNECTOR_DEMO_VISIT_DAYS": "demo visits are for the local run only; never seeded in Azure",
+    "GRAPH_NOTIFICATION_CERTIFICATE": "the operator makes the certificate in Key Vault and "
+    "references it (docs/deploy.md); unset, meeting subscriptions are off and call records and "
+    "attendance reports still come",
+    "GRAPH_RECONCILE_DELAY_SECONDS": "300 s: Graph publishes attendance reports minutes later",
+    "CONNECTOR_WRITEBACK_TIMEOUT_SECONDS": "10 s per EHR call suits Epic and Oracle Health",
 }
 # Set by the Bicep for the Functions host and its Python worker, not read through the model.
 HOST_SETTINGS = {

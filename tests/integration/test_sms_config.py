@@ -140,6 +140,24 @@ def test_one_number_serves_many_endpoints_and_an_endpoint_has_one_number(store, 
     assert actions(store).count("sms.number.link") == 2
 
 
+def test_a_deleted_endpoint_leaves_no_link_and_no_settings_behind(store, acs):
+    service = endpoints(store)
+    sms = SmsConfig(store, service, PhoneNumbers(acs.connection_string))
+    service.when_deleted(sms.forget_endpoint)  # as lib/bootstrap.py wires it
+    sms.grant(CONSENT, None, ADMIN)
+    a, b = add_endpoint(store, "clinic-a"), add_endpoint(store, "clinic-b")
+    sms.link(SEED, NumberLinks(endpoints=[a, b]), None, ADMIN)
+    on = SmsSettingsUpdate(enabled=True, organization_name="Contoso Clinic")
+    sms.update_settings(a, on, 'W/"sms-defaults"', ADMIN)
+    service.delete(a, service.get(a).etag, ADMIN)
+    assert sms.number(SEED).endpoints == [b]
+    [listed] = [n for n in sms.numbers() if n["number"] == SEED]
+    assert listed["endpoints"] == [b]
+    assert "sms.number.unlink" in actions(store)
+    again = add_endpoint(store, "clinic-a")  # the same id, a new endpoint: texts start off
+    assert sms.number_for(again) is None and not sms.settings(again).enabled
+
+
 def test_unknown_numbers_and_endpoints_are_refused(store, acs):
     sms = sms_config(store, acs)
     sms.grant(CONSENT, None, ADMIN)

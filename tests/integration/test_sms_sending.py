@@ -378,3 +378,17 @@ def test_after_the_appointment_cleanup_removes_the_phone_and_the_ledger(world):
     assert world.sealed.open(visit.key, "phone") is None
     assert texting.ledger.for_visit(visit.key) == []
     assert cleanup.purge(world.store, now=later) == 0  # idempotent
+
+
+def test_texts_of_a_deleted_endpoint_are_skipped_and_the_run_goes_on(world):
+    phone = "+15555550102"
+    gone = world.visit(phone, dt.timedelta(hours=2))
+    texting = world.texting()
+    texting.plan(gone, "booked")
+    valid = lambda e, a: Validation(checked_at=dt.datetime.now(dt.UTC), ok=True)  # noqa: E731
+    service = EndpointService(world.store, valid)
+    service.delete(world.endpoint.id, service.get(world.endpoint.id).etag, ADMIN)
+    report = texting.run()
+    assert report.skipped == 1 and world.acs.sent_to(phone) == []
+    [row] = [r for r in texting.ledger.for_visit(gone.key) if r.kind == "booked"]
+    assert (row.state, row.reason) == ("skipped", "the endpoint is gone")

@@ -24,6 +24,8 @@ LAYERS: list[set[str]] = [
     {"lib.endpoints"},
     {"lib.teams"},
     {"lib.visits"},
+    {"lib.notifications"},
+    {"lib.writeback"},
     {"lib.sms"},
     {"lib.reports"},
     {"lib.launch"},

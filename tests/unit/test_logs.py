@@ -48,6 +48,8 @@ def lines(stream: io.StringIO) -> list[dict]:
         ("call 425-555-0123 today", "425-555-0123"),
         ("telecom 4255550123 on file", "4255550123"),
         ("telecom 14255550123 on file", "4255550123"),
+        ("PID|1||...|^PRN^PH^^1^425^5550123", "5550123"),
+        ("XTN ^NET^CP^^^425^555-0123~", "555-0123"),
         ("next=%2Fcb%3Fcode%3DSplxlOBeZQQY%26state%3Daf0ifjs", "SplxlOBeZQQY"),
         ("next=%2Fcb%3Fcode%3DSplxlOBeZQQY%26state%3Daf0ifjs", "af0ifjs"),
         ("body=%7B%22access_token%22%3A%22abcdef123456%22%7D", "abcdef123456"),

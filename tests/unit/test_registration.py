@@ -72,12 +72,30 @@ EXPECTED = {
     "portal_approvals_id_reject": _http("portal/approvals/{id}/reject", "POST"),
     "portal_secrets_setting_approve": _http("portal/secrets/{setting}/approve", "POST"),
     "portal_audit": _http("portal/audit", "GET"),
+    "portal_writeback": _http("portal/writeback", "GET"),
+    "portal_writeback_failure_replay": _http("portal/writeback/{failure}/replay", "POST"),
     "portal_reports": _http("portal/reports", "GET"),
     "portal_reports_csv": _http("portal/reports/csv", "GET"),
+    "portal_sms": _http("portal/sms", "GET"),
+    "portal_sms_consent": _http("portal/sms/consent", "POST"),
+    "portal_sms_orders": _http("portal/sms/orders", "POST"),
+    "portal_sms_orders_order": _http("portal/sms/orders/{order}", "GET"),
+    "portal_sms_numbers_number_link": _http("portal/sms/numbers/{number}/link", "POST"),
+    "portal_sms_endpoints_id": _http("portal/sms/endpoints/{id}", "GET", "POST"),
+    "portal_sms_certificates_environment": _http("portal/sms/certificates/{environment}", "POST"),
     "cleanup": {"trigger": "timerTrigger", "schedule": "0 */15 * * * *"},
     "warmup": {"trigger": "warmupTrigger"},  # the platform requires this name
     "visit_events": {"trigger": "queueTrigger", "queue": "visit-events"},
+    "ehr_writeback": {"trigger": "queueTrigger", "queue": "ehr-writeback"},
+    "writeback_sweep": {"trigger": "timerTrigger", "schedule": "0 */5 * * * *"},
+    "config_writeback_failures": _http("config/writeback/failures", "GET"),
+    "config_writeback_failures_failure_replay": _http(
+        "config/writeback/failures/{failure}/replay", "POST"
+    ),
     "sms_join": _http("j/{token}", "GET"),
+    "visit_sms": _http("visit/sms", "GET"),
+    "visit_sms_preview": _http("visit/sms/preview", "POST"),
+    "visit_sms_send": _http("visit/sms", "POST"),
     "scheduling": _http("scheduling/{endpoint}", "POST"),
     "sms_events": _http("sms/events", "POST"),
     "config_sms_consent": _http("config/sms/consent", "GET", "PUT"),
@@ -90,6 +108,9 @@ EXPECTED = {
         "config/sms/certificates/{environment}", "GET", "PUT"
     ),
     "reminders": {"trigger": "timerTrigger", "schedule": "%SMS_TIMER_SCHEDULE%"},
+    "graph_notifications": _http("graph/notifications", "POST"),
+    "graph_tasks": {"trigger": "queueTrigger", "queue": "graph-tasks"},
+    "graph_subscriptions": {"trigger": "timerTrigger", "schedule": "%GRAPH_TIMER_SCHEDULE%"},
 }
 
 

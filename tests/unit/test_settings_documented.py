@@ -33,7 +33,7 @@ NOT_IN_MODEL = {
 }
 # Client secrets an endpoint names by its `secret_setting`, read with lib.settings.setting_value.
 ENDPOINT_SECRET = re.compile(SECRET_SETTING)
-GENERATED_BY_MAKE = {"CONNECTOR_SIGNING_KEYS"}
+GENERATED_BY_MAKE = {"CONNECTOR_SIGNING_KEYS", "GRAPH_NOTIFICATION_CERTIFICATE"}
 
 
 def _aliases(field) -> list[str]:

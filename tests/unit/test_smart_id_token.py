@@ -85,17 +85,20 @@ def test_encryption_keys_and_other_algorithms_are_not_candidates(keys):
         verify_with_keys(mint(keys[0][0]), rs512, client_id=CLIENT)
 
 
+# Times relative to the test's own run (a suite longer than ten minutes must not turn
+# "issued ten minutes from now", fixed at collection, into the past).
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": int(time.time()) - 120}, "expired"),
-        ({"aud": "someone-else"}, "audience"),
-        ({"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}, "not yet valid"),
-        ({"exp": None}, "missing exp"),
+        (lambda now: {"exp": now - 120}, "expired"),
+        (lambda now: {"aud": "someone-else"}, "audience"),
+        (lambda now: {"iat": now + 600, "exp": now + 900}, "not yet valid"),
+        (lambda now: {"exp": None}, "missing exp"),
     ],
+    ids=["expired", "audience", "not yet valid", "missing exp"],
 )
 def test_claim_failures_have_short_reasons(keys, overrides, reason):
-    token = mint(keys[0][0], **overrides)
+    token = mint(keys[0][0], **overrides(int(time.time())))
     with pytest.raises(AppError) as caught:
         verify_with_keys(token, jwks(("k1", keys[0])), client_id=CLIENT)
     assert (caught.value.code, caught.value.detail) == ("TOKEN-ID-TOKEN-INVALID", reason)

@@ -53,6 +53,7 @@ from dev.sandbox.ehr.data import (
 )
 from dev.sandbox.ehr.errors import SmartError
 from dev.sandbox.ehr.fhir import FhirSurface
+from dev.sandbox.ehr.interface import InterfaceEngine
 from dev.sandbox.ehr.model import (
     GENERIC_QUIRKS,
     AuthRequest,
@@ -66,6 +67,7 @@ from dev.sandbox.ehr.model import (
 from dev.sandbox.ehr.portals import Portals, play_standalone_sign_in
 from dev.sandbox.ehr.sessions import EhrSessions
 from dev.sandbox.ehr.variants import VARIANTS
+from dev.sandbox.ehr.writes import STATUS_PATH, Writes, WriteSurface
 from dev.sandbox.entra.keys import KeySet, load_or_create_key
 from dev.sandbox.oauth import CODE_LIFETIME, AuthorizationStore, with_query
 from dev.sandbox.standin import StandIn
@@ -81,7 +83,16 @@ DEFAULT_REDIRECT_URI = f"{CONNECTOR_URL}/api/launch/callback"
 DEFAULT_JWKS_URL = f"{CONNECTOR_URL}/api/.well-known/jwks.json"
 
 
-class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Controls, StandIn):
+class EhrStandIn(
+    EhrAddresses,
+    FhirSurface,
+    WriteSurface,
+    SmartAuthorization,
+    Portals,
+    Controls,
+    InterfaceEngine,
+    StandIn,
+):
     """Abstract (no ``name``): the vendor subclasses are mounted."""
 
     vendor: ClassVar[str] = ""
@@ -111,6 +122,13 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         self.launch_urls: dict[str, str] = {}
         # WRITE-BACK: appointment id -> connection status text shown on the schedule page.
         self.connection_status: dict[str, str] = {}
+        self.writes = Writes()  # what write-back wrote (writes.py)
+        # The interface engine's scheduling messages (interface.py): where, and what it sent.
+        self._scheduling_baseline = state.setting(
+            "CONNECTOR_SCHEDULING_BASE", f"{CONNECTOR_URL}/api/scheduling"
+        )
+        self.scheduling_base = self._scheduling_baseline
+        self.bookings = {}
         self._stores = Stores()
         self.sessions = EhrSessions(self.vendor)
         self.authorizations: AuthorizationStore[AuthRequest, Grant] = AuthorizationStore()
@@ -124,6 +142,8 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         self.quirks = copy_quirks({**GENERIC_QUIRKS, **self.QUIRK_DEFAULTS})
         self.launch_urls = dict(self.connector.launch_urls)
         self.connection_status = {}
+        self.writes = Writes()
+        self.scheduling_base, self.bookings = self._scheduling_baseline, {}
         self.keys.restore()
         self.clients.reset()
         self.authenticator.reset()
@@ -181,6 +201,7 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         launch_base: str | None = None,
         epic_secret: str | None = None,
         cerner_secret: str | None = None,
+        scheduling_base: str | None = None,
         **_other: Any,
     ) -> None:
         """Point this EHR at a running app (tests start it on a random port). Changes the
@@ -198,6 +219,8 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
         if launch_base is not None:
             base = launch_base.rstrip("/")
             c.launch_urls = {k: f"{base}/{self.endpoint_id}/{k}" for k in ("provider", "patient")}
+        if scheduling_base is not None:
+            self._scheduling_baseline = self.scheduling_base = scheduling_base.rstrip("/")
         self.clients.configure(self.default_clients())
         self.launch_urls = dict(c.launch_urls)
 
@@ -278,6 +301,11 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
                         methods=["GET"],
                     ),
                     Rule(
+                        f"{prefix}/Appointment/<fhir_id>",
+                        endpoint=functools.partial(self.appointment_patch, version=version),
+                        methods=["PATCH"],
+                    ),
+                    Rule(
                         f"{prefix}/<resource_type>",
                         endpoint=functools.partial(self.fhir_search, version=version),
                         methods=["GET"],
@@ -300,10 +328,14 @@ class EhrStandIn(EhrAddresses, FhirSurface, SmartAuthorization, Portals, Control
             ),
             Rule(self.jwks_path, endpoint=self.jwks_endpoint, methods=["GET"]),
             Rule("/schedule", endpoint=self.schedule, methods=["GET", "POST"]),
+            Rule("/schedule/status.json", endpoint=self.writes_json, methods=["GET"]),
+            Rule("/schedule/message", endpoint=self.schedule_message, methods=["POST"]),
             Rule(self.portal_path, endpoint=self.portal, methods=["GET", "POST"]),
             Rule("/smart-style.json", endpoint=self.smart_style, methods=["GET"]),
             Rule("/oauth2-errors", endpoint=self.error_catalogue, methods=["GET"]),
         ]
+        if self.vendor == "epic":
+            rules.append(Rule(STATUS_PATH, endpoint=self.set_connection_status, methods=["GET"]))
         return rules
 
     # -- launches -------------------------------------------------------------------------------

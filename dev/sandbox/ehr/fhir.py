@@ -135,6 +135,14 @@ class FhirSurface:
             return _outcome(404, "not-supported", f"{resource_type} reads are not offered here.")
         if not scope_tools.allows(token.scopes, resource_type, "read"):
             return _outcome(403, "forbidden", f"The token's scopes do not allow {resource_type}.")
+        if resource_type == "Appointment" and variant is None:
+            # As write-back left it, with its version and ETag (writes.py).
+            found = self._appointment(fhir_id)
+            if found is None:
+                return _outcome(404, "not-found", f"Appointment/{fhir_id} not found.")
+            response = _fhir_json(found)
+            response.headers["ETag"] = f'W/"{found["meta"]["versionId"]}"'
+            return response
         chart = Chart(self.vendor, self._base(version, variant))
         resource = chart.resource(resource_type, fhir_id)
         if resource is None:
@@ -189,7 +197,7 @@ class FhirSurface:
                 and c.department == dept.key
             ]
         found = [s for s in found if all(test(s.start(day)) for test in tests)]
-        resources = [chart.appointment_resource(s, day) for s in found]
+        resources = [self.appointment_view(chart.appointment_resource(s, day)) for s in found]
         self_url = f"{chart.base_url}/Appointment?{request.query_string.decode()}"
         return _fhir_json(chart.search_bundle(resources, self_url))
 

@@ -48,6 +48,10 @@ GENERIC_QUIRKS: dict[str, Any] = {
     "expires_in": 3600,
     "slow_seconds": 12.0,
     "signed_in": True,
+    # Write-back (writes.py): Epic's telehealth status codes and id types, and its service account.
+    "connection_statuses": ["Connected", "InVisit", "Disconnected"],
+    "external_id_types": ["FHIR", "CSN"],
+    "service_account": {"username": "emp$TELEHEALTH", "password": "epic-service-local-secret"},
 }
 
 
@@ -158,6 +162,9 @@ def check_quirk(name: str, value: Any) -> Any:
         "expires_in": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
         "slow_seconds": lambda v: isinstance(v, int | float) and v >= 0,
         "signed_in": lambda v: isinstance(v, bool),
+        "connection_statuses": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "external_id_types": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+        "service_account": lambda v: isinstance(v, dict) and {"username", "password"} <= v.keys(),
     }
     if name not in checks:
         raise ValueError(f"unknown quirk {name!r}; known: {sorted(checks)}")

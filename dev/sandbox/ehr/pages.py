@@ -1,5 +1,6 @@
 """HTML pages of the EHR stand-ins: schedule (provider), portal (patient), standalone sign-in,
-errors. Plain HTML with inline CSS, no external resources, no scripts.
+errors. Plain HTML with inline CSS, no external resources; one small script (the schedule's live
+write-back status).
 
 The schedule and the portal open the launch as the EHR is set up to (``?open=``): ``top`` (the
 whole window navigates), ``iframe`` (inside the EHR's page, as an Epic Hyperspace activity or a
@@ -22,6 +23,7 @@ _STYLE = (
     "button.who{display:block;width:100%;text-align:left;margin:.4rem 0;background:#fff;"
     "color:#1b1b1b;border-color:#8a8886}button.who small{display:block;color:#605e5c}"
     "td.writeback{color:#605e5c;font-size:.9rem}code{font-size:.85rem}"
+    "button.siu{background:#fff;color:#0b5cad;margin:.1rem 0;font-size:.85rem}"
 )
 
 
@@ -92,7 +94,9 @@ def _rows(
     who: str,
     status: bool,
     mode: str = "top",
+    messages: str | None = None,
 ) -> str:
+    """``messages``: where the interface engine's buttons post (the schedule page only)."""
     if not rows:
         return "<p>No appointments today.</p>"
     fixed = "".join(
@@ -115,13 +119,37 @@ def _rows(
             f"{cell}<td><form method='post' action='{escape(action)}'{_TARGET[mode]}>{fixed}"
             f"<input type='hidden' name='appointment' value='{escape(r.appointment_id)}'>"
             f"<button type='submit' data-testid='begin-{escape(r.appointment_id)}'>"
-            "Begin virtual visit</button></form></td></tr>"
+            "Begin virtual visit</button></form></td>"
+            f"{_message_buttons(messages, r.appointment_id, hidden) if messages else ''}</tr>"
         )
     status_head = "<th>Connection status</th>" if status else ""
+    messages_head = "<th>Interface engine (SIU)</th>" if messages else ""
     return (
         f"<table><thead><tr><th>Time (UTC)</th><th>{escape(who)}</th><th>Reason</th>"
-        f"<th>Status</th>{status_head}<th></th></tr></thead><tbody>{''.join(lines)}"
+        f"<th>Status</th>{status_head}<th></th>{messages_head}</tr></thead>"
+        f"<tbody>{''.join(lines)}"
         "</tbody></table>"
+    )
+
+
+def _message_buttons(action: str, appointment: str, hidden: dict[str, str]) -> str:
+    """Send scheduling message (S12), Reschedule (S13), Cancel (S15): one signed SIU each."""
+    fixed = "".join(
+        f"<input type='hidden' name='{escape(k)}' value='{escape(v)}'>" for k, v in hidden.items()
+    )
+    buttons = "".join(
+        f"<button type='submit' name='action' value='{a}' class='siu' "
+        f"data-testid='siu-{a}-{escape(appointment)}'>{label}</button> "
+        for a, label in (
+            ("book", "Send scheduling message"),
+            ("reschedule", "Reschedule"),
+            ("cancel", "Cancel"),
+        )
+    )
+    return (
+        f"<td><form method='post' action='{escape(action)}'>{fixed}"
+        f"<input type='hidden' name='appointment' value='{escape(appointment)}'>"
+        f"{buttons}</form></td>"
     )
 
 
@@ -136,16 +164,43 @@ def schedule_page(
     fhir_base: str,
     day: str,
     mode: str = "top",
+    messages: str | None = None,
+    sent: str | None = None,
 ) -> str:
+    """``messages``: where the SIU buttons post; ``sent``: what the last one answered."""
+    said = (
+        f"<p class='banner' role='status' data-testid='siu-sent'>Sent {escape(sent)}</p>"
+        if sent
+        else ""
+    )
     body = (
         f"<h1>Schedule: {escape(selected.name)}</h1><p>{escape(selected.detail)}, {escape(day)}</p>"
-        f"{_picker(clinicians, selected.key, 'clinician', path, mode)}"
-        f"{_rows(rows, action, {'clinician': selected.key}, 'Patient', True, mode)}"
+        f"{said}{_picker(clinicians, selected.key, 'clinician', path, mode)}"
+        f"{_rows(rows, action, {'clinician': selected.key}, 'Patient', True, mode, messages)}"
         f"<p><small>Begin virtual visit opens <code>{escape(launch_url)}</code> with "
         f"<code>iss={escape(fhir_base)}</code> and a fresh launch token ({mode}).</small></p>"
-        f"{_activity(mode)}"
+        f"{_activity(mode)}{_LIVE_STATUS}"
     )
     return page(f"Schedule - {selected.name}", vendor_title, body)
+
+
+# The schedule's one script: the connection status cells follow what write-back records
+# (schedule/status.json, every 2 s), as an EHR's schedule refreshes, without reloading the page.
+_LIVE_STATUS = r"""<script>
+(function () {
+  function refresh() {
+    fetch(location.pathname.replace(/\/?$/, "/status.json"), {cache: "no-store"})
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .then(function (found) {
+        document.querySelectorAll("td.writeback").forEach(function (cell) {
+          var id = cell.getAttribute("data-testid").replace("connection-", "");
+          if (found[id] && cell.textContent !== found[id]) { cell.textContent = found[id]; }
+        });
+      }).catch(function () {});
+  }
+  setInterval(refresh, 2000);
+})();
+</script>"""
 
 
 def portal_page(

@@ -66,13 +66,14 @@ class Portals:
             pat = self.chart.patient(slot.patient)
             assert pat is not None
             appt_id = self.chart.id_of(slot)
+            booking = self.bookings.get(appt_id)  # what the interface engine last sent
             rows.append(
                 pages.Row(
                     appt_id,
-                    slot.start(day).strftime("%H:%M"),
+                    (booking.start if booking else slot.start(day)).strftime("%H:%M"),
                     pat.name,
                     slot.reason,
-                    "booked",
+                    self.writes.get(appt_id).status or (booking.status if booking else "booked"),
                     self.connection_status.get(appt_id),
                 )
             )
@@ -88,6 +89,8 @@ class Portals:
             self.fhir_base,
             day.isoformat(),
             mode,
+            messages=f"{request.path}/message",
+            sent=request.args.get("sent"),
         )
         return html_response(body)
 

@@ -92,16 +92,24 @@ def siu(
     clinician: str = "reyes",
     control: str | None = None,
     sent: dt.datetime | None = None,
+    patient: Any = None,
 ) -> bytes:
-    """An SIU message as Epic Cadence / Cerner Scheduling interfaces send them (v2.5.1)."""
+    """An SIU message as Epic Cadence / Cerner Scheduling interfaces send them (v2.5.1).
+    ``patient``: a sandbox Patient for PID (default: Jordan Rivera)."""
     sent = sent or dt.datetime.now(dt.UTC)
     control = control or secrets.token_hex(6).upper()
     when = hl7_time(start) if start else ""
     digits = phone.removeprefix("+1")
+    pid = "E4001^^^MRN||Rivera^Jordan||19840312|F"
+    if patient is not None:
+        born = patient.birth_date.replace("-", "")
+        sex = patient.gender[:1].upper()
+        pid = f"{patient.mrn}^^^MRN||{patient.family}^{patient.given}||{born}|{sex}"
+    status = "CANCELLED" if event in ("S15", "S17") else "BOOKED"
     segments = [
         f"MSH|^~\\&|EHR|CLINIC|EVC|EVC|{hl7_time(sent)}||SIU^{event}^SIU_{event}|{control}|P|2.5.1",
-        f"SCH||{appointment}|||||||{minutes}|min|^^{minutes}^{when}|||||||||||||BOOKED",
-        f"PID|1||E4001^^^MRN||Rivera^Jordan||19840312|F|||||^PRN^CP^^1^{digits[:3]}^{digits[3:]}",
+        f"SCH||{appointment}|||||||{minutes}|min|^^{minutes}^{when}|||||||||||||{status}",
+        f"PID|1||{pid}|||||^PRN^CP^^1^{digits[:3]}^{digits[3:]}",
         f"AIS|1||VIRTUAL^Virtual visit|{when}||{minutes}|min",
         f"AIP|1||{clinician}^Reyes^Ana|",
     ]

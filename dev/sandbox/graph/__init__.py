@@ -1,7 +1,10 @@
-"""Microsoft Graph stand-in: onlineMeetings (createOrGet, GET, PATCH), users, a meeting page.
+"""Microsoft Graph stand-in: onlineMeetings (createOrGet, GET, PATCH), users, a meeting page,
+subscriptions with change notifications, call records and attendance reports.
 
 See ``standin.py`` for the routes, ``api.py`` for the Graph calls (``parsing.py``: their bodies),
-``meeting_page.py`` for the page and ``meetings.py`` for rosters and the listener hook.
+``meeting_page.py`` for the page, ``meetings.py`` for rosters and the listener hook,
+``notify.py`` for subscriptions and deliveries, ``calls.py`` for what a call leaves behind and
+``subscriptions_api.py`` for their HTTP calls.
 """
 
 from dev.sandbox.graph.meetings import OnlineMeeting, Participant, RosterChange

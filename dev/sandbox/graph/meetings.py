@@ -110,6 +110,7 @@ class RosterChange:
     state: str
     at: float
     version: int  # the meeting's roster version after this change
+    call: str | None = None  # "started" / "ended" when this change started or ended the call
 
     @property
     def kind(self) -> str:

@@ -21,6 +21,7 @@ from dev.sandbox import directory
 from dev.sandbox.directory import GRAPH_AUDIENCE, USERS
 from dev.sandbox.graph import parsing
 from dev.sandbox.graph.api import GraphApi
+from dev.sandbox.graph.calls import QUALITY, Calls
 from dev.sandbox.graph.errors import (
     GraphError,
     error_response,
@@ -35,7 +36,9 @@ from dev.sandbox.graph.meetings import (
     Participant,
     RosterError,
 )
+from dev.sandbox.graph.notify import Subscriptions
 from dev.sandbox.graph.store import MeetingStore
+from dev.sandbox.graph.subscriptions_api import SubscriptionApi, subscription_rules
 from dev.sandbox.standin import StandIn, json_response, read_json
 
 if TYPE_CHECKING:
@@ -51,12 +54,20 @@ DEFAULT_ALLOWED_PRESENTERS = "everyone"
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-class GraphStandIn(GraphApi, MeetingPages, StandIn):
+class GraphStandIn(GraphApi, SubscriptionApi, MeetingPages, StandIn):
     name = "graph"
-    title = "Microsoft Graph (onlineMeetings, users) + meeting page"
+    title = "Microsoft Graph (onlineMeetings, users, subscriptions, call records) + meeting page"
 
     def __init__(self, state: SandboxState) -> None:
+        from dev.sandbox import certs
+
         self.meetings = MeetingStore()
+        ca_file = certs.certs_dir(state.state_dir) / certs.CA_CERT_NAME
+        self.subscriptions = Subscriptions(state, str(ca_file))
+        # Every roster change of the meeting page drives the call events and records.
+        self.calls = Calls(self.subscriptions)
+        self.calls.record_delay = float(state.setting("GRAPH_CALL_RECORD_DELAY", "0.5"))
+        self.meetings.listeners.append(self.calls)
         self._initial_lobby_scope = state.setting("GRAPH_DEFAULT_LOBBY_SCOPE", DEFAULT_LOBBY_SCOPE)
         self._initial_presenters = state.setting(
             "GRAPH_DEFAULT_ALLOWED_PRESENTERS", DEFAULT_ALLOWED_PRESENTERS
@@ -77,7 +88,9 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             Rule("/v1.0/users/<user_id>", endpoint=self.get_user, methods=["GET"]),
             *self._meeting_rules("/v1.0/users/<user_id>/onlineMeetings", {}),
             *self._meeting_rules("/v1.0/me/onlineMeetings", me),
+            *subscription_rules(self),
             Rule("/v1.0/<path:rest>", endpoint=self.unknown_segment),
+            Rule("/beta/<path:rest>", endpoint=self.unknown_segment),
             Rule("/oidc/userinfo", endpoint=self.userinfo, methods=["GET", "POST"]),
             Rule("/meet/<meeting_id>", endpoint=self.meeting_page, methods=["GET"]),
             Rule(
@@ -128,6 +141,12 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             Rule("/meetings/<meeting_id>/admit", endpoint=self.c_admit, methods=["POST"]),
             Rule("/meetings/<meeting_id>/leave", endpoint=self.c_leave, methods=["POST"]),
             Rule("/settings", endpoint=self.c_settings, methods=["GET", "POST"]),
+            Rule("/subscriptions", endpoint=self.c_subscriptions, methods=["GET"]),
+            Rule(
+                "/subscriptions/<subscription_id>/lifecycle",
+                endpoint=self.c_lifecycle,
+                methods=["POST"],
+            ),
         ]
 
     def dispatch(self, request: Request, path: str) -> Response:
@@ -140,7 +159,7 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             path_info=path,
             default_method=request.method,
         )
-        api = path.startswith("/v1.0/") or path == "/v1.0"
+        api = path.startswith(("/v1.0/", "/beta/")) or path in ("/v1.0", "/beta")
         try:
             handler, values = adapter.match(path, method=request.method)
             return handler(request, **values)
@@ -176,6 +195,7 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             "demo organizers": organizers,
             "meeting page": self.url("/meet/{meeting id}?role=organizer|member|guest&name=..."),
             "meeting rosters (JSON)": self.url("/_meetings"),
+            "subscriptions (JSON)": f"{self.control_url}/subscriptions",
             "controls": f"{self.control_url}/",
         }
 
@@ -183,6 +203,8 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
         self.default_lobby_scope = self._initial_lobby_scope
         self.default_allowed_presenters = self._initial_presenters
         self.access_policy = None
+        self.subscriptions.reset()
+        self.calls.reset()
 
     # -- Python API for tests and other stand-ins --------------------------------------------------
     @property
@@ -287,6 +309,10 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             self.default_lobby_scope, self.default_allowed_presenters = scope, presenters
             if "access_policy" in body:
                 self.set_access_policy(body["access_policy"])
+            quality = body.get("call_quality", self.calls.call_quality)
+            if quality not in QUALITY:
+                return json_response({"error": f"call_quality in {sorted(QUALITY)}"}, 400)
+            self.calls.call_quality = quality
         return json_response(self._settings_json())
 
     def _settings_json(self) -> dict[str, Any]:
@@ -295,7 +321,25 @@ class GraphStandIn(GraphApi, MeetingPages, StandIn):
             "default_lobby_scope": self.default_lobby_scope,
             "default_allowed_presenters": self.default_allowed_presenters,
             "access_policy": None if policy is None else sorted(policy),
+            "call_quality": self.calls.call_quality,
         }
+
+    def c_subscriptions(self, request: Request) -> Response:
+        items = [s.to_json() | {"kind": s.kind} for s in list(self.subscriptions.items.values())]
+        for item in items:
+            item.pop("clientState", None)  # a secret of the app's
+        return json_response({"subscriptions": items}, headers=_NO_STORE)
+
+    def c_lifecycle(self, request: Request, subscription_id: str) -> Response:
+        event = read_json(request).get("event", "")
+        if event not in ("reauthorizationRequired", "subscriptionRemoved", "missed"):
+            return json_response({"error": "event: reauthorizationRequired, "
+                                  "subscriptionRemoved or missed"}, 400)  # fmt: skip
+        try:
+            self.lifecycle(subscription_id, event)
+        except KeyError:
+            return json_response({"error": "no such subscription"}, 404)
+        return json_response({"sent": event})
 
     @staticmethod
     def _control(action: Any) -> Response:

@@ -198,11 +198,15 @@ class MeetingStore(Mapping[str, OnlineMeeting]):
     ) -> None:
         meeting.version += 1
         inside = any(p.state == IN_MEETING for p in meeting.roster)
+        call = None
         if inside:
+            if meeting.started_at is None or meeting.ended_at is not None:
+                call = "started"  # the first one in, or the first one in again after an end
             meeting.started_at = meeting.started_at or now
             meeting.ended_at = None
         elif meeting.started_at is not None and previous == IN_MEETING:
             meeting.ended_at = now
+            call = "ended"
         self._pending.append(
             RosterChange(
                 meeting_id=meeting.id,
@@ -213,6 +217,7 @@ class MeetingStore(Mapping[str, OnlineMeeting]):
                 state=person.state,
                 at=now,
                 version=meeting.version,
+                call=call,
             )
         )
 

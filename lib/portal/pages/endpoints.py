@@ -144,15 +144,19 @@ RECORD_LABELS = {
     "provider_launch_url": "Provider launch URL",
     "patient_launch_url": "Patient launch URL",
     "jwks_url": "JWKS URL",
+    "scheduling_intake_url": "Scheduling intake URL",
+    "scheduling_certificate_sha256": "Scheduling certificate (SHA-256)",
+    "sms_number": "SMS number",
 }
 
 
 def records(visit: Visit) -> Response:
-    from lib.endpoints.records import as_text, integration_records
+    from lib.endpoints.records import as_text
+    from lib.sms.records import integration_records
 
     endpoint = visit.svc.endpoints.get(visit.param("id"))
     try:
-        found = integration_records(endpoint, visit.svc.urls)
+        found = integration_records(endpoint, visit.svc.urls, visit.svc.sms)
     except AppError as err:  # not active yet: say so on the endpoint's page
         return detail(visit, notice=err)
     return visit.render(

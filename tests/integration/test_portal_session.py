@@ -1,17 +1,21 @@
-"""The portal's session cookie and CSRF token, with the clock in the test's hand."""
+"""The portal's session cookie, its CSRF token and its sign-out (on Azurite), with the clock in
+the test's hand."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from lib.admin.auth import Principal
 from lib.portal.session import ABSOLUTE, IDLE, PortalSessions
 from lib.portal.signin import safe_next
 from lib.privacy import PrivacyKeys
 from lib.sealing import Sealer
+from lib.storage import TableStore
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
 
@@ -30,8 +34,14 @@ ADMIN = Principal(
 
 
 @pytest.fixture
-def cookies() -> PortalSessions:
-    return PortalSessions(Sealer([new_key()]), PrivacyKeys("k" * 43), secure=True)
+def store(storage_connection_string) -> TableStore:
+    service = TableServiceClient.from_connection_string(storage_connection_string)
+    return TableStore(service, "p" + uuid.uuid4().hex[:10])
+
+
+@pytest.fixture
+def cookies(store) -> PortalSessions:
+    return PortalSessions(Sealer([new_key()]), PrivacyKeys("k" * 43), store, secure=True)
 
 
 def carrying(response: Response) -> Request:
@@ -85,8 +95,8 @@ def test_a_forged_or_broken_cookie_is_no_session(cookies, value):
     assert cookies.read(request, T0) is None
 
 
-def test_a_cookie_sealed_by_another_deployment_is_no_session(cookies):
-    other = PortalSessions(Sealer([new_key()]), PrivacyKeys("k" * 43), secure=True)
+def test_a_cookie_sealed_by_another_deployment_is_no_session(cookies, store):
+    other = PortalSessions(Sealer([new_key()]), PrivacyKeys("k" * 43), store, secure=True)
     request = carrying(other.issue(Response(), other.new(ADMIN, T0)))
     assert cookies.read(request, T0) is None
 
@@ -129,3 +139,21 @@ def test_the_registered_paths_are_the_page_table():
     for page in PAGES:
         table.setdefault(page.path, []).append(page.method)
     assert table == PATHS
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_its_cookie(cookies):
+    session = cookies.new(ADMIN, T0)
+    copied = carrying(cookies.issue(Response(), session))  # e.g. left in another browser
+    later = carrying(cookies.issue(Response(), cookies.touch(session, T0 + timedelta(minutes=5))))
+    signed_out = cookies.end(Response(), session)
+    assert "Max-Age=0" in signed_out.headers["Set-Cookie"]
+    assert cookies.read(copied, T0) is None and cookies.read(later, T0) is None
+    other = cookies.new(ADMIN, T0)  # a new sign-in of the same person is a new session
+    assert cookies.read(carrying(cookies.issue(Response(), other)), T0) is not None
+
+
+def test_sign_outs_are_purged_once_their_session_could_not_live_anyway(cookies):
+    cookies.end(Response(), cookies.new(ADMIN, T0))
+    assert cookies.purge_expired(T0 + ABSOLUTE - timedelta(seconds=1)) == 0
+    assert cookies.purge_expired(T0 + ABSOLUTE + timedelta(seconds=1)) == 1
+    assert cookies.purge_expired(T0 + ABSOLUTE + timedelta(seconds=1)) == 0
