@@ -50,6 +50,9 @@ def check(driver, name: str) -> None:
 
 
 def sign_in(driver, app, user: str) -> None:
+    """A fresh sign-in as ``user``, whoever an earlier test left signed in (one browser)."""
+    driver.get(app.api("portal/signed-out"))
+    driver.delete_all_cookies()  # this origin's: the portal's session cookie among them
     driver.get(app.api("portal"))
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f"[data-testid='signin-{user}']"))
     click(driver, f"signin-{user}")
