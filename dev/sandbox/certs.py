@@ -55,6 +55,28 @@ def write_private(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+def self_signed(key, common_name: str, days: int):
+    """A self-signed X.509 certificate for ``key`` (RSA or EC), valid from yesterday for ``days``:
+    what the sandbox's parties present of their own keys (Entra's signing key, the interface
+    engine's). The app's https certificates come from the CA instead (``_leaf``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+
+
 def _leaf(ca: trustme.CA, names: tuple[str, ...]) -> trustme.LeafCert:
     now = dt.datetime.now(dt.UTC)
     return ca.issue_cert(

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dev.sandbox.certs import certs_dir, write_private
+from dev.sandbox.certs import certs_dir, self_signed, write_private
 
 KEY_FILE = "scheduling-key.pem"
 CERT_FILE = "scheduling-cert.pem"
@@ -30,10 +30,8 @@ SIU_EVENTS = ("S12", "S13", "S14", "S15", "S17")
 
 def key_pair(state_dir: Path) -> tuple[Any, str]:
     """The interface engine's private key and its self-signed certificate (PEM), made once."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     folder = certs_dir(state_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -42,18 +40,7 @@ def key_pair(state_dir: Path) -> tuple[Any, str]:
         key = serialization.load_pem_private_key(key_path.read_bytes(), None)
         return key, cert_path.read_text()
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-interface-engine")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed(key, "sandbox-interface-engine", days=3650)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +12,8 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
-from dev.sandbox.certs import state_lock, write_private
+from dev.sandbox.certs import self_signed, state_lock, write_private
 
 KEY_NAME = "signing-key.pem"
 CERT_NAME = "signing-cert.pem"
@@ -56,19 +54,7 @@ class SigningKey:
 
 def generate_key(common_name: str = "sandbox-entra-signing") -> SigningKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=5 * 365))
-        .sign(key, hashes.SHA256())
-    )
-    return SigningKey(key, cert)
+    return SigningKey(key, self_signed(key, common_name, days=5 * 365))
 
 
 def load_or_create_key(folder: Path) -> SigningKey:
