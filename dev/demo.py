@@ -25,13 +25,21 @@ PER_DAY = 5
 
 
 def seed_demo_visits(
-    svc: Any, endpoints: list[str], days: int, today: date | None = None, per_day: int = PER_DAY
+    svc: Any,
+    endpoints: list[str],
+    days: int,
+    today: date | None = None,
+    per_day: int = PER_DAY,
+    last: int = 3,
 ) -> int:
-    """Seed `days` days (up to yesterday) of visits per endpoint; returns how many visits."""
+    """Seed `days` days of visits per endpoint, the last of them `last` days ago; returns how
+    many visits. Three days ago by default: every demo visit is then past its write-back window,
+    so the EHR is never told of a visit that did not happen (lib/writeback/jobs.py
+    `past_window`). A test of an endpoint without write-back may seed up to yesterday."""
     today = today or datetime.now(UTC).astimezone(ZONE).date()
     count = 0
     for endpoint in endpoints:
-        for back in range(days, 0, -1):
+        for back in range(days + last - 1, last - 1, -1):
             day = today - timedelta(days=back)
             for n in range(per_day):
                 _visit(svc, endpoint, day, n)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from lib.endpoints.models import SLUG, Milestone
 from lib.storage import ConcurrencyConflict, QueueSender
 from lib.visits.events import IN_VISIT, LEFT, WAITING_STATUSES, VisitEventMessage, VisitState
+from lib.visits.sealed import WRITEBACK_WINDOW
 from lib.writeback.progress import ProgressStore
 
 if TYPE_CHECKING:
     from lib.endpoints.service import EndpointService
-    from lib.visits.store import VisitStore
+    from lib.visits.store import Visit, VisitStore
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,12 @@ class WritebackPlanner:
         visit = self._visits.get(event.visit_key)
         if visit is None:
             return
+        if past_window(visit):
+            # Events applied long after the visit (history replayed, seeded demo visits): the
+            # appointment's id is no longer kept and the EHR's day is closed, so nothing is sent
+            # that could only end in the dead-letter table.
+            log.info("write-back skipped: past the visit's window", extra={"visit": visit.key})
+            return
         # The snapshot is up to SNAPSHOT_TTL old on this instance; one it does not know yet (just
         # registered through another instance, or through the config API's own services) is read.
         endpoint = self._endpoints.snapshot().find(visit.endpoint_id)
@@ -139,3 +147,10 @@ class WritebackPlanner:
             except ConcurrencyConflict:
                 continue  # another event of this visit was planned meanwhile: look again
         return sent  # the job is on the queue; the row catches up with the next event
+
+
+def past_window(visit: Visit, now: datetime | None = None) -> bool:
+    """Whether `visit` is past its write-back window: WRITEBACK_WINDOW after its end (or after
+    it was opened, when that came later), as long as the launch and intake keep its id."""
+    ends = [t for t in (visit.end, visit.created_at) if t is not None]
+    return bool(ends) and max(ends) + WRITEBACK_WINDOW < (now or datetime.now(UTC))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -14,10 +14,12 @@ from lib.endpoints.models import Endpoint, EndpointStatus, WritebackConfig
 from lib.endpoints.records import integration_records
 from lib.net.http import HttpResponse
 from lib.visits.events import VisitState
+from lib.visits.sealed import WRITEBACK_WINDOW
+from lib.visits.store import Visit
 from lib.web.urls import Urls
 from lib.writeback import failures
 from lib.writeback.adapters import DEFAULT_RETRY_AFTER, EpicStatus, failure_of
-from lib.writeback.jobs import WritebackJob, milestone_of
+from lib.writeback.jobs import WritebackJob, milestone_of, past_window
 from lib.writeback.worker import adapter_of, codes_for
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -149,3 +151,20 @@ def test_integration_records_show_the_backend_app():
 
 def test_the_route_table_and_the_failures_agree_on_a_failure_id():
     assert api.FAILURE_ID == failures.FAILURE_ID
+
+
+def test_a_visit_past_its_window_is_not_written_back():
+    """Its appointment id is no longer kept: a write could only be dead-lettered."""
+    now = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
+    end = now - WRITEBACK_WINDOW - timedelta(minutes=1)
+
+    def visit(end, created_at):
+        return Visit(partition_key="vk" + "0" * 30, row_key="visit", endpoint_id="epic-test",
+                     organizer_oid="oid", end=end, created_at=created_at,
+                     created_by_role="provider")  # fmt: skip
+
+    assert past_window(visit(end, end - timedelta(days=3)), now)
+    assert not past_window(visit(end + timedelta(minutes=2), end - timedelta(days=3)), now)
+    # opened after its slot (a late launch): the window runs from the opening, as the seal does
+    assert not past_window(visit(end, end + timedelta(minutes=30)), now)
+    assert not past_window(visit(None, now - timedelta(hours=1)), now)
