@@ -20,6 +20,9 @@ BENCHES = {
 def main(argv: list[str]) -> None:
     """`python -m bench [name [args...]] ...`: arguments after a name go to that bench
     (`python -m bench writeback 900`: a quick fault run of 900 events; `capacity --model-only`)."""
+    from dev.procs import loopback_skips_proxies
+
+    loopback_skips_proxies()  # what the benches start is on loopback
     chosen: list[tuple[str, list[str]]] = []
     for word in argv:
         if word in BENCHES or not chosen:

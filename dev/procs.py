@@ -34,6 +34,19 @@ def wait_for_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def loopback_skips_proxies() -> None:
+    """Everything local (Azurite, the sandbox, the app) is on loopback, and the SDKs and
+    requests honour HTTP(S)_PROXY: behind a corporate proxy, or on a CI machine that sets one,
+    loopback calls would go to the proxy and fail. Adds loopback to NO_PROXY (children inherit
+    it)."""
+    for name in ("NO_PROXY", "no_proxy"):
+        have = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join(have + [h for h in LOOPBACK if h not in have])
+
+
 _PR_SET_PDEATHSIG = 1
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from dev.procs import loopback_skips_proxies
 from dev.sandbox.origins import CONTROL
 from dev.settings import sync
 from dev.stack import AZURITE_PORTS, STATE, TENANT, Stack, start_local
@@ -18,6 +19,7 @@ from dev.stack import AZURITE_PORTS, STATE, TENANT, Stack, start_local
 
 def main() -> int:
     sync()
+    loopback_skips_proxies()
     stack: Stack | None = None
 
     def shutdown(*_: object) -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from dev.procs import ROOT
+from dev.procs import ROOT, loopback_skips_proxies
 
 PARENT = """
 import sys, time
@@ -43,3 +43,12 @@ def test_a_child_stops_when_its_parent_is_killed():
     while alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_loopback_is_added_to_no_proxy_once_and_what_was_there_stays(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "corp.example, localhost")
+    monkeypatch.delenv("no_proxy", raising=False)
+    loopback_skips_proxies()
+    loopback_skips_proxies()
+    assert os.environ["NO_PROXY"] == "corp.example,localhost,127.0.0.1"
+    assert os.environ["no_proxy"] == "127.0.0.1,localhost"

@@ -43,7 +43,6 @@ from tests.faults.conftest import BUDGET, SLACK
 @dataclass
 class Stack:
     azurite: Azurite
-    data: Path
     host: RunningHost
     env: dict[str, str]
     folder: Path
@@ -53,10 +52,6 @@ class Stack:
 
     def api(self, path: str) -> str:
         return f"{self.host.url}/api/{path}"
-
-    def restart_azurite(self) -> None:
-        a = self.azurite
-        self.azurite = start_azurite(self.data, ports=(a.blob_port, a.queue_port, a.table_port))
 
     def restart_host(self) -> None:
         empty = self.folder / "local.settings.json"
@@ -87,7 +82,7 @@ def stack(sandbox, tmp_path_factory) -> Iterator[Stack]:
             ROOT, folder / "host.log", env=env, settings=folder / "local.settings.json",
             port=port, tls=tls,
         )  # fmt: skip
-        made = Stack(azurite, data, host, env, folder, admin, tls, sandbox.ca_file)
+        made = Stack(azurite, host, env, folder, admin, tls, sandbox.ca_file)
         wait_healthy(host.url + "/api/health", sandbox.ca_file)
         yield made
     finally:  # whatever failed, and whichever Azurite and host the tests restarted last
@@ -125,7 +120,7 @@ def test_storage_killed_and_restarted(stack, sandbox):
     assert health.status_code == 503 and health.json()["storage"] == "unreachable"
     assert "dependency unavailable: storage" in stack.host.log()
 
-    stack.restart_azurite()
+    stack.azurite.restart()
     # no restart of the host: its clients reconnect
     wait_healthy(stack.api("health"), stack.ca, timeout=30)
     kept = stack.admin.get(stack.api("config/endpoints/kept"), timeout=30)
@@ -214,10 +209,7 @@ def test_the_dev_host_resumes_polling_queues_after_storage_restarts(start_host, 
         send_text(client("HOSTAPP_IN_QUEUE"), "before")
         assert b"before" in receive_bodies(client("HOSTAPP_RESULT_QUEUE"), 1, timeout=20)[0]
 
-        ports = (azurite.blob_port, azurite.queue_port, azurite.table_port)
-        azurite.stop()
-        time.sleep(3)  # the host's pollers meet a refused connection a few times
-        azurite = start_azurite(data, ports=ports)
+        azurite.restart(pause=3)  # the host's pollers meet a refused connection a few times
         send_text(client("HOSTAPP_IN_QUEUE"), "after")
         assert b"after" in receive_bodies(client("HOSTAPP_RESULT_QUEUE"), 1, timeout=30)[0]
     finally:
