@@ -144,6 +144,7 @@ def install() -> None:
         _patch(Table, op, "storage", lambda self, *a, _op=op, **k: f"{_op} {self.name}")
     _patch(Table, "query", "storage", lambda self, *a, **k: f"query {self.name}", _timed_iteration)
     _patch(TableStore, "transact", "storage", lambda self, name, *a, **k: f"transact {name}")
+    _patch(TableStore, "partition_rows", "storage", lambda self, name, *a, **k: f"rows {name}")
     _patch(TableStore, "client", "storage", lambda self, name, *a, **k: f"table {name}")
     _patch(QueueSender, "send", "storage", lambda self, *a, **k: f"enqueue {self.name}")
     _patch(requests.Session, "send", "upstream", lambda self, req, *a, **k: _where(req))

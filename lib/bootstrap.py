@@ -283,7 +283,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     sealed = SealedValues(store, sealer)
     # What follows from a visit's state: the EHR write-back's planner listens to the timeline.
     writeback_queue = _Lazy(lambda: QueueSender(queue_service(settings), WRITEBACK_QUEUE))
-    planner = WritebackPlanner(visits, endpoints, ProgressStore(store), writeback_queue)
+    planner = WritebackPlanner(endpoints, ProgressStore(store), writeback_queue)
     join = SmsJoin(privacy, visits, endpoints, sms, opener, urls)
     acs = _secret(settings.acs_connection_string)
     sender, optouts = SmsSender(acs), OptOuts(store, privacy)
@@ -294,7 +294,7 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     # The report rows follow each applied event, and each schedule change (a reschedule moves
     # the visit's day): lib/reports/projection.py.
     projection = ReportProjection(
-        store, visits, CallQualityStore(store), texting.ledger, lambda e: sms.settings(e).time_zone
+        store, visits, texting.ledger, lambda e: sms.settings(e).time_zone
     )
     thresholds = Thresholds(store)
 

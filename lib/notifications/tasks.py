@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.storage import QueueSender
-from lib.visits.events import VisitEventMessage, VisitState
+from lib.visits.timeline import Applied
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class GraphFollower:
         self._tasks = tasks
         self._reconcile_delay = reconcile_delay
 
-    def __call__(self, event: VisitEventMessage, state: VisitState) -> None:
+    def __call__(self, applied: Applied) -> None:
+        event = applied.event
         if event.kind == "arrived":
             # Someone is on the way in: the meeting's subscription must exist before they reach
             # the lobby (made once; a second arrival finds it).

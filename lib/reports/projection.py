@@ -19,9 +19,10 @@ from lib.reports.rows import POINTER, REPORTS, ReportPointer, Stream, VisitRepor
 from lib.reports.rows import row_key as report_row_key
 from lib.sms.ledger import Ledger
 from lib.storage import ConcurrencyConflict, StorageUnavailable, TableStore
-from lib.visits.events import VisitEventMessage, VisitState
-from lib.visits.quality import CallQuality, CallQualityStore
-from lib.visits.store import VISITS, Visit, VisitStore
+from lib.visits.events import VisitState
+from lib.visits.quality import CallQuality
+from lib.visits.store import VISITS, Visit, VisitRows, VisitStore
+from lib.visits.timeline import Applied
 
 log = logging.getLogger(__name__)
 
@@ -37,60 +38,65 @@ class ReportProjection:
         self,
         store: TableStore,
         visits: VisitStore,
-        quality: CallQualityStore,
         ledger: Ledger,
         zone_of: Callable[[str], str],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._reports = store.table(REPORTS, VisitReport)
         self._pointers = store.table(VISITS, ReportPointer)
-        self._visits, self._quality, self._ledger = visits, quality, ledger
+        self._visits, self._ledger = visits, ledger
         self._zone_of, self._now = zone_of, now
         self._zones: dict[str, tuple[str, float]] = {}  # endpoint -> (zone, when read)
 
-    def __call__(self, event: VisitEventMessage, state: VisitState) -> None:
-        """The timeline listener (the state it is given is a hint: the stored one is read)."""
-        self.refresh(event.visit_key)
+    def __call__(self, applied: Applied) -> None:
+        """The timeline listener: its first round builds from what the apply read and wrote."""
+        self.refresh(applied.event.visit_key, applied)
 
-    def refresh(self, visit_key: str) -> VisitReport | None:
+    def refresh(self, visit_key: str, applied: Applied | None = None) -> VisitReport | None:
         """Write the visit's row as it stands (None: no such visit, nothing written).
 
         Several workers may refresh one visit at once (a queue batch holds several of its
         events). Each round writes the row, then moves the pointer under its ETag (so the moves
-        are one at a time), then checks that the state and visit it built from are still the
-        stored ones; if not, it builds again. A row it wrote at a place the pointer no longer
-        names is deleted at the end, so at most one row per visit stays.
+        are one at a time), then reads the visit's partition again: if its state or visit row
+        changed since the round's build, it builds again. A row it wrote at a place the pointer
+        no longer names is deleted at the end, so at most one row per visit stays. One partition
+        read stands for the visit, its state, the pointer and call quality, each time.
         """
+        if applied is not None:
+            rows, state, state_etag = applied.rows, applied.state, applied.state_etag
+        else:
+            rows = self._visits.rows(visit_key)
+            state, state_etag = rows.state(), _etag(rows)
         written: set[tuple[str, str]] = set()
         for _ in range(MAX_ROUNDS):
-            visit = self._visits.get(visit_key)
+            visit = rows.visit
             if visit is None:
                 return None
-            state = self._state(visit_key)
-            row = self.build(visit, state)
+            row = self.build(visit, state, rows.get(CallQuality, "quality"))
             where = (row.partition_key, row.row_key)
-            pointer = self._pointers.get(visit_key, POINTER)
+            pointer = rows.get(ReportPointer, POINTER)
             self._reports.upsert(row)
             written.add(where)
             try:
                 self._point(visit_key, where, pointer)
             except ConcurrencyConflict:
-                continue  # another worker moved it meanwhile: build again from what is stored
+                # another worker moved it meanwhile: build again from what is stored
+                rows = self._visits.rows(visit_key)
+                state, state_etag = rows.state(), _etag(rows)
+                continue
             if pointer is not None and (pointer.report_partition, pointer.report_row) != where:
                 self._reports.delete(pointer.report_partition, pointer.report_row)
                 log.info("report row moved", extra={"visit": visit_key})
-            current = self._visits.get(visit_key)
-            if self._state(visit_key) == state and current and current.etag == visit.etag:
+            rows = self._visits.rows(visit_key)
+            current = rows.visit
+            if _etag(rows) == state_etag and current and current.etag == visit.etag:
                 break
+            state, state_etag = rows.state(), _etag(rows)
         else:
             raise StorageUnavailable(f"report row still contended after {MAX_ROUNDS} rounds")
         for stale in written - {where}:
             self._reports.delete(*stale)
         return row
-
-    def _state(self, visit_key: str) -> VisitState:
-        stored = self._visits.state(visit_key)
-        return VisitState.model_validate(stored.model_dump()) if stored else VisitState()
 
     def _point(self, visit_key: str, where: tuple[str, str], pointer: ReportPointer | None) -> None:
         """The pointer names `where` now, only if unchanged since read (ConcurrencyConflict)."""
@@ -104,12 +110,11 @@ class ReportProjection:
             return
         self._pointers.update(row, etag=pointer.etag)
 
-    def build(self, visit: Visit, state: VisitState) -> VisitReport:
+    def build(self, visit: Visit, state: VisitState, quality: CallQuality | None) -> VisitReport:
         zone = self._zone(visit.endpoint_id)
         anchor = state.both_in_at or visit.start or state.last_at or visit.created_at
         anchor = anchor.astimezone(UTC)
         day = anchor.astimezone(ZoneInfo(zone)).date()
-        quality = self._quality.get(visit.key)
         texts = sum(1 for t in self._ledger.for_visit(visit.key) if t.state in SENT)
         return VisitReport(
             partition_key=partition(visit.endpoint_id, day),
@@ -146,6 +151,12 @@ class ReportProjection:
             zone = DEFAULT_ZONE
         self._zones[endpoint_id] = (zone, now)
         return zone
+
+
+def _etag(rows: VisitRows) -> str | None:
+    """The stored state row's ETag (None: no state yet)."""
+    row = rows.state_row
+    return row.etag if row else None
 
 
 def _ended(state: VisitState) -> datetime | None:

@@ -180,6 +180,15 @@ class TableStore:
     def table(self, name: str, model: type[E]) -> Table[E]:
         return Table(self, name, model)
 
+    def partition_rows(self, name: str, partition_key: str) -> Rows:
+        """Every row of one partition in one round trip, parsed later by whoever knows each kind
+        (a partition holding rows of several kinds, as a visit's does)."""
+        with _translated():
+            found = self.client(name).query_entities(
+                "PartitionKey eq @pk", parameters={"pk": check_key(partition_key)}
+            )
+            return Rows({row["RowKey"]: row for row in found})
+
     def transact(self, name: str, ops: list[tuple[str, Entity]]) -> None:
         """Apply create / update / upsert / delete to one partition atomically.
 
@@ -214,6 +223,26 @@ class TableStore:
             if status in (404, 412) or "UpdateConditionNotSatisfied" in str(exc):
                 raise ConcurrencyConflict(name) from exc
             raise
+
+
+class Rows:
+    """Rows of one partition as read (`TableStore.partition_rows`), by row key; each is parsed
+    into the model its reader names, once."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+        self._parsed: dict[str, Entity] = {}
+
+    def get(self, model: type[E], row_key: str) -> E | None:
+        if row_key not in self._raw:
+            return None
+        parsed = self._parsed.get(row_key)
+        if not isinstance(parsed, model):
+            parsed = self._parsed[row_key] = from_row(model, self._raw[row_key])
+        return parsed
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class Table(Generic[E]):

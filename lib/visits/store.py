@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from lib.storage import ConcurrencyConflict, CreateResult, Entity, StorageError, TableStore
+from lib.storage import (
+    ConcurrencyConflict,
+    CreateResult,
+    Entity,
+    Rows,
+    StorageError,
+    TableStore,
+)
 from lib.visits.events import VisitEventMessage, VisitState
 
 VISITS = "Visits"
@@ -83,8 +91,38 @@ class VisitStateRow(Entity, VisitState):
     (lib/visits/timeline.py), always as the fold of the visit's events."""
 
 
+E = TypeVar("E", bound=Entity)
+
+
+class VisitRows:
+    """A visit's partition in Visits, read in one round trip: its row, its state, and what later
+    steps keep beside it (the write-back row, the report pointer, call quality). The timeline
+    reads it once per event and hands it to every listener, instead of a read per row each."""
+
+    def __init__(self, visit_key: str, rows: Rows) -> None:
+        self.key = visit_key
+        self._rows = rows
+
+    @property
+    def visit(self) -> Visit | None:
+        return self._rows.get(Visit, "visit")
+
+    @property
+    def state_row(self) -> VisitStateRow | None:
+        return self._rows.get(VisitStateRow, "state")
+
+    def state(self) -> VisitState:
+        """The stored state (a visit without events yet: the empty one)."""
+        row = self.state_row
+        return VisitState.model_validate(row.model_dump()) if row else VisitState()
+
+    def get(self, model: type[E], row_key: str) -> E | None:
+        return self._rows.get(model, row_key)
+
+
 class VisitStore:
     def __init__(self, store: TableStore) -> None:
+        self._store = store
         self._visits = store.table(VISITS, Visit)
         self._events = store.table(EVENTS, VisitEvent)
         self._states = store.table(VISITS, VisitStateRow)
@@ -92,6 +130,10 @@ class VisitStore:
     # --- visits ---------------------------------------------------------------------------------
     def get(self, visit_key: str) -> Visit | None:
         return self._visits.get(visit_key, "visit")
+
+    def rows(self, visit_key: str) -> VisitRows:
+        """Every row of the visit's partition (its row, state, and the rows kept beside them)."""
+        return VisitRows(visit_key, self._store.partition_rows(VISITS, visit_key))
 
     def claim(self, visit: Visit) -> CreateResult[Visit]:
         """Create-if-absent: the first launch of an appointment decides its organizer."""

@@ -14,20 +14,23 @@ A worker that dies between the event row and the state write leaves the state on
 the queue redelivers the message, `record` finds the row, and the fold is written then.
 
 What follows from a visit's state (the EHR write-back, the report projections) listens: after
-the state is written, each listener is called with the event and the visit's new state, on every
-delivery, duplicates included. So a listener runs at least once per event and must be idempotent
-(write what the state says, not a delta); one that raises gives the message back to the queue,
-whose redelivery folds nothing new and calls the listeners again.
+the state is written, each listener is called with an `Applied`: the event, the visit's new
+state, and the visit's partition as the apply read it (one read shared by all listeners, where
+each used to read the visit and its own row itself). On every delivery, duplicates included.
+So a listener runs at least once per event and must be idempotent (write what the state says,
+not a delta); one that raises gives the message back to the queue, whose redelivery folds
+nothing new and calls the listeners again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable
 from lib.visits.events import Kind, Role, Source, VisitEventMessage, VisitState, fold
-from lib.visits.store import VisitStore
+from lib.visits.store import Visit, VisitRows, VisitStore
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +60,22 @@ class VisitEvents:
         return event
 
 
-# Called after each applied event with the event and the visit's state (see the module's docstring).
-Listener = Callable[[VisitEventMessage, VisitState], None]
+@dataclass(frozen=True)
+class Applied:
+    """What a listener is given once an event is applied (see the module's docstring)."""
+
+    event: VisitEventMessage
+    state: VisitState  # the fold of every event the visit has, as now stored
+    state_etag: str | None  # the stored state row's ETag: whether it changed since, at a glance
+    rows: VisitRows  # the visit's partition as read by the apply (its state row: before it)
+
+    @property
+    def visit(self) -> Visit | None:
+        return self.rows.visit
+
+
+# Called after each applied event (see the module's docstring).
+Listener = Callable[[Applied], None]
 
 
 class VisitTimeline:
@@ -70,13 +87,17 @@ class VisitTimeline:
         """Record `event` and bring the visit's state up to date with every event it has."""
         new = self._visits.record(event)
         for _ in range(MAX_ROUNDS):
-            row = self._visits.state(event.visit_key)
+            rows = self._visits.rows(event.visit_key)
+            row = rows.state_row
             state = fold(self._visits.messages(event.visit_key))
             current = VisitState.model_validate(row.model_dump()) if row else None
             if current == state:
+                etag = row.etag if row else None
                 break
             try:
-                self._visits.save_state(event.visit_key, state, row.etag if row else None)
+                etag = self._visits.save_state(
+                    event.visit_key, state, row.etag if row else None
+                ).etag
                 break
             except ConcurrencyConflict:
                 continue  # another event of this visit was applied meanwhile: fold again
@@ -84,8 +105,9 @@ class VisitTimeline:
             # Left to the queue: the message becomes visible again and is applied then.
             raise StorageUnavailable(f"visit state still contended after {MAX_ROUNDS} rounds")
         log.info("visit event applied", extra=_fields(event) | {"duplicate": not new})
+        applied = Applied(event, state, etag, rows)
         for listener in self._listeners:
-            listener(event, state)
+            listener(applied)
         return state
 
 

@@ -25,13 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lib.endpoints.models import SLUG, Milestone
 from lib.storage import ConcurrencyConflict, QueueSender
-from lib.visits.events import IN_VISIT, LEFT, WAITING_STATUSES, VisitEventMessage, VisitState
+from lib.visits.events import IN_VISIT, LEFT, WAITING_STATUSES, VisitState
 from lib.visits.sealed import WRITEBACK_WINDOW
-from lib.writeback.progress import ProgressStore
+from lib.writeback.progress import ROW, Progress, ProgressStore
 
 if TYPE_CHECKING:
     from lib.endpoints.service import EndpointService
-    from lib.visits.store import Visit, VisitStore
+    from lib.visits.store import Visit, VisitRows
+    from lib.visits.timeline import Applied
 
 log = logging.getLogger(__name__)
 
@@ -98,21 +99,19 @@ class WritebackPlanner:
 
     def __init__(
         self,
-        visits: VisitStore,
         endpoints: EndpointService,
         progress: ProgressStore,
         queue: Callable[[], QueueSender],
     ) -> None:
-        self._visits = visits
         self._endpoints = endpoints
         self._progress = progress
         self._queue = queue
 
-    def __call__(self, event: VisitEventMessage, state: VisitState) -> None:
-        milestone = milestone_of(state)
+    def __call__(self, applied: Applied) -> None:
+        milestone = milestone_of(applied.state)
         if milestone is None:
             return
-        visit = self._visits.get(event.visit_key)
+        visit = applied.visit  # the visit and its write-back row: from the apply's one read
         if visit is None:
             return
         if past_window(visit):
@@ -127,13 +126,25 @@ class WritebackPlanner:
         endpoint = endpoint or self._endpoints.find(visit.endpoint_id)
         if endpoint is None or not endpoint.writeback.enabled:
             return
-        self.plan(event.visit_key, visit.endpoint_id, milestone, state.events)
+        self.plan(visit.key, visit.endpoint_id, milestone, applied.state.events, applied.rows)
 
-    def plan(self, visit_key: str, endpoint_id: str, milestone: Milestone, rank: int) -> bool:
-        """Queue the job unless this milestone (or a later rank) is queued already."""
+    def plan(
+        self,
+        visit_key: str,
+        endpoint_id: str,
+        milestone: Milestone,
+        rank: int,
+        rows: VisitRows | None = None,
+    ) -> bool:
+        """Queue the job unless this milestone (or a later rank) is queued already. `rows`: the
+        visit's partition as just read, for the first look at its write-back row (the row's
+        ETag decides; one changed since costs a round)."""
         sent = False
-        for _ in range(ROUNDS):
-            row = self._progress.get(visit_key)
+        for round_ in range(ROUNDS):
+            if round_ == 0 and rows is not None:
+                row = rows.get(Progress, ROW)
+            else:
+                row = self._progress.get(visit_key)
             if row is not None and (row.queued_rank >= rank or row.queued == milestone):
                 return sent
             if not sent:

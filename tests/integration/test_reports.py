@@ -49,7 +49,7 @@ class World:
         self.quality = CallQualityStore(store)
         self.ledger = Ledger(store)
         self.projection = ReportProjection(
-            store, self.visits, self.quality, self.ledger, lambda e: ZONE, now=lambda: NOW
+            store, self.visits, self.ledger, lambda e: ZONE, now=lambda: NOW
         )
         self.timeline = VisitTimeline(self.visits, listeners=[self.projection])
         self.rows = ReportRows(store)

@@ -18,7 +18,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable, TableStore
 from lib.visits.events import IN_VISIT, JOINING, LEFT, VisitEventMessage, VisitState, fold
 from lib.visits.store import VisitStore
-from lib.visits.timeline import VisitEvents, VisitTimeline
+from lib.visits.timeline import Applied, VisitEvents, VisitTimeline
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -94,8 +94,8 @@ def test_listeners_hear_every_delivery_and_a_failing_one_gives_it_back(visits):
     heard: list[tuple[str, str]] = []
     failing = {"on": True}
 
-    def listener(event: VisitEventMessage, state: VisitState) -> None:
-        heard.append((event.event_id, state.patient))
+    def listener(applied: Applied) -> None:
+        heard.append((applied.event.event_id, applied.state.patient))
         if failing["on"]:
             raise StorageUnavailable("listener's store is down")
 

@@ -169,7 +169,7 @@ def rig(clean_sandbox, sandbox_trust, storage_connection_string, keys, jwks_serv
         queue=lambda: sender,
         lease_seconds=30,
     )
-    planner = WritebackPlanner(visits, endpoints, progress, lambda: sender)
+    planner = WritebackPlanner(endpoints, progress, lambda: sender)
     yield Rig(
         sandbox=clean_sandbox,
         store=store,

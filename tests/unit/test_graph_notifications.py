@@ -17,7 +17,10 @@ from lib.notifications.roster import call_event_messages, graph_time
 from lib.notifications.tasks import GraphFollower
 from lib.notifications.webhook import NotificationReceiver
 from lib.privacy import PrivacyKeys
+from lib.storage import Rows
 from lib.visits.events import VisitEventMessage, VisitState, fold
+from lib.visits.store import VisitRows
+from lib.visits.timeline import Applied
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request
 
@@ -179,11 +182,15 @@ def event(kind, source="launch", role="patient"):
 def test_the_timeline_listener_subscribes_on_arrival_and_cleans_up_after_the_call():
     tasks = Tasks()
     follower = GraphFollower(tasks, reconcile_delay=300)  # type: ignore[arg-type]
-    follower(event("arrived"), VisitState())
-    follower(event("lobby", "graph"), VisitState())
-    follower(event("ended", "reconcile", "visit"), VisitState())  # reconcile's own: no loop
+
+    def applied(e: VisitEventMessage) -> Applied:
+        return Applied(e, VisitState(), None, VisitRows(KEY, Rows({})))
+
+    follower(applied(event("arrived")))
+    follower(applied(event("lobby", "graph")))
+    follower(applied(event("ended", "reconcile", "visit")))  # reconcile's own: no loop
     assert tasks.sent == [("subscribe", None)]
-    follower(event("ended", "graph", "visit"), VisitState())
+    follower(applied(event("ended", "graph", "visit")))
     assert tasks.sent[1:] == [("unsubscribe", None), ("reconcile", 300)]
 
 
