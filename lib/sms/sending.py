@@ -41,6 +41,35 @@ RUN_LIMIT = 2000  # rows one run handles at most; the next run takes the rest
 OPTOUT = "SmsOptOut"
 
 
+class _Run:
+    """One sending pass's memory: the texts sent from each number (the per-minute limit), and
+    each endpoint's text settings and number, read once a run instead of once a text (a change
+    an admin makes shows from the next run, a minute later)."""
+
+    def __init__(self, config: SmsConfig) -> None:
+        self._config = config
+        self.sent_from: Counter[str] = Counter()
+        self._settings: dict[str, EndpointSms | AppError] = {}
+        self._numbers: dict[str, str | None] = {}
+
+    def settings(self, endpoint_id: str) -> EndpointSms:
+        """The endpoint's settings; AppError (again, for each of its texts) once it is gone."""
+        if endpoint_id not in self._settings:
+            try:
+                self._settings[endpoint_id] = self._config.settings(endpoint_id)
+            except AppError as gone:
+                self._settings[endpoint_id] = gone
+        found = self._settings[endpoint_id]
+        if isinstance(found, AppError):
+            raise found
+        return found
+
+    def number_for(self, endpoint_id: str) -> str | None:
+        if endpoint_id not in self._numbers:
+            self._numbers[endpoint_id] = self._config.number_for(endpoint_id)
+        return self._numbers[endpoint_id]
+
+
 class OptOut(Entity):
     """PartitionKey: keyed hash of the phone number (purpose sms-optout); RowKey `optout`."""
 
@@ -154,8 +183,7 @@ class Texting:
     # --- sending ----------------------------------------------------------------------------
     def run(self) -> RunReport:
         """One timer run: every minute from the cursor (or LOOKBACK ago) up to now."""
-        report, now = RunReport(), self._now()
-        sent_from: Counter = Counter()
+        report, now, run = RunReport(), self._now(), _Run(self._config)
         start = unfinished = now - LOOKBACK
         cursor = self.ledger.cursor()
         if cursor is not None:
@@ -168,7 +196,7 @@ class Texting:
                 if pointer.due_at > now:
                     continue
                 report.seen += 1
-                outcome = self._handle(pointer, sent_from)
+                outcome = self._handle(pointer, run)
                 if outcome in ("taken", "in-flight"):  # another run's: it may yet die on it
                     unfinished = min(unfinished, pointer.due_at)
                 report.outcomes[outcome] += 1
@@ -180,13 +208,13 @@ class Texting:
         self.ledger.move_cursor(min(now - LOOKBACK, unfinished))
         return report
 
-    def _handle(self, pointer: DuePointer, sent_from: Counter) -> str:
+    def _handle(self, pointer: DuePointer, run: _Run) -> str:
         row = self.ledger.row_for(pointer)
         if row is None or row.state in ("sent", "failed", "unknown", "skipped", "delivered"):
             self.ledger.drop(pointer)
             return "done"
         if row.state in ("claimed", "sending"):
-            return self._abandoned(row, pointer)
+            return self._abandoned(row, pointer, run)
         if row.due_at > self._now():  # moved later (quiet hours, a retry): its newer pointer
             if bucket(row.due_at) != pointer.partition_key:  # (in this minute it is this one)
                 self.ledger.drop(pointer)
@@ -194,16 +222,16 @@ class Texting:
         claimed = self._update(row, state="claimed", claimed_at=self._now())
         if claimed is None:
             return "taken"  # another run has it
-        outcome = self._send(claimed, pointer, sent_from)
+        outcome = self._send(claimed, pointer, run)
         return outcome
 
-    def _abandoned(self, row: LedgerRow, pointer: DuePointer) -> str:
+    def _abandoned(self, row: LedgerRow, pointer: DuePointer, run: _Run) -> str:
         since = row.sending_at if row.state == "sending" else row.claimed_at
         if since is not None and self._now() - since < LEASE:
             return "in-flight"  # another run is on it right now
         if row.state == "claimed":  # never reached the send: safe to take again
             released = self._update(row, state="due", claimed_at=None)
-            return self._handle(pointer, Counter()) if released else "taken"
+            return self._handle(pointer, run) if released else "taken"
         self._finish(row, pointer, state="unknown", reason="the run sending it stopped")
         return "unknown"
 
@@ -232,7 +260,7 @@ class Texting:
         if not created.created:  # a press in the same minute
             return None
         pointer = DuePointer(partition_key=bucket(now), row_key=row.tag, due_at=now)
-        if self._send(created.entity, pointer, Counter(), phone=phone) == "deferred":
+        if self._send(created.entity, pointer, _Run(self._config), phone=phone) == "deferred":
             purge = max(visit.end or now, now) + CATCH_UP
             self._sealed.put(visit.key, ON_DEMAND_PHONE, phone, purge)
         return self.ledger.rows.get(row.partition_key, row.row_key)
@@ -245,7 +273,7 @@ class Texting:
         )
 
     def _send(
-        self, row: LedgerRow, pointer: DuePointer, sent_from: Counter, phone: str | None = None
+        self, row: LedgerRow, pointer: DuePointer, run: _Run, phone: str | None = None
     ) -> str:
         visit = self._visits.get(row.visit_key)
         why = self._why_not(row, visit)
@@ -254,11 +282,11 @@ class Texting:
             return "skipped"
         assert visit is not None
         try:
-            settings = self._config.settings(row.endpoint_id)
+            settings = run.settings(row.endpoint_id)
         except AppError:  # the endpoint was deleted since the text was planned
             self._finish(row, pointer, state="skipped", reason="the endpoint is gone")
             return "skipped"
-        number = self._config.number_for(row.endpoint_id)
+        number = run.number_for(row.endpoint_id)
         if phone is None:
             purpose = ON_DEMAND_PHONE if row.kind == "on-demand" else "phone"
             phone = self._sealed.open(row.visit_key, purpose)
@@ -279,7 +307,7 @@ class Texting:
                 self._finish(row, pointer, state="skipped", reason="quiet hours until the visit")
                 return "skipped"
             return self._defer(row, pointer, quiet_end, "quiet hours")
-        if sent_from[number] >= RATE_PER_MINUTE:
+        if run.sent_from[number] >= RATE_PER_MINUTE:
             return self._defer(row, pointer, self._now() + timedelta(minutes=1), "rate")
         text = self._text(row, visit, settings)
         sending = self._update(
@@ -287,7 +315,7 @@ class Texting:
         )
         if sending is None:
             return "taken"
-        sent_from[number] += 1
+        run.sent_from[number] += 1
         return self._record(
             sending, pointer, self._sender.send(number, phone, text, row.tag), phone
         )

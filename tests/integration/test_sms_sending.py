@@ -392,3 +392,23 @@ def test_texts_of_a_deleted_endpoint_are_skipped_and_the_run_goes_on(world):
     assert report.skipped == 1 and world.acs.sent_to(phone) == []
     [row] = [r for r in texting.ledger.for_visit(gone.key) if r.kind == "booked"]
     assert (row.state, row.reason) == ("skipped", "the endpoint is gone")
+
+
+def test_a_run_reads_each_endpoints_settings_and_number_once_not_once_a_text(world, monkeypatch):
+    asked: Counter = Counter()
+    for name in ("settings", "number_for"):
+        real = getattr(world.config, name)
+
+        def counted(endpoint_id, _real=real, _name=name):
+            asked[_name] += 1
+            return _real(endpoint_id)
+
+        monkeypatch.setattr(world.config, name, counted)
+    texting = world.texting()
+    phones = [f"+1555555{n:04d}" for n in range(200, 205)]
+    for phone in phones:
+        texting.plan(world.visit(phone), "booked")
+    asked.clear()  # planning reads the settings too: only the run is counted
+    report = texting.run()
+    assert report.sent == 5 and all(world.acs.sent_to(p) for p in phones)
+    assert asked == {"settings": 1, "number_for": 1}
