@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from lib.endpoints.models import LINE, SLUG, Environment, _unchanged
 from lib.storage import Entity
@@ -178,7 +178,11 @@ def _distinct_offsets(values: list[int]) -> list[int]:
     return sorted(values, reverse=True)
 
 
-Offsets = list[Annotated[int, Field(ge=1, le=14 * 24 * 60)]]
+# The two checked types the settings and their patch share (each validated where it is used).
+Zone = Annotated[str, Field(max_length=64), AfterValidator(_check_zone)]
+Offsets = Annotated[
+    list[Annotated[int, Field(ge=1, le=14 * 24 * 60)]], AfterValidator(_distinct_offsets)
+]
 _OFFSETS = {
     "max_length": 4,
     "description": "Reminders, in minutes before the start (1440 = a day before, 15 = a quarter "
@@ -192,8 +196,9 @@ class SmsSettingsFields(_Strict):
         Field(default=None, description="Shown in every text; short, no clinical detail.")
     )
     language: Literal["en", "es"] = "en"
-    time_zone: Annotated[str, Field(max_length=64, json_schema_extra=_zone_schema)] = Field(
+    time_zone: Zone = Field(
         default="America/Chicago",
+        json_schema_extra=_zone_schema,
         description="The clinic's IANA zone: times in texts and quiet hours are in it.",
     )
     default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = Field(
@@ -203,16 +208,6 @@ class SmsSettingsFields(_Strict):
     reminder_offsets_minutes: Offsets = Field(default_factory=lambda: [1440, 15], **_OFFSETS)
     quiet_hours: QuietHours = QuietHours()
     join_window: JoinWindow = JoinWindow()
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _check_zone(value)
-
-    @field_validator("reminder_offsets_minutes")
-    @classmethod
-    def _offsets(cls, values: list[int]) -> list[int]:
-        return _distinct_offsets(values)
 
 
 class SmsSettingsUpdate(_Strict):
@@ -224,7 +219,7 @@ class SmsSettingsUpdate(_Strict):
         None
     )
     language: Literal["en", "es"] = _unchanged()
-    time_zone: Annotated[str, Field(max_length=64)] = Field(
+    time_zone: Zone = Field(
         default=None, json_schema_extra=lambda schema: _zone_schema(schema, patch=True)
     )
     default_region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = _unchanged()
@@ -232,16 +227,6 @@ class SmsSettingsUpdate(_Strict):
     reminder_offsets_minutes: Annotated[Offsets, Field(max_length=4)] = _unchanged()
     quiet_hours: QuietHours = _unchanged()
     join_window: JoinWindow = _unchanged()
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        return _check_zone(value)
-
-    @field_validator("reminder_offsets_minutes")
-    @classmethod
-    def _offsets(cls, values: list[int]) -> list[int]:
-        return _distinct_offsets(values)
 
 
 class EndpointSms(Entity, SmsSettingsFields):
