@@ -237,3 +237,21 @@ def test_transaction_is_all_or_nothing(store):
     assert things.get("t", "log2") is None and things.get("t", "a").label == "a2"
     with pytest.raises(KeyExists):
         store.transact("Things", [("create", Thing(partition_key="t", row_key="log1", label="z"))])
+
+
+class Note(Entity):
+    text: str
+
+
+def test_a_partition_of_several_kinds_reads_in_one_round_trip_each_row_by_its_model(store):
+    things, notes = store.table("Mixed", Thing), store.table("Mixed", Note)
+    things.create(Thing(partition_key="p", row_key="thing", label="a", count=3))
+    notes.create(Note(partition_key="p", row_key="note", text="hello"))
+    notes.create(Note(partition_key="other", row_key="note", text="not this one"))
+    rows = store.partition_rows("Mixed", "p")
+    assert len(rows) == 2
+    thing, note = rows.get(Thing, "thing"), rows.get(Note, "note")
+    assert (thing.label, thing.count, note.text) == ("a", 3, "hello")
+    assert thing.etag and rows.get(Thing, "thing") is thing  # parsed once
+    assert rows.get(Note, "missing") is None
+    things.update(thing.model_copy(update={"count": 4}), etag=thing.etag)  # its ETag is usable
