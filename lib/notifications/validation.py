@@ -33,7 +33,7 @@ from typing import Any
 
 from lib.net.budget import unavailable
 from lib.net.http import host_of
-from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
+from lib.net.jwks import JwksCache, KeysUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +136,12 @@ class ValidationTokens:
         return None
 
     def _key(self, kid: str) -> Any:
-        """The tenant's key named `kid`, after one refresh if it is new; None if there is none."""
+        """The tenant's key named `kid` (refreshed once if it is new); None if there is none."""
         try:
             url = self._jwks.jwks_uri(self._issuer, None)
-            keys, fetched_now = self._jwks.keys(url, None)
-            found = candidate_keys(keys, kid, ALGORITHM)
-            if not found and not fetched_now:
-                fresh = self._jwks.refresh(url, None)  # rotated keys; None when just refreshed
-                found = candidate_keys(fresh, kid, ALGORITHM) if fresh else []
+            return self._jwks.key_for(url, kid, ALGORITHM, None)
         except KeysUnavailable as err:
             raise unavailable("microsoft", err.reason, host=host_of(self._issuer)) from None
-        return found[0].key if found else None
 
     # -- tokens that passed, remembered briefly ------------------------------------------------
     def _remembered(self, token: str) -> bool:

@@ -300,3 +300,25 @@ def test_the_token_control_takes_known_kinds_only(clean_sandbox, sandbox_http):
     clean_sandbox.graph.subscriptions.validation_token = "forged"
     clean_sandbox.reset()
     assert clean_sandbox.graph.subscriptions.validation_token == "good"
+
+
+def test_entras_keys_not_answering_is_a_503_not_a_verdict(
+    clean_sandbox, sandbox_http, hook, sandbox_trust
+):
+    """A validator that never had the keys, Entra's keys answering 503: Graph is asked to come
+    back (SRV-MICROSOFT-UNAVAILABLE, Retry-After), nothing is taken unverified."""
+    from lib.web.errors import AppError
+
+    graph = clean_sandbox.graph
+    m = meeting(clean_sandbox, sandbox_http)
+    sub = subscribe(clean_sandbox, sandbox_http, hook, m["joinWebUrl"]).json()["id"]
+    organizer = graph.join(m["id"], "organizer", "Dr. Reyes")
+    (body,) = hook.wait(1, subscription=sub) and hook.bodies(sub)[:1]
+    fresh = validator(clean_sandbox)
+    clean_sandbox.inject(family="entra-keys", status=503, count=None)
+    with pytest.raises(AppError) as err:
+        fresh.trusted(body["validationTokens"])
+    assert err.value.code == "SRV-MICROSOFT-UNAVAILABLE" and "Retry-After" in err.value.headers
+    clean_sandbox.faults.reset()
+    assert fresh.trusted(body["validationTokens"])
+    graph.leave(m["id"], organizer.id)
