@@ -72,10 +72,11 @@ class ValidationTokens:
     def trusted(self, tokens: Any) -> bool:
         """True when one of `tokens` passes every check; raises SRV-MICROSOFT-UNAVAILABLE when
         the keys to check them with cannot be had."""
-        if not isinstance(tokens, list) or not tokens or self._client_id is None:
+        listed = tokens[:MAX_TOKENS] if isinstance(tokens, list) else []
+        tokens = [t for t in listed if isinstance(t, str) and len(t) < MAX_TOKEN_CHARS]
+        if not tokens or self._client_id is None:
             log.warning("graph notifications without validation tokens", extra={"tokens": 0})
             return False
-        tokens = [t for t in tokens[:MAX_TOKENS] if isinstance(t, str) and len(t) < MAX_TOKEN_CHARS]
         if any(self._remembered(t) for t in tokens):
             return True
         failures = [reason for reason in map(self._failure, tokens) if reason]
