@@ -34,6 +34,7 @@ from lib.notifications.reconcile import Reconciler
 from lib.notifications.records import CallRecords
 from lib.notifications.subscriptions import SubscriptionService
 from lib.notifications.tasks import GRAPH_TASKS_QUEUE, GraphFollower, GraphTasks
+from lib.notifications.validation import ValidationTokens
 from lib.notifications.webhook import NotificationReceiver
 from lib.portal.session import PortalSessions
 from lib.portal.signin import PortalSignIn
@@ -308,8 +309,16 @@ def build(settings: Settings, store: TableStore | None = None) -> Services:
     graph_tasks = GraphTasks(_Lazy(lambda: QueueSender(queue_service(settings), GRAPH_TASKS_QUEUE)))
     subscriptions = _Lazy(lambda: _subscriptions(settings, graph(), store, privacy, visits, urls))
     tenant = settings.entra_tenant_id
+    graph_proof = ValidationTokens(
+        entra_keys,
+        issuer=settings.entra_issuer,
+        tenant_id=tenant,
+        client_id=settings.entra_client_id,
+    )
     notifications = _Lazy(
-        lambda: NotificationReceiver(subscriptions(), events, graph_tasks, privacy, tenant)
+        lambda: NotificationReceiver(
+            subscriptions(), events, graph_tasks, privacy, tenant, graph_proof
+        )
     )
     call_records = _Lazy(
         lambda: CallRecords(

@@ -21,6 +21,10 @@ CLI_CLIENT_ID = "5f0c4a1e-7a1b-4c2d-8e3f-00000000c0e2"
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
+# "Microsoft Graph Change Tracking": the app Graph's change notifications are published as; the
+# `azp` (v2) / `appid` (v1) of the validationTokens on rich notifications.
+GRAPH_PUBLISHER_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+GRAPH_PUBLISHER_OBJECT_ID = "4b6d5a0e-2c1f-4e9a-9b7d-00000000c7a0"  # its service principal here
 
 ROLE_ADMIN = "Connector.Admin"
 ROLE_APPROVER = "Connector.Approver"

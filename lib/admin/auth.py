@@ -2,7 +2,8 @@
 
 Checks, in order: a Bearer token is present (401); its signature verifies with a key from the
 tenant's JWKS (the one JWKS cache type, lib/net/jwks.py: refreshed once when a `kid` is unknown,
-for key rotation, at most every 30 s) (401); `iss` is our tenant's v2 issuer and `tid` our tenant
+for key rotation, at most every 30 s) (401; 503 AUTH-KEYS-UNAVAILABLE when the keys, or a new one,
+cannot be had); `iss` is our tenant's v2 issuer and `tid` our tenant
 (403: a valid token, but another organization); `aud` is our application (401); `exp` / `nbf`
 with a small leeway (401). App roles are checked per action (403).
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lib.endpoints.actor import Actor
 from lib.net.budget import unavailable
 from lib.net.http import host_of
-from lib.net.jwks import JwksCache, KeysUnavailable, candidate_keys
+from lib.net.jwks import JwksCache, KeysUnavailable
 from lib.web.errors import AppError
 from lib.web.http import Request
 
@@ -73,22 +74,16 @@ class AdminAuth:
 
     def _signing_key(self, kid: str | None) -> Any:
         """The tenant's RS256 key for `kid`; None when it has no such key (after one refresh)."""
+        if not kid:
+            return None
         try:
             url = self._jwks.jwks_uri(self._settings.entra_issuer, None)
-            keys, fetched_now = self._jwks.keys(url, None)
+            return self._jwks.key_for(url, kid, "RS256", None)
         except KeysUnavailable as err:
             raise unavailable(
                 "microsoft", err.reason, host=host_of(self._settings.entra_issuer),
                 code="AUTH-KEYS-UNAVAILABLE",
             ) from None  # fmt: skip
-        found = candidate_keys(keys, kid, "RS256") if kid else []
-        if not found and kid and not fetched_now:
-            try:
-                fresh = self._jwks.refresh(url, None)  # rotated keys; rate-limited
-            except KeysUnavailable:
-                fresh = None  # keep serving with the keys we have
-            found = candidate_keys(fresh, kid, "RS256") if fresh and kid else []
-        return found[0].key if found else None
 
     def authenticate(self, request: Request) -> Principal:
         token = _bearer(request)

@@ -77,6 +77,24 @@ class JwksCache:
             return None
         return self._fetch(url, allowed_hosts)
 
+    def key_for(
+        self, url: str, kid: str, alg: str, allowed_hosts: Collection[str] | None
+    ) -> Any | None:
+        """The key named `kid` (a PyJWK's `.key`), after one refresh when it is new (a rotation);
+        None when the issuer has no such key. KeysUnavailable when the keys cannot be had, or the
+        issuer is down just when a new key would need fetching: that token may be good."""
+        keys, fetched_now = self.keys(url, allowed_hosts)
+        found = candidate_keys(keys, kid, alg)
+        if not found and not fetched_now:
+            try:
+                fresh = self.refresh(url, allowed_hosts)  # None: refreshed too recently
+            except KeysUnavailable as err:
+                if err.not_serving:
+                    raise
+                fresh = None  # an unusable answer: keep serving with the keys we have
+            found = candidate_keys(fresh, kid, alg) if fresh else []
+        return found[0].key if found else None
+
     def jwks_uri(self, issuer: str, allowed_hosts: Collection[str] | None) -> str:
         """The issuer's jwks_uri from its openid-configuration (cached like a JWKS)."""
         issuer = issuer.rstrip("/")  # one cache entry whether or not a slash ends the issuer

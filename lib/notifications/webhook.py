@@ -8,6 +8,9 @@
   (or is missing) is dropped, and a batch with nothing of ours in it is answered 401
   (GRAPH-NOTIFICATION-REFUSED); a notification for a subscription we no longer have (deleted
   while it was in flight) is ignored.
+- **validationTokens**: a collection with resource data (`encryptedContent`) must carry a
+  token that proves it came from Graph (lib/notifications/validation.py); without one, every
+  notification of it is refused. The keys to check with unavailable: 503, Graph retries.
 - **Lifecycle** (`lifecycleEvent`): `reauthorizationRequired` renews the subscription,
   `subscriptionRemoved` makes it again, `missed` reconciles the visit from its attendance
   report: each a task on `graph-tasks`, never done here.
@@ -30,6 +33,7 @@ from typing import Any
 from lib.notifications.roster import call_event_messages
 from lib.notifications.subscriptions import CALL_RECORDS, MEETING, SubscriptionService
 from lib.notifications.tasks import GraphTask, GraphTasks
+from lib.notifications.validation import ValidationTokens
 from lib.privacy import PrivacyKeys
 from lib.visits.timeline import VisitEvents
 from lib.web.errors import AppError
@@ -51,8 +55,10 @@ class NotificationReceiver:
         tasks: GraphTasks,
         privacy: PrivacyKeys,
         tenant_id: str,
+        tokens: ValidationTokens,
     ) -> None:
         self._subscriptions = subscriptions
+        self._tokens = tokens
         self._events = events
         self._tasks = tasks
         self._privacy = privacy
@@ -66,7 +72,10 @@ class NotificationReceiver:
         items = body.get("value") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items or len(items) > MAX_NOTIFICATIONS:
             raise AppError("GRAPH-NOTIFICATION-INVALID", "expected {'value': [notifications]}")
-        outcomes = [self._checked(item) for item in items]
+        if self._proven(body, items):
+            outcomes = [self._checked(item) for item in items]
+        else:
+            outcomes = ["refused"] * len(items)
         counts = {o: outcomes.count(o) for o in ("accepted", "ignored", "refused", "invalid")}
         log.info("graph notifications", extra=counts)
         if not counts["accepted"] and not counts["ignored"]:
@@ -74,6 +83,12 @@ class NotificationReceiver:
                 raise AppError("GRAPH-NOTIFICATION-REFUSED", f"{counts['refused']} refused")
             raise AppError("GRAPH-NOTIFICATION-INVALID", f"{counts['invalid']} unreadable")
         return Response(202)
+
+    def _proven(self, body: dict[str, Any], items: list[Any]) -> bool:
+        """Whether the collection is Graph's, as far as its validation tokens go: only one with
+        resource data carries them (callRecords and lifecycle notifications have none)."""
+        rich = any(isinstance(item, dict) and "encryptedContent" in item for item in items)
+        return not rich or self._tokens.trusted(body.get("validationTokens"))
 
     def _checked(self, item: Any) -> str:
         """One notification's outcome; one that cannot be read does not stop the others."""

@@ -236,9 +236,13 @@ _ENTRIES: list[ErrorDef] = [
              "?validationToken= handshake; encrypted content must be for "
              "GRAPH_NOTIFICATION_CERTIFICATE and match its dataSignature."),
     ErrorDef("GRAPH-NOTIFICATION-REFUSED", 401, "Notification refused",
-             "The notification's clientState does not match its subscription.",
-             "Only Graph knows a subscription's clientState; a forged or replayed-elsewhere "
-             "notification is refused. Recreate the subscription if Graph's are refused."),
+             "The notification's clientState does not match its subscription, or a "
+             "collection with resource data has no valid Graph validation token.",
+             "Only Graph knows a subscription's clientState, and only Graph's publisher gets "
+             "validation tokens for our app; a forged or replayed-elsewhere notification is "
+             "refused. If Graph's own are refused, the log says why (`graph validation tokens "
+             "failed`: audience = ENTRA_CLIENT_ID, issuer = our tenant); else recreate the "
+             "subscription."),
     # --- FHIR endpoint discovery (validation at configuration time, and at launch) ------------
     ErrorDef("DISC-UNREACHABLE", 502, "FHIR server unreachable",
              "The EHR's FHIR server could not be reached.",

@@ -2,8 +2,9 @@
 test's own: the handshake Graph makes before it accepts a subscription, Graph's limits, the
 meeting page's roster changes as encrypted call events (decrypted here with the connector's
 own code: two independent implementations of Graph's scheme checked against each other),
-renewal and deletion, call records with quality a control makes poor, attendance reports, and
-the fault family that drops a delivery."""
+renewal and deletion, call records with quality a control makes poor, attendance reports, the
+validationTokens on rich deliveries (checked with the connector's own validator, and each bad
+kind the control makes refused by it), and the fault family that drops a delivery."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from dev.sandbox.directory import GRAPH_AUDIENCE, USERS
+from dev.sandbox.directory import (
+    CONNECTOR_CLIENT_ID,
+    GRAPH_AUDIENCE,
+    GRAPH_PUBLISHER_APP_ID,
+    TENANT_ID,
+    USERS,
+)
 from dev.stack import APP_ADDRESS, app_certificate
 from lib.notifications.certificate import NotificationCertificate, generate_pem
 
@@ -59,8 +66,12 @@ class Webhook:
         return found
 
     def of(self, subscription: str | None) -> list[dict]:
-        items = [n["value"][0] for n in list(self.received)]
-        return [n for n in items if subscription in (None, n["subscriptionId"])]
+        return [b["value"][0] for b in self.bodies(subscription)]
+
+    def bodies(self, subscription: str | None) -> list[dict]:
+        """Whole deliveries (the collection: `value` and any `validationTokens`)."""
+        found = list(self.received)
+        return [b for b in found if subscription in (None, b["value"][0]["subscriptionId"])]
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +200,7 @@ def test_roster_changes_arrive_encrypted_then_the_record_and_the_report(
         assert time.monotonic() < deadline, "no call record of this meeting"
         for record_note in hook.of(records_id):
             assert "encryptedContent" not in record_note
+            assert not any("validationTokens" in b for b in hook.bodies(records_id))
             record_id = record_note["resourceData"]["id"]
             found = call(clean_sandbox, sandbox_http, "GET",
                          f"/communications/callRecords/{record_id}",
@@ -226,4 +238,87 @@ def test_a_fault_drops_one_delivery(clean_sandbox, sandbox_http, hook):
     assert CERT.decrypt(only["encryptedContent"])["callEventType"] == "rosterUpdated"
     statuses = [d.status for d in graph.subscriptions.deliveries if d.subscription_id == sub]
     assert statuses == [-1, 202]
+    graph.leave(m["id"], organizer.id)
+
+
+def validator(sandbox):
+    from lib.net.http import OutboundHttp
+    from lib.net.jwks import JwksCache
+    from lib.notifications.validation import ValidationTokens
+
+    jwks = JwksCache(OutboundHttp(local_mode=True))
+    return ValidationTokens(jwks, issuer=sandbox.entra.issuer, tenant_id=TENANT_ID,
+                            client_id=CONNECTOR_CLIENT_ID)  # fmt: skip
+
+
+def test_rich_deliveries_carry_graphs_validation_token(
+    clean_sandbox, sandbox_http, hook, sandbox_trust
+):
+    import jwt
+
+    graph = clean_sandbox.graph
+    m = meeting(clean_sandbox, sandbox_http)
+    sub = subscribe(clean_sandbox, sandbox_http, hook, m["joinWebUrl"]).json()["id"]
+    organizer = graph.join(m["id"], "organizer", "Dr. Reyes")  # callStarted, rosterUpdated
+    first, second = hook.wait(2, subscription=sub) and hook.bodies(sub)[:2]
+    assert first["validationTokens"] == second["validationTokens"]  # reused while fresh, as Graph
+    (token,) = first["validationTokens"]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["aud"], claims["azp"], claims["iss"], claims["tid"], claims["ver"]) == (
+        CONNECTOR_CLIENT_ID, GRAPH_PUBLISHER_APP_ID, clean_sandbox.entra.issuer, TENANT_ID, "2.0"
+    )  # fmt: skip
+    assert validator(clean_sandbox).trusted(first["validationTokens"])
+    graph.leave(m["id"], organizer.id)
+
+
+@pytest.mark.parametrize(
+    "mode, trusted",
+    [("good-v1", True), ("missing", False), ("expired", False), ("wrong-audience", False),
+     ("wrong-publisher", False), ("forged", False)],
+)  # fmt: skip
+def test_the_control_makes_the_tokens_bad(
+    clean_sandbox, sandbox_http, hook, sandbox_trust, mode, trusted
+):
+    graph = clean_sandbox.graph
+    settings = f"{graph.control_url}/settings"
+    answer = sandbox_http.post(settings, json={"validation_token": mode}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["validation_token"] == mode
+    m = meeting(clean_sandbox, sandbox_http)
+    sub = subscribe(clean_sandbox, sandbox_http, hook, m["joinWebUrl"]).json()["id"]
+    organizer = graph.join(m["id"], "organizer", "Dr. Reyes")
+    (body,) = hook.wait(1, subscription=sub) and hook.bodies(sub)[:1]
+    assert ("validationTokens" in body) == (mode != "missing")
+    assert validator(clean_sandbox).trusted(body.get("validationTokens")) is trusted
+    graph.leave(m["id"], organizer.id)
+
+
+def test_the_token_control_takes_known_kinds_only(clean_sandbox, sandbox_http):
+    settings = f"{clean_sandbox.graph.control_url}/settings"
+    assert (
+        sandbox_http.post(settings, json={"validation_token": "x"}, timeout=10).status_code == 400
+    )
+    clean_sandbox.graph.subscriptions.validation_token = "forged"
+    clean_sandbox.reset()
+    assert clean_sandbox.graph.subscriptions.validation_token == "good"
+
+
+def test_entras_keys_not_answering_is_a_503_not_a_verdict(
+    clean_sandbox, sandbox_http, hook, sandbox_trust
+):
+    """A validator that never had the keys, Entra's keys answering 503: Graph is asked to come
+    back (SRV-MICROSOFT-UNAVAILABLE, Retry-After), nothing is taken unverified."""
+    from lib.web.errors import AppError
+
+    graph = clean_sandbox.graph
+    m = meeting(clean_sandbox, sandbox_http)
+    sub = subscribe(clean_sandbox, sandbox_http, hook, m["joinWebUrl"]).json()["id"]
+    organizer = graph.join(m["id"], "organizer", "Dr. Reyes")
+    (body,) = hook.wait(1, subscription=sub) and hook.bodies(sub)[:1]
+    fresh = validator(clean_sandbox)
+    clean_sandbox.inject(family="entra-keys", status=503, count=None)
+    with pytest.raises(AppError) as err:
+        fresh.trusted(body["validationTokens"])
+    assert err.value.code == "SRV-MICROSOFT-UNAVAILABLE" and "Retry-After" in err.value.headers
+    clean_sandbox.faults.reset()
+    assert fresh.trusted(body["validationTokens"])
     graph.leave(m["id"], organizer.id)

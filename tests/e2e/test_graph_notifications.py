@@ -2,7 +2,8 @@
 app's webhook when the app subscribes (from the visit-events queue, after the first arrival),
 the meeting page's roster changes reach the visit's state as encrypted meeting call events, a
 call record becomes the visit's quality row, lifecycle notifications renew, recreate and
-reconcile, and a dropped notification is made good by the attendance report."""
+reconcile, a rich collection without Graph's validationToken is refused, and a dropped
+notification is made good by the attendance report."""
 
 from __future__ import annotations
 
@@ -140,6 +141,26 @@ def test_redelivered_notifications_count_once(app, endpoint, graph):
     lobby = [e for e in svc.visits.messages(key) if e.kind == "lobby"]
     assert len(lobby) == 1 and len(svc.visits.events(key)) == before + 1
     graph.leave(meeting.id, patient.id)
+
+
+def test_a_collection_graph_did_not_sign_is_refused(app, endpoint, graph):
+    """Its validationToken forged (a key the tenant never published, under its kid): every
+    delivery and Graph's retries answered 401, the visit unmoved. A v1.0 token of Graph's
+    (iss sts.windows.net, appid) is as good as the v2.0 ones of the other tests."""
+    page, join, meeting = open_visit(app, endpoint, "reyes-0900")
+    (sub,) = graph.subscriptions_for(join)
+    assert graph.subscriptions.wait_idle()
+    graph.subscriptions.validation_token = "forged"
+    patient = graph.join(meeting.id, "guest", "Pat")
+    assert graph.subscriptions.wait_idle(timeout=60)
+    statuses = {d.status for d in graph.subscriptions.deliveries if d.subscription_id == sub.id}
+    assert statuses == {401}, statuses
+    assert visit_status(app, page)["patient"] != "waiting in lobby"
+    (token,) = graph.subscriptions.deliveries[-1].body["validationTokens"]
+    assert token.split(".")[2] not in app.host.log()  # refused, and never logged
+    graph.subscriptions.validation_token = "good-v1"
+    graph.leave(meeting.id, patient.id)
+    becomes(app, page, "patient", "left")
 
 
 def test_handshake_and_refusals(app):

@@ -201,7 +201,7 @@ def request(query=None, body=b"", ctype="application/json") -> Request:
 
 
 def receiver() -> NotificationReceiver:
-    return NotificationReceiver(None, None, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    return NotificationReceiver(None, None, None, PRIVACY, TENANT, PROVEN)  # type: ignore[arg-type]
 
 
 def test_the_handshake_echoes_the_token_as_text():
@@ -224,6 +224,16 @@ def test_too_many_at_once_is_refused():
     body = json.dumps({"value": [{}] * 101}).encode()
     with pytest.raises(AppError):
         receiver().receive(request(body=body))
+
+
+class Proven:
+    """Validation tokens taken as good (tests/unit/test_graph_validation_tokens.py checks them)."""
+
+    def trusted(self, tokens) -> bool:
+        return True
+
+
+PROVEN = Proven()
 
 
 class Subscriptions:
@@ -269,7 +279,7 @@ def post(receiver, *items):
 
 def test_a_meeting_notification_becomes_events_on_the_queue(cert):
     published = Published()
-    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT, PROVEN)  # type: ignore[arg-type]
     assert post(webhook, notification(cert)).status == 202
     assert [(e.kind, e.role) for e in published] == [("lobby", "patient")]
 
@@ -280,7 +290,7 @@ def test_a_meeting_notification_becomes_events_on_the_queue(cert):
 )
 def test_refused_unless_it_is_ours(cert, over):
     published = Published()
-    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT, PROVEN)  # type: ignore[arg-type]
     with pytest.raises(AppError) as err:
         post(webhook, notification(cert, **over))
     assert err.value.code == "GRAPH-NOTIFICATION-REFUSED" and not published
@@ -288,7 +298,7 @@ def test_refused_unless_it_is_ours(cert, over):
 
 def test_one_unreadable_notification_does_not_stop_the_others(cert):
     published = Published()
-    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT)  # type: ignore[arg-type]
+    webhook = NotificationReceiver(Subscriptions(cert), published, None, PRIVACY, TENANT, PROVEN)  # type: ignore[arg-type]
     broken = notification(cert, encryptedContent={"data": "AAAA"})
     assert post(webhook, broken, notification(cert)).status == 202
     assert len(published) == 1

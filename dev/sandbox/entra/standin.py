@@ -10,6 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import jwt as pyjwt
 from cryptography import x509
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
@@ -19,6 +20,7 @@ from dev.sandbox.directory import (
     APPS,
     CONNECTOR_API_AUDIENCE,
     CONNECTOR_CLIENT_ID,
+    GRAPH_PUBLISHER_APP_ID,
     TENANT_DOMAIN,
     TENANT_ID,
     USERS,
@@ -27,7 +29,7 @@ from dev.sandbox.entra import tokens
 from dev.sandbox.entra.authorize import AuthorizeSurface, AuthRequest, CodeGrant
 from dev.sandbox.entra.clients import ACR_SECRET, ClientAuthenticator
 from dev.sandbox.entra.errors import OAuthError, unknown_tenant
-from dev.sandbox.entra.keys import KeySet, load_or_create_key
+from dev.sandbox.entra.keys import KeySet, generate_key, load_or_create_key
 from dev.sandbox.entra.token import Stores, TokenSurface
 from dev.sandbox.oauth import CODE_LIFETIME, AuthorizationStore
 from dev.sandbox.standin import StandIn, json_response, read_json
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from dev.sandbox.state import SandboxState
 
 TOKEN_LIFETIME = 3600
+GRAPH_VALIDATION_LIFETIME = 8 * 3600  # Graph's validation tokens live for hours, and repeat
 
 
 class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
@@ -181,6 +184,27 @@ class EntraStandIn(AuthorizeSurface, TokenSurface, StandIn):
             lifetime,
         )
         return self.keys.sign(claims)
+
+    def graph_validation_token(
+        self,
+        audience: str,
+        *,
+        version: str = "2.0",
+        expires_in: int = GRAPH_VALIDATION_LIFETIME,
+        publisher: str = GRAPH_PUBLISHER_APP_ID,
+        forged: bool = False,
+    ) -> str:
+        """The validationToken Graph puts on rich notifications for the app `audience`: signed
+        by this tenant's active key (``forged``: by a key of nobody's, under the active kid)."""
+        now = int(time.time())
+        claims = tokens.graph_validation_claims(
+            self.issuer, self.tenant_id, audience, now, expires_in, version, publisher
+        )
+        if not forged:
+            return self.keys.sign(claims)
+        kid = self.keys.active.kid
+        return pyjwt.encode(claims, generate_key().private_key, algorithm="RS256",
+                            headers={"kid": kid, "x5t": kid, "typ": "JWT"})  # fmt: skip
 
     def on_reset(self) -> None:
         self.code_lifetime = CODE_LIFETIME

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from dev.sandbox.directory import (
     CONNECTOR_CLIENT_ID,
     GRAPH_AUDIENCE,
+    GRAPH_PUBLISHER_APP_ID,
+    GRAPH_PUBLISHER_OBJECT_ID,
     RESOURCES,
     AppRegistration,
     DemoUser,
@@ -167,6 +169,29 @@ def app_claims(
     )
     if roles:
         claims["roles"] = list(roles)
+    return claims
+
+
+def graph_validation_claims(
+    issuer: str,
+    tenant_id: str,
+    audience: str,
+    now: int,
+    lifetime: int,
+    version: str = "2.0",
+    publisher: str = GRAPH_PUBLISHER_APP_ID,
+) -> dict:
+    """A validationToken of Graph's rich notifications: an app-only token the publisher (Graph
+    Change Tracking) got for the subscribing app (`aud`). v2.0 names the publisher in `azp`
+    under the tenant's v2 issuer; v1.0 in `appid` under `https://sts.windows.net/{tenant}/`."""
+    claims = _common(issuer, tenant_id, audience, now, lifetime)
+    claims.update({"oid": GRAPH_PUBLISHER_OBJECT_ID, "sub": GRAPH_PUBLISHER_OBJECT_ID})
+    if version == "1.0":
+        claims.update({"iss": f"https://sts.windows.net/{tenant_id}/", "idp":
+                       f"https://sts.windows.net/{tenant_id}/", "appid": publisher,
+                       "appidacr": "2", "ver": "1.0"})  # fmt: skip
+    else:
+        claims.update({"azp": publisher, "azpacr": "2"})
     return claims
 
 

@@ -10,6 +10,10 @@
   (1, 2, 4 s) on a non-2xx answer or a lost connection, then dropped, as Graph drops what it
   cannot deliver. A fault on the family ``graph-notifications`` (``/graph/_notify/{subscription
   id}``) drops a delivery before it is sent: what a missed notification looks like to the app.
+- Deliveries with resource data carry ``validationTokens``, as Graph's do: one JWT for the
+  subscribing app, minted by the sandbox Entra's signing keys for Graph's change-notification
+  publisher (``azp``, v2.0), reused while it is fresh. ``validation_token`` makes them bad for
+  tests (``TOKEN_MODES``; restored on reset).
 - Lifecycle notifications (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``) go
   to the lifecycle URL when a test sends them (``lifecycle``).
 
@@ -49,6 +53,12 @@ MEETING_EVENTS, CALL_RECORDS = "meetingCallEvents", "callRecords"
 MAX_MINUTES = {MEETING_EVENTS: 4320, CALL_RECORDS: 4230}
 RETRIES = (1.0, 2.0, 4.0)
 VALIDATION_TIMEOUT = 10.0
+# What the validationTokens of rich deliveries are: good (v2.0, as Graph's today), good-v1 (a
+# v1.0 token: iss sts.windows.net, appid), or a fault: missing, expired, wrong-audience,
+# wrong-publisher, forged (signed by a key the tenant never published, under its kid).
+TOKEN_MODES = ("good", "good-v1", "missing", "expired", "wrong-audience", "wrong-publisher",
+               "forged")  # fmt: skip
+TOKEN_REUSE_SECONDS = 600.0  # Graph repeats a token across deliveries for a while
 
 
 class SubscriptionRefused(Exception):
@@ -111,6 +121,8 @@ class Subscriptions:
     _thread: threading.Thread | None = None
     _pending: int = 0
     _idle: threading.Condition = field(default_factory=threading.Condition)
+    validation_token: str = "good"  # one of TOKEN_MODES
+    _tokens: dict[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
 
     # -- the subscription resource -----------------------------------------------------------------
     def create(
@@ -199,6 +211,7 @@ class Subscriptions:
     def reset(self) -> None:
         """Subscriptions outlive a reset, as the app's own record of them does (like Graph)."""
         self.deliveries.clear()
+        self.validation_token = "good"
 
     # -- notifications --------------------------------------------------------------------------
     def notify(self, sub: Subscription, resource: str, data: dict[str, Any], change: str) -> None:
@@ -216,9 +229,39 @@ class Subscriptions:
                 "id": data.get("id"),
             },
         }
+        body: dict[str, Any] = {"value": [item]}
         if sub.certificate is not None:
             item["encryptedContent"] = encrypt(data, sub.certificate, sub.certificate_id or "")
-        self._send(sub, {"value": [item]}, "change", sub.notification_url)
+            tokens = self._validation_tokens(sub.app_id)
+            if tokens:
+                body["validationTokens"] = tokens
+        self._send(sub, body, "change", sub.notification_url)
+
+    def _validation_tokens(self, app_id: str) -> list[str]:
+        """Graph's proof of origin for a rich delivery to `app_id` (see TOKEN_MODES)."""
+        mode = self.validation_token
+        entra = self.state.stand_ins.get("entra")
+        if mode == "missing" or entra is None:
+            return []
+        if mode == "expired":
+            return [entra.graph_validation_token(app_id, expires_in=-3600)]  # type: ignore[attr-defined]
+        if mode == "wrong-audience":
+            return [entra.graph_validation_token(str(uuid.uuid4()))]  # type: ignore[attr-defined]
+        if mode == "wrong-publisher":
+            return [entra.graph_validation_token(app_id, publisher=app_id)]  # type: ignore[attr-defined]
+        if mode == "forged":
+            return [entra.graph_validation_token(app_id, forged=True)]  # type: ignore[attr-defined]
+        version = "1.0" if mode == "good-v1" else "2.0"
+        kid = entra.keys.active.kid  # type: ignore[attr-defined]
+        now = time.monotonic()
+        with self._lock:
+            cached = self._tokens.get((app_id, version, kid))
+        if cached and now - cached[0] < TOKEN_REUSE_SECONDS:
+            return [cached[1]]
+        token = entra.graph_validation_token(app_id, version=version)  # type: ignore[attr-defined]
+        with self._lock:
+            self._tokens[(app_id, version, kid)] = (now, token)
+        return [token]
 
     def lifecycle(self, subscription_id: str, event: str) -> None:
         """Send a lifecycle notification now (tests: reauthorizationRequired, missed, ...)."""

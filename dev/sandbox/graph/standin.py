@@ -36,7 +36,7 @@ from dev.sandbox.graph.meetings import (
     Participant,
     RosterError,
 )
-from dev.sandbox.graph.notify import Subscriptions
+from dev.sandbox.graph.notify import TOKEN_MODES, Subscriptions
 from dev.sandbox.graph.store import MeetingStore
 from dev.sandbox.graph.subscriptions_api import SubscriptionApi, subscription_rules
 from dev.sandbox.standin import StandIn, json_response, read_json
@@ -312,7 +312,11 @@ class GraphStandIn(GraphApi, SubscriptionApi, MeetingPages, StandIn):
             quality = body.get("call_quality", self.calls.call_quality)
             if quality not in QUALITY:
                 return json_response({"error": f"call_quality in {sorted(QUALITY)}"}, 400)
+            token = body.get("validation_token", self.subscriptions.validation_token)
+            if token not in TOKEN_MODES:
+                return json_response({"error": f"validation_token in {list(TOKEN_MODES)}"}, 400)
             self.calls.call_quality = quality
+            self.subscriptions.validation_token = token
         return json_response(self._settings_json())
 
     def _settings_json(self) -> dict[str, Any]:
@@ -322,6 +326,7 @@ class GraphStandIn(GraphApi, SubscriptionApi, MeetingPages, StandIn):
             "default_allowed_presenters": self.default_allowed_presenters,
             "access_policy": None if policy is None else sorted(policy),
             "call_quality": self.calls.call_quality,
+            "validation_token": self.subscriptions.validation_token,
         }
 
     def c_subscriptions(self, request: Request) -> Response:
