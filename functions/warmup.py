@@ -31,7 +31,9 @@ def warmup(warmup: func.WarmUpContext) -> None:
         svc.endpoints.snapshot()  # the storage connection opened, the endpoint cache filled
         svc.events.ready()  # the visit-events queue opened: a launch's event is one call
         if svc.settings.entra_client_secret:
-            svc.notifications()  # the notification certificate read: Graph's first is quick
+            # The notification certificate read and Entra's keys fetched: Graph's first
+            # notification on this instance is answered without waiting for either.
+            svc.notifications().ready()
     except SettingsError as exc:  # names the setting, never its value; requests say so too
         log.error("not configured: %s", exc)
         return

@@ -69,6 +69,12 @@ class ValidationTokens:
         self._passed: dict[bytes, float] = {}  # digest -> until (clock time)
         self._lock = threading.Lock()
 
+    def ready(self) -> None:
+        """Fetch the tenant's keys before traffic (warmup): the first rich notification on an
+        instance then waits for no discovery or key fetch. Raises KeysUnavailable if Entra is
+        down (the first notification tries again)."""
+        self._jwks.keys(self._jwks.jwks_uri(self._issuer, None), None)
+
     def trusted(self, tokens: Any) -> bool:
         """True when one of `tokens` passes every check; raises SRV-MICROSOFT-UNAVAILABLE when
         the keys to check them with cannot be had."""

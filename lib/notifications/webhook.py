@@ -64,6 +64,10 @@ class NotificationReceiver:
         self._privacy = privacy
         self._tenant_id = tenant_id
 
+    def ready(self) -> None:
+        """Before traffic (warmup): the keys that check Graph's validation tokens fetched."""
+        self._tokens.ready()
+
     def receive(self, request: Request) -> Response:
         token = request.query.get("validationToken")
         if token is not None:

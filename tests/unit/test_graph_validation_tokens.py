@@ -236,3 +236,11 @@ def _request(body: dict):
     from tests.unit.test_graph_notifications import request
 
     return request(body=json.dumps(body).encode())
+
+
+def test_warmup_fetches_the_keys_so_the_first_notification_fetches_nothing(validator, keys, issuer):
+    validator.ready()
+    fetched = len(issuer.fetches)
+    assert fetched == 2  # the issuer's openid-configuration, then its keys
+    assert validator.trusted([token(keys)])
+    assert len(issuer.fetches) == fetched
