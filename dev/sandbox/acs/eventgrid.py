@@ -16,14 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import queue
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+from dev.sandbox.outbox import Outbox
 
 log = logging.getLogger("dev.sandbox.acs")
 
@@ -85,10 +85,8 @@ class EventGrid:
         self.deliveries: list[Delivery] = []
         self.dead_letters: list[dict[str, Any]] = []
         self.duplicate = False
-        self._queue: queue.Queue[tuple[float, int, dict[str, Any]] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Condition()
-        self._pending = 0
+        # (due, attempt, payload), drained by _run on its own thread
+        self._outbox = Outbox("sandbox:acs:eventgrid", self._run)
 
     # -- subscribing ----------------------------------------------------------------------------
     def subscribe(self, endpoint: str, name: str = "evc-sms-events") -> Subscription:
@@ -142,38 +140,20 @@ class EventGrid:
         sub = self.subscription
         if sub is None or sub.state != "active":
             return  # no subscription: Event Grid drops the event, as the real one does
-        self._start()
-        copies = 2 if self.duplicate else 1
-        with self._idle:
-            self._pending += copies
-        for _ in range(copies):
-            self._queue.put((time.monotonic() + delay, 0, item))
+        for _ in range(2 if self.duplicate else 1):
+            self._outbox.put((time.monotonic() + delay, 0, item))
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """True once everything published was delivered or dead-lettered (for tests)."""
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._outbox.wait_idle(timeout)
 
-    def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._run, name="sandbox:acs:eventgrid", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+    def _run(self, outbox: Outbox) -> None:
+        while (item := outbox.get()) is not None:
             due, attempt, payload = item
             wait = due - time.monotonic()
             if wait > 0:
                 # Not due yet: put it back and look again soon (keeps later events moving).
-                self._queue.put(item)
+                outbox.put(item, new=False)
                 time.sleep(min(wait, 0.05))
                 continue
             self._deliver(payload, attempt)
@@ -205,18 +185,13 @@ class EventGrid:
             Delivery(payload["id"], payload["eventType"], attempt, status, time.time())
         )
         if 200 <= status < 300:
-            return self._done()
+            return self._outbox.finished()
         if attempt < len(self.retries):
-            self._queue.put((time.monotonic() + self.retries[attempt], attempt + 1, payload))
-            return None
+            retry = (time.monotonic() + self.retries[attempt], attempt + 1, payload)
+            return self._outbox.put(retry, new=False)
         self.dead_letters.append(payload)
         log.warning("event %s dead-lettered after %d attempts", payload["id"], attempt + 1)
-        return self._done()
-
-    def _done(self) -> None:
-        with self._idle:
-            self._pending -= 1
-            self._idle.notify_all()
+        return self._outbox.finished()
 
     def reset(self) -> None:
         self.deliveries.clear()
@@ -224,8 +199,7 @@ class EventGrid:
         self.duplicate = False
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
+        self._outbox.stop()
 
 
 def _session(ca_file: str = "") -> requests.Session:

@@ -31,7 +31,6 @@ import hmac
 import json
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -43,6 +42,7 @@ from urllib.parse import unquote
 import requests
 
 from dev.sandbox.directory import TENANT_ID
+from dev.sandbox.outbox import Outbox
 
 if TYPE_CHECKING:
     from dev.sandbox.state import SandboxState
@@ -117,10 +117,7 @@ class Subscriptions:
     items: dict[str, Subscription] = field(default_factory=dict)
     deliveries: list[Delivery] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _queue: queue.Queue = field(default_factory=queue.Queue)
-    _thread: threading.Thread | None = None
-    _pending: int = 0
-    _idle: threading.Condition = field(default_factory=threading.Condition)
+    _outbox: Outbox = field(init=False)
     validation_token: str = "good"  # one of TOKEN_MODES
     _tokens: dict[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
 
@@ -283,42 +280,28 @@ class Subscriptions:
         }
         self._send(sub, {"value": [item]}, "lifecycle", sub.lifecycle_url or sub.notification_url)
 
+    def __post_init__(self) -> None:
+        self._outbox = Outbox("sandbox:graph:notify", self._run)
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._idle.wait(left)
-        return True
+        return self._outbox.wait_idle(timeout)
 
     def _send(self, sub: Subscription, body: dict[str, Any], kind: str, url: str) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._run, name="sandbox:graph:notify", daemon=True
-            )
-            self._thread.start()
-        with self._idle:
-            self._pending += 1
-        self._queue.put((time.monotonic(), 0, sub.id, kind, url, body))
+        self._outbox.put((time.monotonic(), 0, sub.id, kind, url, body))
 
-    def _run(self) -> None:
-        while True:
-            due, attempt, sub_id, kind, url, body = self._queue.get()
+    def _run(self, outbox: Outbox) -> None:
+        while (item := outbox.get()) is not None:
+            due, attempt, sub_id, kind, url, body = item
             wait = due - time.monotonic()
             if wait > 0:
                 time.sleep(wait)  # in order: a retry holds the later ones back, as for one URL
             status = self._post(sub_id, url, body)
             self.deliveries.append(Delivery(sub_id, kind, attempt, status, time.time(), body))
             if status == -1 or 200 <= status < 300 or attempt >= len(RETRIES):
-                with self._idle:
-                    self._pending -= 1
-                    self._idle.notify_all()
+                outbox.finished()
                 continue
-            self._queue.put(
-                (time.monotonic() + RETRIES[attempt], attempt + 1, sub_id, kind, url, body)
-            )
+            retry = (time.monotonic() + RETRIES[attempt], attempt + 1, sub_id, kind, url, body)
+            outbox.put(retry, new=False)
 
     def _post(self, sub_id: str, url: str, body: dict[str, Any]) -> int:
         if self.state.faults.take("POST", f"/graph/_notify/{sub_id}") is not None:
