@@ -255,3 +255,29 @@ def test_a_partition_of_several_kinds_reads_in_one_round_trip_each_row_by_its_mo
     assert thing.etag and rows.get(Thing, "thing") is thing  # parsed once
     assert rows.get(Note, "missing") is None
     things.update(thing.model_copy(update={"count": 4}), etag=thing.etag)  # its ETag is usable
+
+
+def test_a_full_batch_of_queue_workers_keeps_its_connections(storage_connection_string, caplog):
+    """24 messages at once (host.json) share one client: none of its connections is closed
+    for want of room in the pool (each would cost a new TCP and TLS handshake in Azure)."""
+    from dev.stack import settings_env
+    from lib.settings import load_settings
+    from lib.storage.account import POOL_SIZE, table_service
+
+    assert POOL_SIZE >= 24
+    settings = load_settings(settings_env(AzureWebJobsStorage=storage_connection_string))
+    tables = TableStore(table_service(settings), "p" + uuid.uuid4().hex[:10]).table("Pool", Thing)
+    tables.create(Thing(partition_key="warm", row_key="up", label="x"))
+
+    def work(worker: int) -> None:
+        for n in range(5):
+            tables.upsert(Thing(partition_key=f"w{worker}", row_key=str(n), label="x"))
+
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+    assert not [r for r in caplog.records if "pool is full" in r.getMessage()]
+    assert len(list(tables.query())) == 1 + 24 * 5
