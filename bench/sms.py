@@ -350,13 +350,18 @@ def count_texts(texting, acs, before: set, kills: int, took: float) -> list[tupl
     twice = [tag for tag, n in received.items() if n > 1]
     failed = [r for r in rows if r.state == "failed"]
     listed = ", ".join(f"{r.tag[:8]}…({received[r.tag]})" for r in unknown[:6])
+    every = ROOT / "test-artifacts" / "sms-unknown.csv"  # the full list: tag, texts received
+    every.parent.mkdir(exist_ok=True)
+    every.write_text("tag,received,reason\n" + "".join(
+        f"{r.tag},{received[r.tag]},{r.reason or ''}\n" for r in unknown))  # fmt: skip
     return [
         ("sms exactly once: texts / timer kills", f"{len(rows)} / {kills}",
          f"{took:.0f} s to drain; states {dict(states)}"),
         ("sms exactly once: sent rows not received once", str(len(wrong)), "goal 0"),
         ("sms exactly once: any row received twice", str(len(twice)), "goal 0"),
         ("sms exactly once: unknown (arrived / not)", f"{arrived} / {len(unknown) - arrived}",
-         f"maybe sent, never resent: {listed}{' …' if len(unknown) > 6 else ''}"),
+         f"maybe sent, never resent: {listed}{' …' if len(unknown) > 6 else ''} "
+         f"(all in {every.relative_to(ROOT)})"),
         ("sms exactly once: failed (gave up)", str(len(failed)),
          ", ".join(f"{r.tag[:8]}…: {r.reason}" for r in failed[:3]) or "-"),
     ]  # fmt: skip
