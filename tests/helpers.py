@@ -25,3 +25,13 @@ def _pem(key) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode("ascii")
+
+
+class Clock:
+    """A monotonic clock a test moves by hand (`clock.now += 60`), for code taking `clock=`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

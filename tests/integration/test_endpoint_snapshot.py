@@ -13,16 +13,9 @@ from lib.endpoints.actor import Actor
 from lib.endpoints.models import EndpointCreate, Validation
 from lib.endpoints.service import EndpointService
 from lib.storage import TableStore
+from tests.helpers import Clock
 
 ADMIN = Actor(oid="00000000-0000-4000-8000-0000000000a1", name="Admin")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from lib.net.jwks import JwksCache
 from lib.notifications.validation import GRAPH_PUBLISHER, ValidationTokens
 from lib.notifications.webhook import NotificationReceiver
 from lib.web.errors import AppError
+from tests.helpers import Clock
 from tests.unit.test_graph_notifications import (
     PRIVACY,
     Published,
@@ -53,14 +54,6 @@ class Issuer:
         return HttpResponse(
             200, {"Content-Type": "application/json"}, json.dumps(doc).encode(), url
         )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
