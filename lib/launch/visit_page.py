@@ -24,12 +24,10 @@ from lib.endpoints import audit
 from lib.endpoints.actor import Actor
 from lib.endpoints.models import Endpoint
 from lib.endpoints.service import EndpointService
-from lib.net.overlap import together
 from lib.privacy import PrivacyKeys
 from lib.sealing import SealBroken, Sealer
 from lib.smart.tokens import TokenResponse
 from lib.storage import TableStore
-from lib.visits.events import VisitState
 from lib.visits.mappings import ClinicianMappings
 from lib.visits.opening import DEFAULT_LENGTH
 from lib.visits.store import Visit, VisitStore
@@ -165,11 +163,12 @@ class VisitPages:
 
     def status(self, token: str | None) -> Response:
         claims, endpoint = self.claims(token)
-        key = claims["v"]  # the visit and its state (lib/visits/timeline.py), side by side
-        visit, row = together(lambda: self._visits.get(key), lambda: self._visits.state(key))
+        # The visit and its state (lib/visits/timeline.py): one read of its partition.
+        rows = self._visits.rows(claims["v"])
+        visit = rows.visit
         if visit is None:
             raise AppError("VISIT-LINK-INVALID")
-        state = row or VisitState()
+        state = rows.state()
         return Response.json(
             {
                 "start": _iso(visit.start),
