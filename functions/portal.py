@@ -42,6 +42,7 @@ PATHS: dict[str, list[str]] = {
     "portal/writeback/{failure}/replay": ["POST"],
     "portal/reports": ["GET"],
     "portal/reports/csv": ["GET"],
+    "portal/reports/thresholds": ["POST"],
     "portal/sms": ["GET"],
     "portal/sms/consent": ["POST"],
     "portal/sms/orders": ["POST"],

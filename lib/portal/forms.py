@@ -39,6 +39,11 @@ LABELS = {
     "join_window.after_minutes": "Join link: minutes after",
     "certificate": "Certificate",
     "area_code": "Area code",
+    # call-quality thresholds (lib/portal/pages/reports.py)
+    "round_trip_ms": "Average round trip",
+    "packet_loss": "Average packet loss rate",
+    "jitter_ms": "Average jitter",
+    "media": "Streams judged",
 }
 
 

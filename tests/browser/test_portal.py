@@ -159,17 +159,66 @@ def test_admin_adds_approver_approves_admin_copies_records(app, chrome, fresh_ep
     chrome.get(app.api("portal"))
     sign_out(chrome)
 
-    # The admin again: the records for the EHR build team, copied with a button.
+    # The admin again: texts on for the new endpoint, from a number bought for it.
     sign_in(chrome, app, "admin")
+    number = texts_from_a_new_number(app, chrome)
+
+    # The records for the EHR build team (the texting number among them), copied with a button.
     chrome.get(app.api(f"portal/endpoints/{ENDPOINT}"))
     click(chrome, "records-link")
     wait_for(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid='records']"))
     redirect = chrome.find_element(By.CSS_SELECTOR, "[data-record='redirect_uri']").text
     assert redirect == app.api("launch/callback")
+    assert number in chrome.find_element(By.CSS_SELECTOR, "[data-testid='records']").text
     check(chrome, "records")
     click(chrome, "copy-all")
     wait_for(chrome, lambda d: d.find_element(By.ID, "copied").text != "")
     sign_out(chrome)
+
+
+def texts_from_a_new_number(app, driver) -> str:
+    """Consent (if not yet given), order a toll-free number and watch it being bought, link it
+    to the new endpoint, switch texts on: the number is shown on the endpoint's texts page."""
+    app.sandbox.acs.numbers.seconds = 1.0
+    driver.get(app.api("portal/sms"))
+    if not driver.find_elements(By.CSS_SELECTOR, "[data-testid='consent-recorded']"):
+        for box in ("c-behalf", "c-attendees"):
+            driver.find_element(By.ID, box).click()
+        click(driver, "consent-save")
+        recorded = "[data-testid='consent-recorded']"
+        wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, recorded))
+    click(driver, "order-number")
+    wait_for(driver, lambda d: "/api/portal/sms/orders/" in d.current_url)
+    state = "[data-testid='order-state']"
+    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, state).get_attribute("data-state")
+             == "succeeded", timeout=60)  # fmt: skip
+    number = driver.find_element(By.CSS_SELECTOR, f"{state} .code").text
+    check(driver, "sms-number-bought")
+    driver.get(app.api("portal/sms"))
+    form = driver.find_element(By.CSS_SELECTOR, f"[data-testid='link-{number}']")
+    form.find_element(By.CSS_SELECTOR, f"input[name='link-{ENDPOINT}']").click()
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_for(driver, lambda d: d.find_element(
+        By.CSS_SELECTOR, f"[data-testid='link-{number}'] input[name='link-{ENDPOINT}']"
+    ).is_selected())  # fmt: skip
+    check(driver, "sms-linked")
+    driver.get(app.api(f"portal/sms/endpoints/{ENDPOINT}"))
+    assert driver.find_element(By.CSS_SELECTOR, "[data-testid='sms-number']").text == number
+    fill(driver, {"organization_name": "Portal Health", "time_zone": "America/Chicago"})
+    enabled = driver.find_element(By.ID, "f-enabled")
+    if not enabled.is_selected():
+        enabled.click()
+    click(driver, "sms-settings-save")
+    wait_for(
+        driver,
+        lambda d: (
+            not d.find_elements(By.ID, "f-enabled") or d.find_element(By.ID, "f-enabled") != enabled
+        ),
+    )  # the page after the save
+    assert not driver.find_elements(By.CSS_SELECTOR, "[data-testid='problems']")
+    assert driver.find_element(By.ID, "f-enabled").is_selected()
+    check(driver, "sms-endpoint-on")
+    return number
 
 
 def test_a_reader_sees_reports_only(app, chrome):

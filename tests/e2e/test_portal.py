@@ -159,6 +159,51 @@ def test_report_filters_that_make_no_range_are_named_on_the_page(people):
     assert page.status_code == 422 and "RPT-BAD-RANGE" in page.text
 
 
+def test_admin_changes_the_poor_call_thresholds_on_the_reports_page(app, people):
+    """The same service as PUT /api/config/reports/thresholds: a typo is named and kept on the
+    form, a change under an old ETag is refused with the current values shown, and a change is
+    audited and judges the reports at once. The defaults are put back (other tests judge)."""
+    admin, reader = people["admin"], people["reader"]
+    assert 'data-testid="thresholds-form"' not in reader.get("reports").text  # admins only
+    page = admin.get("reports", params={"preset": "7d"})
+    etag = html.unescape(ETAG.search(page.text).group(1))
+    before = {"round_trip_ms": "500", "packet_loss": "0.1", "jitter_ms": "30", "media": "audio"}
+    for name, value in before.items():
+        assert f'name="{name}" value="{value}"' in page.text
+    typo = admin.post("reports/thresholds?preset=7d", {**before, "jitter_ms": "3O", "etag": etag})
+    assert typo.status_code == 422
+    assert "Average jitter" in typo.text and 'name="jitter_ms" value="3O"' in typo.text
+    try:
+        saved = admin.post(
+            "reports/thresholds?preset=7d",
+            {**before, "jitter_ms": "12.5", "media": "Audio, video", "etag": etag},
+        )
+        assert saved.status_code == 303, saved.text[:500]
+        assert saved.headers["Location"].startswith("/api/portal/reports?preset=7d&saved=")
+        shown = admin.get(saved.headers["Location"].removeprefix("/api/portal/"))
+        assert 'data-testid="thresholds-saved"' in shown.text
+        assert 'name="jitter_ms" value="12.5"' in shown.text
+        api = app.session("reader").get(app.api("config/reports/thresholds")).json()
+        assert api["jitter_ms"] == 12.5 and api["media"] == ["audio", "video"]
+        stale = admin.post("reports/thresholds", {**before, "jitter_ms": "99", "etag": etag})
+        assert stale.status_code == 412 and "CFG-STALE-ETAG" in stale.text
+        assert 'name="jitter_ms" value="12.5"' in stale.text  # what is there now, to decide on
+        audit = (
+            app.session("admin")
+            .get(app.api("config/audit"), params={"action": "reports.thresholds"})
+            .json()
+        )
+        latest = audit["items"][0]
+        assert latest["after"]["jitter_ms"] == 12.5 and latest["before"]["jitter_ms"] == 30
+    finally:
+        current = admin.get("reports")
+        back = admin.post(
+            "reports/thresholds",
+            {**before, "etag": html.unescape(ETAG.search(current.text).group(1))},
+        )
+        assert back.status_code == 303
+
+
 def test_posts_need_the_sessions_csrf_token(app, people):
     admin = people["admin"]
     admin.get("endpoints")

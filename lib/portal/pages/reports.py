@@ -1,13 +1,16 @@
 """Reports (readers and up): the usage and call-quality reports over the same service as
 GET /api/reports/* (lib/reports/service.py): presets and filters, three charts drawn on the
-server as inline SVG with their numbers as tables, the visits page by page, and the CSV."""
+server as inline SVG with their numbers as tables, the visits page by page, and the CSV. Admins
+also change the "poor call" thresholds here, through the same `Thresholds` service (ETag,
+audit) as PUT /api/config/reports/thresholds."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from lib.portal import forms
-from lib.portal.core import ADMIN, READER, NavItem, Page, Visit, portal_path
+from lib.portal.core import ADMIN, READER, NavItem, Page, Visit, portal_path, see_other
 from lib.web.errors import AppError
 from lib.web.http import Response
 
@@ -33,12 +36,19 @@ def _scope(visit: Visit, query: dict[str, str]):
     return parse_range(query, visit.svc.reports.today())
 
 
-def reports(visit: Visit) -> Response:
+def reports(
+    visit: Visit,
+    refused: list[dict[str, str]] | None = None,
+    status: int = 200,
+    typed: dict[str, str] | None = None,
+) -> Response:
+    """The page; `refused`: why a thresholds change was refused, and `typed`: what the admin
+    typed, shown again to correct (a stale change shows the current values instead)."""
     from lib.reports.charts import summary_charts
     from lib.reports.ranges import Position
 
     query = _query(visit)
-    problems: list[dict[str, str]] = []
+    problems: list[dict[str, str]] = list(refused or [])
     try:
         scope = _scope(visit, query)
         token = visit.request.query.get("continuation")
@@ -46,19 +56,21 @@ def reports(visit: Visit) -> Response:
     except AppError as err:
         if err.code not in ("CFG-BAD-QUERY", "RPT-BAD-RANGE", "RPT-BAD-CONTINUATION"):
             raise
-        problems = forms.problems(err)
+        problems, status = [*problems, *forms.problems(err)], 422
         query, after = {}, None
         scope = _scope(visit, query)
     svc = visit.svc.reports
     summary = svc.summary(scope)
     items, nxt = svc.page(scope, PAGE_SIZE, after, admin=visit.may(ADMIN))
     kept = {k: query[k] for k in FILTERS if k in query}
+    limits = visit.svc.thresholds.get()
     return visit.render(
-        "reports.html", "Reports", status=422 if problems else 200, problems=problems,
+        "reports.html", "Reports", status=status, problems=problems,
         scope=scope, summary=summary, charts=summary_charts(summary), items=items,
         continuation=nxt, filters=kept, form=_form(visit, kept), admin=visit.may(ADMIN),
         endpoints=_endpoint_choices(visit, kept.get("endpoint")), presets=PRESET_LABELS,
-        limits=visit.svc.thresholds.get(),
+        limits=limits, limit_values=typed or _limit_values(limits),
+        saved=visit.request.query.get("saved") == "thresholds" and not problems,
     )  # fmt: skip
 
 
@@ -86,8 +98,53 @@ def download(visit: Visit) -> Response:
     )
 
 
+def _limit_values(limits: Any) -> dict[str, str]:
+    """The thresholds as the form's fields (whole numbers without a trailing .0)."""
+
+    def shown(value: float) -> str:
+        return f"{value:g}"
+
+    return {
+        "round_trip_ms": shown(limits.round_trip_ms),
+        "packet_loss": shown(limits.packet_loss),
+        "jitter_ms": shown(limits.jitter_ms),
+        "media": ", ".join(limits.media),
+    }
+
+
+def _limits_body(form: dict[str, str]) -> dict[str, Any]:
+    """A ThresholdFields body from the form: numbers as numbers, text left for the model to name
+    (the model is strict, so "abc" is refused as "not a number", never read as something)."""
+
+    def number(name: str) -> Any:
+        text = form.get(name, "").strip()
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    words = [w.strip().lower() for w in form.get("media", "").split(",") if w.strip()]
+    return {"round_trip_ms": number("round_trip_ms"), "packet_loss": number("packet_loss"),
+            "jitter_ms": number("jitter_ms"), "media": words}  # fmt: skip
+
+
+def save_thresholds(visit: Visit) -> Response:
+    try:
+        body = forms.validated("ThresholdFields", _limits_body(visit.form), False)
+        visit.svc.thresholds.put(body, visit.form.get("etag") or None, visit.actor)
+    except AppError as err:
+        if err.code not in ("REQ-VALIDATION", "CFG-STALE-ETAG", "CFG-IF-MATCH-REQUIRED"):
+            raise
+        typed = visit.form if err.code == "REQ-VALIDATION" else None
+        return reports(visit, forms.problems(err), err.status, typed)
+    kept = {k: v for k, v in visit.request.query.items() if k in FILTERS}  # the range shown
+    return see_other(portal_path("reports") + "?" + urlencode({**kept, "saved": "thresholds"})
+                     + "#thresholds")  # fmt: skip
+
+
 PAGES = [
     Page("GET", "portal/reports", READER, reports),
+    Page("POST", "portal/reports/thresholds", ADMIN, save_thresholds),
     Page("GET", "portal/reports/csv", READER, download),
 ]
 NAV = [NavItem("Reports", portal_path("reports"), READER)]
