@@ -235,20 +235,36 @@ def start_app(
     prefix: str,
     app_dir: Path = ROOT,
     overrides: Mapping[str, str] | None = None,
+    telemetry: bool = False,
 ) -> tuple[RunningHost, dict[str, str]]:
     """The app on dev.host on a free port, against this Azurite and sandbox, with the sandbox
     EHRs pointed at it; settings only from the environment (``folder`` keeps an empty
-    local.settings.json and the host's log), ``overrides`` over the defaults. Returns the host
-    and the app's settings."""
+    local.settings.json and the host's log), ``overrides`` over the defaults; ``telemetry``:
+    traces to the sandbox's Application Insights. Returns the host and the app's settings."""
     port = free_port()
     url = f"https://{APP_ADDRESS}:{port}"
     empty = folder / "local.settings.json"
     empty.write_text('{"Values": {}}')
     env = {**app_env(storage, sandbox, url, prefix), **(overrides or {})}
+    if telemetry:
+        env.update(telemetry_env(sandbox))
     point_sandbox_at(sandbox, url)
     tls = app_certificate(sandbox.ca_file, folder / "tls")
     host = launch_host(app_dir, folder / "host.log", env=env, settings=empty, port=port, tls=tls)
     return host, env
+
+
+def telemetry_env(sandbox: Sandbox) -> dict[str, str]:
+    """Traces to the sandbox's Application Insights ingestion, every one of them (the
+    distro's default keeps 5 traces a second) and exported within a second; the SDK's calls to
+    Microsoft (its usage reports, its remote settings) off: this machine has no internet."""
+    return {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": sandbox.insights.connection_string,
+        "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+        "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "250",
+    }
 
 
 def app_certificate(ca_file: Path, folder: Path) -> tuple[Path, Path]:
@@ -385,11 +401,13 @@ def running(
     seed: bool = True,
     app: Callable[[Path], Path] | None = None,
     overrides: Mapping[str, str] | None = None,
+    telemetry: bool = False,
 ) -> Iterator[Stack]:
     """Azurite + sandbox + app on free ports, seeded; all stopped on the way out, whatever
     happened. ``prefix`` names the app's tables; ``app`` lays out the folder the host serves,
     given the stack's temporary folder (default: the project itself; bench/ adds probes);
-    ``overrides``: app settings over the defaults (the privacy suite logs at DEBUG)."""
+    ``overrides``: app settings over the defaults (the privacy suite logs at DEBUG);
+    ``telemetry``: the app traces to the sandbox's Application Insights (``sandbox.insights``)."""
     from dev.sandbox import start_sandbox
     from dev.sandbox.directory import ROLE_VALUES
 
@@ -404,7 +422,7 @@ def running(
         on.callback(sandbox.stop)
         app_dir = app(folder) if app else ROOT
         host, env = start_app(
-            azurite.connection_string, sandbox, folder, prefix, app_dir, overrides
+            azurite.connection_string, sandbox, folder, prefix, app_dir, overrides, telemetry
         )
         on.callback(host.stop)
         stack = Stack(azurite, sandbox, host, env)

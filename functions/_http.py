@@ -19,6 +19,7 @@ from collections.abc import Callable
 import azure.functions as func
 
 from lib.net.budget import unavailable, within
+from lib.telemetry import invocation_parent, joined
 from lib.web.errors import AppError
 from lib.web.http import Headers, Request, Response
 from lib.web.render import render_error, security_headers
@@ -110,7 +111,12 @@ def handler(
     """
 
     def wrap(fn: Handler) -> Callable[[func.HttpRequest], func.HttpResponse]:
-        def run(req: func.HttpRequest) -> func.HttpResponse:
+        def run(req: func.HttpRequest, context: func.Context = None) -> func.HttpResponse:  # type: ignore[assignment]
+            # Our calls join the host's trace of this request (a no-op with telemetry off).
+            with joined(*invocation_parent(context)):
+                return _run(req)
+
+        def _run(req: func.HttpRequest) -> func.HttpResponse:
             request = to_request(req)
             as_page = pages or request.wants_html()
             request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
@@ -130,7 +136,8 @@ def handler(
             return to_http_response(_with_security_headers(response))
 
         # Not functools.wraps: the host binds parameters by name and inspect.signature would
-        # follow __wrapped__ to `request`; the trigger's parameter must stay `req`.
+        # follow __wrapped__ to `request`; the trigger's parameter must stay `req`, and
+        # `context` (the worker passes it by that name) gives the invocation's trace.
         run.__name__, run.__qualname__, run.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
         return run
 

@@ -12,20 +12,22 @@ import logging
 
 import azure.functions as func
 
+from lib.telemetry import invocation_parent, joined
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
 @bp.function_name("cleanup")
 @bp.timer_trigger(arg_name="timer", schedule="0 */15 * * * *", run_on_startup=False)
-def cleanup(timer: func.TimerRequest) -> None:
+def cleanup(timer: func.TimerRequest, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import unavailable, within
     from lib.sms.cleanup import purge
     from lib.storage import StorageUnavailable
 
     svc = background_services()
-    with within(svc.settings.background_budget, "background"):
+    with joined(*invocation_parent(context)), within(svc.settings.background_budget, "background"):
         try:
             sessions = svc.sessions.purge_expired()
             sealed = svc.sealed.purge_expired()

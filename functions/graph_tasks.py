@@ -13,13 +13,15 @@ import logging
 
 import azure.functions as func
 
+from lib.telemetry import continued, invocation_parent, joined
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
 @bp.function_name("graph_tasks")
 @bp.queue_trigger(arg_name="msg", queue_name="graph-tasks", connection="AzureWebJobsStorage")
-def graph_tasks(msg: func.QueueMessage) -> None:
+def graph_tasks(msg: func.QueueMessage, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import within
     from lib.notifications.tasks import GraphTask
@@ -30,7 +32,8 @@ def graph_tasks(msg: func.QueueMessage) -> None:
     except ValueError:  # pydantic's ValidationError and bad JSON are ValueErrors
         log.error("not a graph task", extra={"message_id": msg.id})
         raise
-    with within(svc.settings.background_budget, "background"):
+    carried = continued(task.traceparent, context, "graph-tasks")
+    with carried, within(svc.settings.background_budget, "background"):
         run(svc, task)
 
 
@@ -54,13 +57,13 @@ def run(svc, task) -> None:
 
 @bp.function_name("graph_subscriptions")
 @bp.timer_trigger(arg_name="timer", schedule="%GRAPH_TIMER_SCHEDULE%", run_on_startup=False)
-def graph_subscriptions(timer: func.TimerRequest) -> None:
+def graph_subscriptions(timer: func.TimerRequest, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import within
 
     svc = background_services()
     if not svc.settings.entra_client_secret:
         return  # no Graph in this deployment
-    with within(svc.settings.background_budget, "background"):
+    with joined(*invocation_parent(context)), within(svc.settings.background_budget, "background"):
         renewed = svc.subscriptions().renew_due()
     log.info("graph subscriptions renewed", extra={"renewed": renewed, "past_due": timer.past_due})

@@ -12,13 +12,15 @@ import logging
 
 import azure.functions as func
 
+from lib.telemetry import continued
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 
 @bp.function_name("visit_events")
 @bp.queue_trigger(arg_name="msg", queue_name="visit-events", connection="AzureWebJobsStorage")
-def visit_events(msg: func.QueueMessage) -> None:
+def visit_events(msg: func.QueueMessage, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import within
     from lib.visits.events import VisitEventMessage
@@ -31,5 +33,6 @@ def visit_events(msg: func.QueueMessage) -> None:
             "not a visit event", extra={"message_id": msg.id, "dequeue_count": msg.dequeue_count}
         )
         raise
-    with within(svc.settings.background_budget, "background"):
+    carried = continued(event.traceparent, context, "visit-events")
+    with carried, within(svc.settings.background_budget, "background"):
         svc.timeline.apply(event)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import azure.functions as func
 
+from lib.telemetry import continued, invocation_parent, joined
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
@@ -35,7 +37,7 @@ def max_dequeue_count() -> int:
 
 @bp.function_name("ehr_writeback")
 @bp.queue_trigger(arg_name="msg", queue_name="ehr-writeback", connection="AzureWebJobsStorage")
-def ehr_writeback(msg: func.QueueMessage) -> None:
+def ehr_writeback(msg: func.QueueMessage, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import within
     from lib.writeback.jobs import WritebackJob
@@ -46,19 +48,20 @@ def ehr_writeback(msg: func.QueueMessage) -> None:
     except ValueError:  # not a job: the host moves it to the poison queue after its retries
         log.error("not a write-back job", extra={"message_id": msg.id})
         raise
-    with within(svc.settings.background_budget, "background"):
+    carried = continued(job.traceparent, context, "ehr-writeback")
+    with carried, within(svc.settings.background_budget, "background"):
         svc.writeback.handle(job, msg.dequeue_count or 1, max_dequeue_count())
 
 
 @bp.function_name("writeback_sweep")
 @bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
-def writeback_sweep(timer: func.TimerRequest) -> None:
+def writeback_sweep(timer: func.TimerRequest, context: func.Context = None) -> None:  # type: ignore[assignment]
     from lib.bootstrap import background_services
     from lib.net.budget import unavailable, within
     from lib.storage import StorageUnavailable
 
     svc = background_services()
-    with within(svc.settings.background_budget, "background"):
+    with joined(*invocation_parent(context)), within(svc.settings.background_budget, "background"):
         try:
             moved = svc.writeback_sweep.run()
         except StorageUnavailable as exc:

@@ -14,11 +14,23 @@ scrubbed before export (`TelemetryScrubber`):
   through lib/logs.redact_text, the same redaction as the logs.
 The host's own request telemetry already leaves query strings out (its default), so launch
 codes and states reach Application Insights from neither side.
+
+One trace per journey (`joined`, `traceparent`): each invocation continues the trace the host
+gives it (`context.trace_context`: the HTTP request's own, which honours an incoming W3C
+`traceparent`), so our calls nest under the host's request in Application Insights. Storage
+queues carry no headers, so a queue message carries its sender's `traceparent` in its body
+(visit events, write-back jobs, Graph tasks); the function that takes it continues that trace
+with a span of its own (`process <queue>`), as the Functions host does for Service Bus with a
+message's Diagnostic-Id. A launch, its Graph and EHR calls, the visit events it causes and their
+EHR write-back are then one transaction. Off, both are no-ops that import nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,6 +42,9 @@ if TYPE_CHECKING:
     from lib.settings import Settings
 
 HIDDEN = "{id}"
+# W3C trace context, version 00: what a queue message may carry (nothing else: never a URL).
+TRACEPARENT = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+_started = False  # configure_telemetry ran and exports: only then are trace contexts handled
 
 # A path segment we keep: a word (no digits), or one of the versioned protocol words we call.
 _WORD = re.compile(
@@ -149,12 +164,20 @@ def configure_telemetry(settings: Settings) -> bool:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor
 
+    global _started
+    # The distro (1.8) takes its logs and metrics switches from the environment only: its
+    # `disable_logging` / `disable_metrics` arguments are overwritten by these variables'
+    # defaults. Unset, every log record went to Application Insights a second time, beside the
+    # host's, redacted only when our handler happened to run first. Logs keep one path.
+    os.environ["OTEL_LOGS_EXPORTER"] = "none"
+    os.environ["OTEL_METRICS_EXPORTER"] = "none"
     configure_azure_monitor(
         connection_string=settings.appinsights_connection_string,
         credential=telemetry_credential(settings.appinsights_authentication_string),
         span_processors=[_scrubber()],
-        disable_logging=True,  # logs go through the host, already redacted (lib/logs.py)
+        disable_logging=True,  # as the variables above say: logs go through the host, redacted
         disable_metrics=True,  # the host reports invocations and durations
+        enable_performance_counters=False,  # metrics, which are off
         enable_live_metrics=False,
         instrumentation_options={
             "azure_sdk": {"enabled": True},
@@ -162,7 +185,72 @@ def configure_telemetry(settings: Settings) -> bool:
             **{name: {"enabled": False} for name in _UNUSED_INSTRUMENTATIONS},
         },
     )
+    _started = True
     return True
+
+
+def stamped(message: Any) -> Any:
+    """A queue message (a model with a `traceparent` field) carrying the current trace, unless
+    it carries one already (a job put back on its queue stays in its trace)."""
+    if getattr(message, "traceparent", None) is not None:
+        return message
+    found = traceparent()
+    return message.model_copy(update={"traceparent": found}) if found else message
+
+
+def traceparent() -> str | None:
+    """The current trace context as a W3C `traceparent`, for a message to carry; None when
+    telemetry is off or nothing is being traced."""
+    if not _started:
+        return None
+    from opentelemetry.propagate import inject
+
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def joined(
+    parent: str | None, tracestate: str | None = None, *, span: str | None = None
+) -> Iterator[None]:
+    """Run the block inside the trace `parent` (a W3C traceparent), in a span named `span` when
+    given (a queue message's processing: a request of its own in Application Insights).
+
+    Off, or without a parent, it does nothing. A malformed parent starts a fresh trace."""
+    if not _started or not parent:
+        yield
+        return
+    from opentelemetry import context, trace
+    from opentelemetry.propagate import extract
+
+    carrier = {"traceparent": parent, **({"tracestate": tracestate} if tracestate else {})}
+    token = context.attach(extract(carrier))
+    try:
+        if span is None:
+            yield
+        else:
+            tracer = trace.get_tracer("connector")
+            with tracer.start_as_current_span(span, kind=trace.SpanKind.CONSUMER):
+                yield
+    finally:
+        context.detach(token)
+
+
+def continued(carried: str | None, context: Any, queue: str) -> contextlib.AbstractContextManager:
+    """A queue message's processing: in its sender's trace, as a span of its own, when the
+    message carries one; else in the trace the host gave this invocation."""
+    if carried:
+        return joined(carried, span=f"process {queue}")
+    return joined(*invocation_parent(context))
+
+
+def invocation_parent(context: Any) -> tuple[str | None, str | None]:
+    """The trace the host gave this invocation: (traceparent, tracestate), or Nones."""
+    found = getattr(context, "trace_context", None) if context is not None else None
+    if found is None:
+        return None, None
+    return getattr(found, "trace_parent", None) or None, getattr(found, "trace_state", None)
 
 
 # Frameworks the distro would instrument if installed; none of them is ours.

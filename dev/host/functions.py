@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,21 @@ def index_functions(app: func.FunctionRegister, directory: str) -> list[Function
                 directory=directory,
             )
         )
+        _check_context(infos[-1])
     return infos
+
+
+def _check_context(info: FunctionInfo) -> None:
+    """The worker's own check: a `context` parameter, if annotated, is annotated with a class
+    named Context (not `Context | None`), or the function does not load."""
+    if "context" not in info.parameters:
+        return
+    hint = typing.get_type_hints(info.user_function).get("context")
+    if hint is not None and (not isinstance(hint, type) or hint.__name__ != "Context"):
+        raise TypeError(
+            f'{info.name}: the "context" parameter is expected to be of type '
+            f"azure.functions.Context, got {hint!r}"
+        )
 
 
 def is_disabled(name: str) -> bool:

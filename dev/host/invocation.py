@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import threading
 import time
 import uuid
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
+from azure.functions import _abc  # TraceContext's interface is not exported
 
 from dev.host.functions import FunctionInfo, binding_attr
 from dev.host.settings import resolve_setting_expressions
@@ -35,10 +38,49 @@ class Out(func.Out):
         return self._value
 
 
+class TraceContext(_abc.TraceContext):
+    """The invocation's W3C trace context, as the host's activity for it gives the worker."""
+
+    def __init__(self, trace_parent: str) -> None:
+        self._trace_parent = trace_parent
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return ""
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$")
+
+
+def invocation_trace(incoming: str | None = None) -> TraceContext:
+    """A new span for the invocation: in the caller's trace when it sent a valid `traceparent`
+    (the host honours W3C trace context on HTTP), else in a trace of its own."""
+    found = _TRACEPARENT.match((incoming or "").strip().lower())
+    trace_id, flags = (found.group(1), found.group(2)) if found else (secrets.token_hex(16), "01")
+    if trace_id == "0" * 32:  # W3C: an all-zero trace id is invalid
+        trace_id = secrets.token_hex(16)
+    return TraceContext(f"00-{trace_id}-{secrets.token_hex(8)}-{flags}")
+
+
 class Context(func.Context):
     """The `context` argument the Python worker passes to functions that ask for it."""
 
-    def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
+    def __init__(
+        self,
+        invocation_id: str,
+        function_name: str,
+        function_directory: str,
+        trace: TraceContext | None = None,
+    ) -> None:
+        self._trace = trace or invocation_trace()
         self._invocation_id = invocation_id
         self._function_name = function_name
         self._function_directory = function_directory
@@ -62,8 +104,8 @@ class Context(func.Context):
         return self._function_directory
 
     @property
-    def trace_context(self) -> None:
-        return None
+    def trace_context(self) -> TraceContext:
+        return self._trace
 
     @property
     def retry_context(self) -> None:
@@ -107,13 +149,17 @@ class Invoker:
         self.queues = queues
         self.runner = runner
 
-    def invoke(self, fn: FunctionInfo, trigger_value: Any, reason: str) -> Invocation:
+    def invoke(
+        self, fn: FunctionInfo, trigger_value: Any, reason: str, traceparent: str | None = None
+    ) -> Invocation:
+        """`traceparent`: the caller's W3C trace context (an HTTP request's header)."""
         invocation_id = str(uuid.uuid4())
         log.debug("Executing 'Functions.%s' (Reason='%s', Id=%s)", fn.name, reason, invocation_id)
         started = time.perf_counter()
         try:
             outputs = {b.name: Out() for b in fn.outputs if b.name != "$return"}
-            kwargs = self._arguments(fn, trigger_value, outputs, invocation_id)
+            trace = invocation_trace(traceparent)
+            kwargs = self._arguments(fn, trigger_value, outputs, invocation_id, trace)
             result = self._call(fn, kwargs)
             self._deliver(fn, result, outputs)
         except Exception:
@@ -135,7 +181,12 @@ class Invoker:
         return Invocation(result, outputs)
 
     def _arguments(
-        self, fn: FunctionInfo, trigger_value: Any, outputs: dict[str, Out], invocation_id: str
+        self,
+        fn: FunctionInfo,
+        trigger_value: Any,
+        outputs: dict[str, Out],
+        invocation_id: str,
+        trace: TraceContext,
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         unsupported_inputs = {b.name for b in fn.inputs}
@@ -147,7 +198,7 @@ class Invoker:
             elif name in unsupported_inputs:
                 kwargs[name] = None
             elif name == "context":
-                kwargs[name] = Context(invocation_id, fn.name, fn.directory)
+                kwargs[name] = Context(invocation_id, fn.name, fn.directory, trace)
         return kwargs
 
     def _call(self, fn: FunctionInfo, kwargs: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,10 @@ DEFAULT_CONNECTION = "AzureWebJobsStorage"
 # Messages stay invisible this long while a function works on them (the real host's default).
 # A host killed mid-run leaves its messages hidden that long; the write-back bench, which kills
 # workers on purpose, shortens it with DEV_HOST_PROCESSING_VISIBILITY_SECONDS.
+# The host's own storage calls (polling, deleting, poisoning) are the Functions host's: in Azure
+# the app's telemetry never sees them. With telemetry on, the Azure SDK skips its spans for a
+# call given this, and `untraced()` keeps the HTTP instrumentation under it quiet too.
+HOST_CALL = {"tracing_options": {"enabled": False}}
 PROCESSING_VISIBILITY_SECONDS = int(os.environ.get("DEV_HOST_PROCESSING_VISIBILITY_SECONDS", "600"))
 
 
@@ -78,9 +83,20 @@ def output_bodies(value: Any) -> list[bytes]:
     raise TypeError(f"a queue output takes str, bytes or a list of them, not {type(value)}")
 
 
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    if "opentelemetry.context" not in sys.modules:  # telemetry off: nothing to keep out
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
+
+
 def ensure_queue(client: QueueClient) -> None:
-    with contextlib.suppress(ResourceExistsError):
-        client.create_queue()
+    with contextlib.suppress(ResourceExistsError), untraced():
+        client.create_queue(**HOST_CALL)
 
 
 class Queues:
@@ -172,13 +188,15 @@ class QueueListener:
 
     def receive(self, client: QueueClient) -> list[Any]:
         try:
-            return list(
-                client.receive_messages(
-                    messages_per_page=self.options.batch_size,
-                    max_messages=self.options.batch_size,
-                    visibility_timeout=PROCESSING_VISIBILITY_SECONDS,
+            with untraced():
+                return list(
+                    client.receive_messages(
+                        messages_per_page=self.options.batch_size,
+                        max_messages=self.options.batch_size,
+                        visibility_timeout=PROCESSING_VISIBILITY_SECONDS,
+                        **HOST_CALL,
+                    )
                 )
-            )
         except ResourceNotFoundError:  # the queue was deleted behind our back: make it again
             ensure_queue(client)
             return []
@@ -219,15 +237,16 @@ class QueueListener:
         return True
 
     def delete(self, client: QueueClient, message: Any) -> None:
-        with message_may_be_gone():
-            client.delete_message(message.id, message.pop_receipt)
+        with message_may_be_gone(), untraced():
+            client.delete_message(message.id, message.pop_receipt, **HOST_CALL)
 
     def release(self, client: QueueClient, message: Any) -> None:
-        with message_may_be_gone():
+        with message_may_be_gone(), untraced():
             client.update_message(
                 message.id,
                 message.pop_receipt,
                 visibility_timeout=round(self.options.visibility_timeout),
+                **HOST_CALL,
             )
 
     def poison(self, client: QueueClient, message: Any) -> None:
@@ -238,7 +257,9 @@ class QueueListener:
             poison_name,
         )
         # The stored text, still encoded, so the poison message reads exactly as the original.
-        self.queues.client(self.connection, poison_name).send_message(message.content)
+        with untraced():
+            poison = self.queues.client(self.connection, poison_name)
+            poison.send_message(message.content, **HOST_CALL)
         self.delete(client, message)
 
 

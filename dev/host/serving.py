@@ -93,7 +93,12 @@ class HttpApp:
 
     def call(self, fn: FunctionInfo, request: Request, params: dict[str, str]) -> Response:
         try:
-            invocation = self.invoker.invoke(fn, to_http_request(request, params), "HTTP request")
+            invocation = self.invoker.invoke(
+                fn,
+                to_http_request(request, params),
+                "HTTP request",
+                request.headers.get("traceparent"),
+            )
         except Exception:  # the invoker logged the traceback, as the real host does
             return plain(500, "Internal Server Error")
         try:

@@ -33,6 +33,7 @@ PLACES: dict[str, Place] = {
     "entra": Place("127.0.0.4", 7446),
     "graph": Place("127.0.0.5", 7447),
     "acs": Place("127.0.0.6", 7448),  # Communication Services (SMS, numbers, the phone page)
+    "insights": Place("127.0.0.7", 7449),  # Application Insights ingestion (telemetry)
 }
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.storage import QueueSender
+from lib.telemetry import TRACEPARENT, stamped
 from lib.visits.timeline import Applied
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class GraphTask(BaseModel):
     visit_key: str | None = Field(default=None, pattern=_ID)
     subscription_id: str | None = Field(default=None, pattern=_ID)
     record_id: str | None = Field(default=None, pattern=_ID)
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT)  # the sender's trace
 
     @classmethod
     def from_text(cls, text: str | bytes) -> GraphTask:
@@ -51,7 +53,9 @@ class GraphTasks:
         self._queue = queue
 
     def send(self, task: GraphTask, delay_seconds: int | None = None) -> None:
-        self._queue().send(task.model_dump_json(exclude_none=True), delay_seconds=delay_seconds)
+        self._queue().send(
+            stamped(task).model_dump_json(exclude_none=True), delay_seconds=delay_seconds
+        )
         log.info("graph task queued", extra={"task": task.task, "visit": task.visit_key})
 
 

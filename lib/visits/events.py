@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lib.telemetry import TRACEPARENT
+
 # What can happen to a person in a visit, and to the visit itself:
 # - arrived   opened our launch or join link (on the way to the meeting's lobby)
 # - lobby     waiting in the meeting's lobby (Graph roster)
@@ -60,6 +62,8 @@ class VisitEventMessage(BaseModel):
     # Who, within the role, when the source can tell people apart (Graph's roster: a keyed hash
     # of the participant, never a name or Microsoft id). None: the role is the person.
     participant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # The sender's trace (W3C), when telemetry is on: the queue carries no headers. Not stored.
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT)
 
     @classmethod
     def new(cls, visit_key: str, kind: Kind, role: Role, source: Source) -> VisitEventMessage:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lib.storage import ConcurrencyConflict, QueueSender, StorageUnavailable
+from lib.telemetry import stamped
 from lib.visits.events import Kind, Role, Source, VisitEventMessage, VisitState, fold
 from lib.visits.store import Visit, VisitRows, VisitStore
 
@@ -51,7 +52,7 @@ class VisitEvents:
         self._queue().ready()
 
     def publish(self, event: VisitEventMessage) -> None:
-        self._queue().send(event.to_text())
+        self._queue().send(stamped(event).to_text())
         log.info("visit event queued", extra=_fields(event))
 
     def emit(self, visit_key: str, kind: Kind, role: Role, source: Source) -> VisitEventMessage:

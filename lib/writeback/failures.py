@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from lib.endpoints import audit
 from lib.endpoints.actor import Actor
 from lib.storage import ConcurrencyConflict, Entity, TableStore
+from lib.telemetry import stamped
 from lib.web.errors import AppError
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ class FailureStore:
         old = WritebackJob.from_text(row.job)
         job = WritebackJob.new(old.visit_key, old.endpoint_id, old.milestone, old.rank)
         job = job.model_copy(update={"source": "replay"})
-        queue.send(job.to_text())
+        queue.send(stamped(job).to_text())  # in the admin's trace, not the failed one's
         now = datetime.now(UTC)
         updated = row.model_copy(
             update={"replayed_at": now, "replayed_by": actor.oid, "replay_job_id": job.job_id}

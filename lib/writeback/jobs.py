@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lib.endpoints.models import SLUG, Milestone
 from lib.storage import ConcurrencyConflict, QueueSender
+from lib.telemetry import TRACEPARENT, stamped
 from lib.visits.events import IN_VISIT, LEFT, WAITING_STATUSES, VisitState
 from lib.visits.sealed import WRITEBACK_WINDOW
 from lib.writeback.progress import ROW, Progress, ProgressStore
@@ -54,6 +55,9 @@ class WritebackJob(BaseModel):
     # own dequeue count restarts with each new message, so the job counts its delays itself).
     delays: int = Field(default=0, ge=0)
     source: Literal["event", "replay"] = "event"
+    # The trace of the event that asked for it (W3C), when telemetry is on: the queue carries
+    # no headers, so the write-back's EHR call joins the launch's transaction.
+    traceparent: str | None = Field(default=None, pattern=TRACEPARENT)
 
     @classmethod
     def new(cls, visit_key: str, endpoint_id: str, milestone: Milestone, rank: int) -> WritebackJob:
@@ -66,7 +70,7 @@ class WritebackJob(BaseModel):
         )
 
     def to_text(self) -> str:
-        return self.model_dump_json()
+        return self.model_dump_json(exclude_none=True)
 
     @classmethod
     def from_text(cls, text: str | bytes) -> WritebackJob:
@@ -149,7 +153,7 @@ class WritebackPlanner:
                 return sent
             if not sent:
                 job = WritebackJob.new(visit_key, endpoint_id, milestone, rank)
-                self._queue().send(job.to_text())
+                self._queue().send(stamped(job).to_text())
                 log.info("write-back queued", extra=job.fields())
                 sent = True
             try:

@@ -541,3 +541,34 @@ def test_a_message_dequeued_too_often_goes_to_poison_without_running(
         (message,) = wait_for(lambda: list(poison.peek_messages()), 10, "the poison message")
     assert base64.b64decode(message.content) == b"stale"
     assert not (tmp_path / "attempts").exists()  # the function never saw it
+
+
+def test_an_invocation_continues_the_callers_w3c_trace_or_starts_its_own() -> None:
+    from dev.host.invocation import invocation_trace
+
+    caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    mine = invocation_trace(caller).trace_parent.split("-")
+    assert mine[1] == "0af7651916cd43dd8448eb211c80319c" and mine[2] != "b7ad6b7169203331"
+    for junk in (None, "", "01-x", "00-" + "0" * 32 + "-b7ad6b7169203331-01"):
+        fresh = invocation_trace(junk).trace_parent.split("-")
+        assert len(fresh[1]) == 32 and fresh[1] != "0" * 32 and fresh[3] == "01"
+
+
+def test_a_context_parameter_must_be_annotated_as_the_worker_requires() -> None:
+    """The Python worker refuses `context: func.Context | None`; so does the dev host."""
+    from dev.host.functions import index_functions
+
+    def app_with(annotation: str) -> func.FunctionApp:
+        app = func.FunctionApp()
+        namespace: dict[str, Any] = {"func": func}
+        exec(  # the annotation as the worker reads it: resolved from the function's globals
+            f"def probe(req: func.HttpRequest, context: {annotation}) -> func.HttpResponse:\n"
+            "    return func.HttpResponse('ok')\n",
+            namespace,
+        )
+        app.route(route="probe")(namespace["probe"])
+        return app
+
+    assert index_functions(app_with("func.Context"), ".")[0].parameters == ["req", "context"]
+    with pytest.raises(TypeError, match=r"expected to be of type azure\.functions\.Context"):
+        index_functions(app_with("func.Context | None"), ".")

@@ -23,6 +23,7 @@ import base64
 import binascii
 import calendar
 import fnmatch
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -239,6 +240,15 @@ class Scanner:
             for row in service.get_table_client(table.name).list_entities():
                 self._count("rows")
                 found += self.entity(table.name, dict(row))
+        return found
+
+    def telemetry(self, items: Iterable[dict[str, Any]]) -> list[Finding]:
+        """Application Insights items as exported (their JSON, every field and tag)."""
+        found: list[Finding] = []
+        for number, item in enumerate(items, 1):
+            self._count("telemetry items")
+            kind = str(item.get("name", "")).rsplit(".", 1)[-1]
+            found += self.text(json.dumps(item, sort_keys=True), f"telemetry {kind} #{number}")
         return found
 
     def message(self, queue: str, message_id: str, content: str) -> list[Finding]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import time
 import uuid
 from collections import Counter
 
@@ -27,6 +28,7 @@ from tests.privacy import journey as journeys
 from tests.privacy import scan
 
 PREFIX = "privacy"
+TELEMETRY_SETTINGS = ("APPLICATIONINSIGHTS_", "OTEL_")
 pytestmark = pytest.mark.timeout(600)
 
 # Where a needle may stand, and why (a clinician's own name is what an admin needs to recognise
@@ -50,13 +52,18 @@ def journey(tmp_path_factory):
     # DEBUG: the most the app ever writes. The texts timer runs here, with a clock (the host's
     # own would race it for the same texts): once a year on the host.
     overrides = {"CONNECTOR_LOG_LEVEL": "DEBUG", "SMS_TIMER_SCHEDULE": "0 0 0 1 1 *"}
-    with pytest.MonkeyPatch.context() as env, running(PREFIX, overrides=overrides) as stack:
+    # The host traces to the sandbox's Application Insights; the services in this process do
+    # not (tracing is process-wide: it would follow every later test of the session).
+    with (
+        pytest.MonkeyPatch.context() as env,
+        running(PREFIX, overrides=overrides, telemetry=True) as stack,
+    ):
         env.setenv("REQUESTS_CA_BUNDLE", str(stack.sandbox.ca_file))
         env.delenv("CURL_CA_BUNDLE", raising=False)
+        here = {k: v for k, v in stack.env.items() if not k.startswith(TELEMETRY_SETTINGS)}
         j = journeys.Journey(
-            stack, build(load_settings(stack.env)), journeys.Clock(),
-            tmp_path_factory.mktemp("engine"),
-        )  # fmt: skip
+            stack, build(load_settings(here)), journeys.Clock(), tmp_path_factory.mktemp("engine")
+        )
         watcher = journeys.QueueWatcher(stack.storage)
         journeys.run(j, watcher)
         j.watched = watcher.seen
@@ -114,6 +121,93 @@ def test_no_log_line_holds_personal_data(journey, scanner):
     print("log lines scanned:", scanner.looked_at)
 
 
+def telemetry(j) -> list[dict]:
+    """What the host exported to the sandbox's Application Insights, once all of it arrived (the
+    exporter sends a batch every quarter second: two quiet seconds mean it is done)."""
+    insights = j.stack.sandbox.insights
+    count, quiet_since = -1, time.monotonic()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 2:
+        if len(insights.snapshot()) != count:
+            count, quiet_since = len(insights.snapshot()), time.monotonic()
+        time.sleep(0.2)
+    return insights.snapshot()
+
+
+def test_no_telemetry_item_holds_personal_data(journey, scanner):
+    items = telemetry(journey)
+    found = scanner.telemetry(items)
+    assert found == [], scan.report(found)
+    assert len(items) >= 200, len(items)  # the journey's calls, traced: not a vacuous pass
+    print("telemetry items scanned:", Counter(i["name"].rsplit(".", 1)[-1] for i in items))
+
+
+def test_telemetry_has_no_log_records_and_no_query_strings(journey):
+    """Logs keep their one path (the host's, redacted); URLs lose queries and fragments."""
+    items = telemetry(journey)
+    kinds = Counter(i["name"].rsplit(".", 1)[-1] for i in items)
+    assert kinds["Message"] == 0 and kinds["RemoteDependency"] > 0, kinds
+    urls = [i["data"]["baseData"].get("data") or i["data"]["baseData"].get("url") or ""
+            for i in items if i["name"].endswith(("RemoteDependency", "Request"))]  # fmt: skip
+    called = [u for u in urls if u.startswith("http")]
+    assert called and not [u for u in called if "?" in u or "#" in u]
+    assert any("/{id}" in u for u in called)  # ids in paths hidden, not just queries
+
+
+def test_one_trace_runs_from_a_launch_through_its_events_to_the_ehr_write_back(journey):
+    """Each launch's calls (the EHR's token endpoint, Graph's meeting) and the visit event it
+    queued share its trace; the write-back job an event queued, and the job's call to Epic, sit
+    in that event's trace, each the child of the one before: a queue message carries its
+    sender's traceparent, so a visit's path through the queues is one operation."""
+    items = telemetry(journey)
+    by_id = {_base(i).get("id"): i for i in items}
+
+    def calls(fragment: str) -> list[dict]:
+        return [i for i in items if i["name"].endswith("RemoteDependency")
+                and fragment in _base(i).get("data", "")]  # fmt: skip
+
+    events, jobs = (
+        [i for i in items if _base(i).get("name") == f"process {queue}"]
+        for queue in ("visit-events", "ehr-writeback")
+    )
+    token, meeting = calls("/epic/oauth2/token"), calls("/onlineMeetings/createOrGet")
+    status = calls("/ContextLinking/SetExternalConnectionStatus")
+    assert token and meeting and status and events and jobs, "the journey's calls were traced"
+    # A launch's own calls and the event it queued: children of the same request.
+    launched = {_parent(v) for v in events}
+    assert launched & {_parent(t) for t in token} and launched & {_parent(m) for m in meeting}
+    # The write-back's call to Epic <- its job's processing <- the event's processing <- the
+    # request that sent the event, which made calls of its own in the same trace.
+    chains = [_ancestry(c, by_id) for c in status]
+    assert any(
+        [_base(x).get("name") for x in chain[1:3]]
+        == ["process ehr-writeback", "process visit-events"]
+        and len({_trace(x) for x in chain}) == 1
+        and any(_parent(i) == _parent(chain[2]) and i is not chain[2] for i in items)
+        for chain in chains
+    ), [[(_base(x).get("name"), _parent(x)) for x in chain] for chain in chains]
+
+
+def _ancestry(item: dict | None, by_id: dict) -> list[dict]:
+    found = []
+    while item is not None and len(found) < 10:
+        found.append(item)
+        item = by_id.get(_parent(item))
+    return found
+
+
+def _base(item: dict) -> dict:
+    return item["data"]["baseData"]
+
+
+def _parent(item: dict) -> str:
+    return item["tags"].get("ai.operation.parentId", "")
+
+
+def _trace(item: dict) -> str:
+    return item["tags"].get("ai.operation.id", "")
+
+
 def test_sealed_values_are_counted_and_gone_after_cleanup(journey, scanner):
     svc = journey.svc
     scanner.tables(tables(journey), PREFIX)
@@ -157,8 +251,13 @@ def test_a_seeded_leak_is_found_with_where(journey, scanner):
         sent = poison.send_message(body)
         with journeys.captured_logs(lines):  # digits read out one by one: no redaction knows it
             logging.getLogger("lib.sms.intake").info("number read back as 5 5 5 5 5 5 0 1 0 1")
+        exported = {
+            "name": "Microsoft.ApplicationInsights.RemoteDependency",
+            "tags": {},
+            "data": {"baseData": {"data": "https://ehr.example/fhir/Patient?name=Rivera"}},
+        }
         found = scanner.tables(service, PREFIX) + scanner.queues(queues(journey))
-        found += scanner.lines(lines, "in-process")
+        found += scanner.lines(lines, "in-process") + scanner.telemetry([exported])
     finally:
         visits.update_entity(visit, mode=UpdateMode.REPLACE)
         service.delete_table(leak_table.table_name)
@@ -169,5 +268,6 @@ def test_a_seeded_leak_is_found_with_where(journey, scanner):
         (scan.BIRTH_DATE, f"table {leak_table.table_name}"),
         (scan.MRN, "queue visit-events-poison"),
         (scan.PHONE, "log in-process"),
+        (scan.PATIENT_NAME, "telemetry RemoteDependency"),
     }, scan.report(found)
     assert any(f.where.endswith(".note") and "RIVERA" in f.excerpt for f in found)

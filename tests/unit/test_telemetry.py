@@ -152,6 +152,9 @@ def test_with_a_connection_string_it_starts_the_distro_with_our_scrubber(monkeyp
 
     seen = {}
     monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(telemetry, "_started", False)
+    for name in ("OTEL_LOGS_EXPORTER", "OTEL_METRICS_EXPORTER"):
+        monkeypatch.setenv(name, "otlp")  # what an operator might have set: we still win
     env = {
         **settings_env(),
         "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={ZERO_ID}",
@@ -162,7 +165,69 @@ def test_with_a_connection_string_it_starts_the_distro_with_our_scrubber(monkeyp
     assert type(seen["span_processors"][0]).__name__ == "TelemetryScrubber"
     assert type(seen["credential"]).__name__ == "ManagedIdentityCredential"
     assert seen["instrumentation_options"]["urllib3"] == {"enabled": False}
+    # The distro (1.8) overwrites disable_logging / disable_metrics from these variables: they
+    # are what keeps every log record from being exported a second time, beside the host's.
+    assert os.environ["OTEL_LOGS_EXPORTER"] == os.environ["OTEL_METRICS_EXPORTER"] == "none"
+    assert telemetry._started
     assert not telemetry.configure_telemetry(load_settings(settings_env()))
+
+
+def test_the_distro_reads_its_logs_switch_from_the_environment_only(monkeypatch):
+    """Why configure_telemetry sets OTEL_LOGS_EXPORTER: the argument alone does nothing."""
+    from azure.monitor.opentelemetry._utils.configurations import _get_configurations
+
+    monkeypatch.delenv("OTEL_LOGS_EXPORTER", raising=False)
+    assert _get_configurations(disable_logging=True)["disable_logging"] is False
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+    assert _get_configurations()["disable_logging"] is True
+
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+class _Message:
+    """A queue message model's shape, as stamped() sees it."""
+
+    def __init__(self, traceparent=None):
+        self.traceparent = traceparent
+
+    def model_copy(self, update):
+        return _Message(**update)
+
+
+class _Invocation:
+    class trace_context:
+        trace_parent, trace_state = PARENT, "vendor=1"
+
+
+def test_off_the_trace_helpers_do_nothing(monkeypatch):
+    monkeypatch.setattr(telemetry, "_started", False)
+    with telemetry.joined(PARENT, span="process x"):
+        assert telemetry.traceparent() is None
+    message = _Message()
+    assert telemetry.stamped(message) is message
+
+
+def test_on_a_block_joins_the_parent_and_a_message_carries_it(monkeypatch):
+    monkeypatch.setattr(telemetry, "_started", True)
+    assert telemetry.traceparent() is None  # nothing traced yet: nothing to carry
+    with telemetry.joined(*telemetry.invocation_parent(_Invocation())):
+        carried = telemetry.traceparent()
+        assert carried is not None and carried.split("-")[1] == PARENT.split("-")[1]
+        assert telemetry.stamped(_Message()).traceparent == carried
+        kept = _Message("00-" + "1" * 32 + "-" + "2" * 16 + "-01")
+        assert telemetry.stamped(kept) is kept  # a job put back keeps its own trace
+    assert telemetry.traceparent() is None  # the block's context is detached after it
+
+
+def test_a_message_without_a_trace_continues_the_invocations(monkeypatch):
+    monkeypatch.setattr(telemetry, "_started", True)
+    with telemetry.continued(None, _Invocation(), "visit-events"):
+        assert telemetry.traceparent().split("-")[1] == PARENT.split("-")[1]
+    with telemetry.continued(None, None, "visit-events"):
+        assert telemetry.traceparent() is None
+    with telemetry.joined("not-a-traceparent"):  # a forged message: no crash, no trace
+        assert telemetry.traceparent() is None
 
 
 def test_no_credential_unless_entra_is_asked_for():

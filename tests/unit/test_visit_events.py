@@ -17,6 +17,7 @@ from lib.visits.events import (
     VisitEventMessage,
     fold,
 )
+from lib.visits.store import VisitEvent
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = "vk_" + "a" * 40
@@ -108,5 +109,9 @@ def test_the_message_round_trips_and_refuses_what_is_not_an_event():
 
 def test_the_message_holds_nothing_but_the_model():
     fields = set(VisitEventMessage.model_fields)
-    # participant: a keyed hash telling people of one role apart (pattern-limited: no name fits)
-    assert fields == {"event_id", "visit_key", "kind", "role", "at", "source", "participant"}
+    # participant: a keyed hash telling people of one role apart (pattern-limited: no name fits);
+    # traceparent: the sender's W3C trace context (hex only), never stored with the event
+    assert fields == {
+        "event_id", "visit_key", "kind", "role", "at", "source", "participant", "traceparent"
+    }  # fmt: skip
+    assert "traceparent" not in VisitEvent.model_fields
