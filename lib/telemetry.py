@@ -212,10 +212,15 @@ def traceparent() -> str | None:
 
 @contextlib.contextmanager
 def joined(
-    parent: str | None, tracestate: str | None = None, *, span: str | None = None
+    parent: str | None,
+    tracestate: str | None = None,
+    *,
+    span: str | None = None,
+    linked: str | None = None,
 ) -> Iterator[None]:
     """Run the block inside the trace `parent` (a W3C traceparent), in a span named `span` when
-    given (a queue message's processing: a request of its own in Application Insights).
+    given (a queue message's processing: a request of its own in Application Insights), linked
+    to the trace `linked` (the host's own record of this invocation).
 
     Off, or without a parent, it does nothing. A malformed parent starts a fresh trace."""
     if not _started or not parent:
@@ -230,19 +235,24 @@ def joined(
         if span is None:
             yield
         else:
+            other = trace.get_current_span(extract({"traceparent": linked or ""}))
+            links = (
+                [trace.Link(other.get_span_context())] if other.get_span_context().is_valid else []
+            )
             tracer = trace.get_tracer("connector")
-            with tracer.start_as_current_span(span, kind=trace.SpanKind.CONSUMER):
+            with tracer.start_as_current_span(span, kind=trace.SpanKind.CONSUMER, links=links):
                 yield
     finally:
         context.detach(token)
 
 
 def continued(carried: str | None, context: Any, queue: str) -> contextlib.AbstractContextManager:
-    """A queue message's processing: in its sender's trace, as a span of its own, when the
-    message carries one; else in the trace the host gave this invocation."""
+    """A queue message's processing: in its sender's trace, as a span of its own linked to the
+    host's trace of this invocation, when the message carries one; else in the host's trace."""
+    invocation, state = invocation_parent(context)
     if carried:
-        return joined(carried, span=f"process {queue}")
-    return joined(*invocation_parent(context))
+        return joined(carried, span=f"process {queue}", linked=invocation)
+    return joined(invocation, state)
 
 
 def invocation_parent(context: Any) -> tuple[str | None, str | None]:

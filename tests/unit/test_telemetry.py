@@ -242,3 +242,40 @@ def test_the_host_keeps_query_strings_out_of_its_request_telemetry():
         "applicationInsights", {}
     )
     assert not insights.get("enableQueryStringTracing", False)
+
+
+def test_a_carried_trace_is_continued_in_a_span_linked_to_the_hosts_invocation():
+    """With the real SDK (in its own process: a tracer provider is set once per process)."""
+    code = f"""
+import json
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exported, provider = InMemorySpanExporter(), TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exported))
+trace.set_tracer_provider(provider)
+from lib import telemetry
+telemetry._started = True
+class Invocation:
+    class trace_context:
+        trace_parent, trace_state = "00-{"1" * 32}-{"2" * 16}-01", ""
+with telemetry.continued("{PARENT}", Invocation(), "visit-events"):
+    carried = telemetry.traceparent()
+(span,) = exported.get_finished_spans()
+print(json.dumps({{"name": span.name, "kind": span.kind.name, "carried": carried,
+    "trace": format(span.context.trace_id, "032x"), "parent": format(span.parent.span_id, "016x"),
+    "links": [format(link.context.trace_id, "032x") for link in span.links]}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    span = json.loads(done.stdout.strip().splitlines()[-1])
+    _, trace_id, parent_id, _ = PARENT.split("-")
+    assert span["name"] == "process visit-events" and span["kind"] == "CONSUMER"
+    assert span["trace"] == trace_id and span["parent"] == parent_id  # the sender's trace
+    assert span["links"] == ["1" * 32]  # and the host's record of this invocation
+    assert span["carried"].split("-")[1] == trace_id  # what it queues next carries it on
