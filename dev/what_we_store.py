@@ -156,21 +156,23 @@ QUEUES: dict[str, tuple[str, str, str]] = {
     # queue -> (what a message holds, why, how long)
     "visit-events": (
         "a visit event (`lib/visits/events.py` `VisitEventMessage`): event id, visit key (a keyed "
-        "hash), kind, role, time, source",
+        "hash), kind, role, time, source; with telemetry on, the sender's W3C `traceparent` "
+        "(random hex)",
         "every source's events reach the visit's state through one consumer",
         "until applied (seconds); after 5 failed tries it moves to `visit-events-poison`, kept "
         "until an operator looks",
     ),
     "ehr-writeback": (
         "a write-back job (`lib/writeback/jobs.py` `WritebackJob`): job id, visit key, endpoint "
-        "id, milestone, rank",
+        "id, milestone, rank; with telemetry on, the sender's `traceparent`",
         "the EHR is told of each milestone by a worker that can wait for Retry-After and retry",
         "until written (seconds); a Retry-After puts it back for that long; after 5 failed tries "
         "it moves to `ehr-writeback-poison`, swept into the dead-letter table every 5 minutes",
     ),
     "graph-tasks": (
         "a Graph task (`lib/notifications/tasks.py` `GraphTask`): subscribe, renew, recreate, "
-        "reconcile or read a call record, with a visit key, subscription id or record id",
+        "reconcile or read a call record, with a visit key, subscription id or record id; with "
+        "telemetry on, the sender's `traceparent`",
         "Graph work that must not slow the webhook or the launch",
         "until done (seconds); after 5 failed tries it moves to `graph-tasks-poison`, kept "
         "until an operator looks",
