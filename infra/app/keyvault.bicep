@@ -24,6 +24,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       name: 'standard'
     }
     enableRbacAuthorization: true
+    // main.bicep hands the SMS events secret to the Event Grid subscription with getSecret(), a
+    // Key Vault reference that Resource Manager resolves only from a vault that allows template
+    // deployment (and only for a caller holding Microsoft.KeyVault/vaults/deploy/action, as
+    // Owner and Contributor do). Virtual machines and disk encryption get nothing.
+    enabledForTemplateDeployment: true
+    enabledForDeployment: false
+    enabledForDiskEncryption: false
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
     // The API accepts true or nothing: false is refused.

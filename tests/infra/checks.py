@@ -114,6 +114,22 @@ def always_ready_http(files: list[BicepFile]) -> list[str]:
     return problems
 
 
+def template_deployment_reads_the_vault(files: list[BicepFile]) -> list[str]:
+    """getSecret() is a Key Vault reference that Resource Manager resolves at deployment, and
+    only from a vault with enabledForTemplateDeployment: without it the deployment fails."""
+    users = [f.name for f in files if "getSecret" in calls(f.tree.root_node)]
+    if not users:
+        return []
+    allowing = [
+        d
+        for _, d in _each(files, "Microsoft.KeyVault/vaults")
+        if prop(body(d), "properties.enabledForTemplateDeployment") is True
+    ]
+    if allowing:
+        return []
+    return [f"{', '.join(users)} calls getSecret(), but no vault allows template deployment"]
+
+
 def role_assignment_names(files: list[BicepFile]) -> list[str]:
     """guid(scope, principal, role): stable across re-deployments, unique per grant."""
     problems = []
@@ -211,6 +227,7 @@ CHECKS: list[Check] = [
     required_resources,
     publishing_credentials_off,
     always_ready_http,
+    template_deployment_reads_the_vault,
     role_assignment_names,
     no_secrets,
 ]

@@ -61,6 +61,7 @@ def test_the_fixture_problems_are_the_ones_planted():
         "no Microsoft.KeyVault/vaults is declared",
         "basic publishing credentials for ftp are not turned off",
         "site: alwaysReady is not the http group by parameter",
+        "insecure.bicep calls getSecret(), but no vault allows template deployment",
         "grant: name is not guid(scope, principal, role)",
         "param clientSecret: looks secret but is not @secure()",
         "param adminPassword: a @secure() parameter has a default",
@@ -69,3 +70,25 @@ def test_the_fixture_problems_are_the_ones_planted():
         "output adminPasswordOut: returns a @secure() parameter",
     ]:
         assert planted in problems, planted
+
+
+def replaced(path, old: bytes, new: bytes) -> list[BicepFile]:
+    """The infra files with one of them changed in memory (a fault planted in the real file)."""
+    source = path.read_bytes()
+    assert old in source, f"{old!r} is not in {path.name}"
+    return [
+        BicepFile(path, source.replace(old, new, 1)) if f.path == path else f for f in FILES
+    ]
+
+
+def test_a_vault_closed_to_template_deployment_is_found():
+    # Without it, provisioning with SMS_EVENTS_ENABLED=true fails: Resource Manager refuses to
+    # resolve the events secret for the Event Grid subscription (main.bicep getSecret).
+    files = replaced(
+        INFRA / "app" / "keyvault.bicep",
+        b"enabledForTemplateDeployment: true",
+        b"enabledForTemplateDeployment: false",
+    )
+    assert checks.template_deployment_reads_the_vault(files) == [
+        "infra/main.bicep calls getSecret(), but no vault allows template deployment"
+    ]
