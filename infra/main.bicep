@@ -56,6 +56,9 @@ param ehrFrameOrigins string = ''
 @description('Comma-separated EHR client secret settings to create as Key Vault references: EPIC,CERNER gives EHR_SECRET_EPIC (secret ehr-secret-epic) and EHR_SECRET_CERNER.')
 param ehrSecretNames string = ''
 
+@description('The Key Vault certificate (content type PEM) Graph encrypts meeting call events to, read as GRAPH_NOTIFICATION_CERTIFICATE. Empty: no meeting subscriptions. Set here, not by hand: provisioning replaces every app setting.')
+param graphNotificationCertificateName string = ''
+
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
 param logLevel string = 'INFO'
 
@@ -255,6 +258,7 @@ module function 'app/function.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     secretNames: secretNames
+    graphNotificationCertificateName: graphNotificationCertificateName
     ehrSecretNames: filter(map(split(ehrSecretNames, ','), name => trim(name)), name => !empty(name))
     publicNetworkAccess: appPublicNetworkAccess
     instanceMemoryMB: instanceMemoryMB

@@ -151,6 +151,32 @@ def role_assignment_names(files: list[BicepFile]) -> list[str]:
     return problems
 
 
+# Built-in role definition ids (the same in every tenant), as `az role definition list` names
+# them: a role id in infra/ that is not one of these is a typo or a role nobody reviewed.
+BUILT_IN_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def known_roles(files: list[BicepFile]) -> list[str]:
+    """Every role id in a file that assigns roles is a reviewed built-in role."""
+    problems = []
+    for file in files:
+        if not file.resources("Microsoft.Authorization/roleAssignments"):
+            continue
+        for text in _strings(file.tree.root_node):
+            if _GUID.match(text) and text.lower() not in BUILT_IN_ROLES:
+                problems.append(f"{file.name}: role {text} is not a reviewed built-in role")
+    return problems
+
+
 _SECRET_NAME = re.compile(r"(?i)(secret|password|passphrase|connectionstring|accesskey|privatekey)")
 # Parameters and outputs whose names look secret but hold none (names of secrets end in Name(s)).
 NOT_SECRET = {
@@ -229,6 +255,7 @@ CHECKS: list[Check] = [
     always_ready_http,
     template_deployment_reads_the_vault,
     role_assignment_names,
+    known_roles,
     no_secrets,
 ]
 

@@ -63,6 +63,7 @@ def test_the_fixture_problems_are_the_ones_planted():
         "site: alwaysReady is not the http group by parameter",
         "insecure.bicep calls getSecret(), but no vault allows template deployment",
         "grant: name is not guid(scope, principal, role)",
+        "role b7e6dc6d-f1e8-4753-8033-0f276bb0955d is not a reviewed built-in role",
         "param clientSecret: looks secret but is not @secure()",
         "param adminPassword: a @secure() parameter has a default",
         "param signingKeyDefault: its default looks like key material",
