@@ -315,7 +315,10 @@ module smsEvents 'app/sms-events.bicep' = if (smsEventsEnabled) {
 
 // What azd keeps in .azure/<env>/.env, the hook reads, and docs/deploy.md refers to. No secrets.
 output AZURE_LOCATION string = location
-output AZURE_TENANT_ID string = entraTenantId
+// The tenant of the subscription deployed to, which azd and the Azure SDKs read AZURE_TENANT_ID
+// as; the connector's Entra tenant may be another one (ENTRA_TENANT_ID).
+output AZURE_TENANT_ID string = tenant().tenantId
+output ENTRA_TENANT_ID string = entraTenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_NAME string = function.outputs.name
 output SERVICE_API_NAME string = function.outputs.name
