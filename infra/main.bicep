@@ -89,6 +89,9 @@ param httpPerInstanceConcurrency int = 16
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('Spread the app\'s instances over availability zones (the platform then keeps at least two always-ready HTTP instances, billed as such). Only in regions that offer it (az functionapp list-flexconsumption-locations --zone-redundant=true), and with zone-redundant storage (storageSku ZRS or GZRS).')
+param zoneRedundant bool = false
+
 // --- network and data ----------------------------------------------------------------------------
 @description('The app must be reachable by EHRs and browsers; Disabled only behind a private Front Door origin.')
 @allowed(['Enabled', 'Disabled'])
@@ -262,6 +265,7 @@ module function 'app/function.bicep' = {
     ehrSecretNames: filter(map(split(ehrSecretNames, ','), name => trim(name)), name => !empty(name))
     publicNetworkAccess: appPublicNetworkAccess
     instanceMemoryMB: instanceMemoryMB
+    zoneRedundant: zoneRedundant
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     httpPerInstanceConcurrency: httpPerInstanceConcurrency

@@ -33,6 +33,9 @@ param publicNetworkAccess string
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int
 
+@description('Availability zones for the plan\'s instances (main.bicep zoneRedundant).')
+param zoneRedundant bool
+
 @description('Flex Consumption accepts 40 to 1000.')
 @minValue(40)
 @maxValue(1000)
@@ -96,6 +99,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 

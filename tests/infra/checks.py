@@ -54,7 +54,11 @@ REQUIRED: dict[str, list[tuple[str, Any]]] = {
     ],
     "Microsoft.Insights/components": [("properties.DisableLocalAuth", True)],
     "Microsoft.OperationalInsights/workspaces": [("properties.features.disableLocalAuth", True)],
-    "Microsoft.Web/serverfarms": [("sku.tier", "FlexConsumption"), ("sku.name", "FC1")],
+    "Microsoft.Web/serverfarms": [
+        ("sku.tier", "FlexConsumption"),
+        ("sku.name", "FC1"),
+        ("properties.zoneRedundant", PARAM),
+    ],
 }
 # Resources that must exist somewhere in infra/ (a check over an empty tree must not pass).
 MUST_EXIST = [
