@@ -223,6 +223,7 @@ module keyVault 'app/keyvault.bicep' = {
     tags: tags
     publicNetworkAccess: keyVaultPublicNetworkAccess
     purgeProtection: keyVaultPurgeProtection
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 

@@ -68,6 +68,7 @@ MUST_EXIST = [
     "Microsoft.EventGrid/systemTopics",
     "Microsoft.EventGrid/systemTopics/eventSubscriptions",
     "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Insights/diagnosticSettings",
 ]
 
 
@@ -132,6 +133,27 @@ def template_deployment_reads_the_vault(files: list[BicepFile]) -> list[str]:
     if allowing:
         return []
     return [f"{', '.join(users)} calls getSecret(), but no vault allows template deployment"]
+
+
+def vaults_are_audited(files: list[BicepFile]) -> list[str]:
+    """Each vault sends its audit log (who read which secret) to Log Analytics."""
+    audited = set()
+    for _, setting in _each(files, "Microsoft.Insights/diagnosticSettings"):
+        values = body(setting)
+        scope = values.get("scope")
+        logs = prop(values, "properties.logs")
+        groups = {
+            (log.get("categoryGroup") or log.get("category"))
+            for log in (logs if isinstance(logs, list) else [])
+            if isinstance(log, dict) and log.get("enabled") is True
+        }
+        if isinstance(scope, Expr) and groups & {"audit", "allLogs", "AuditEvent"}:
+            audited.add(scope.text)
+    return [
+        f"{file.name} {vault.name}: no diagnostic setting sends its audit log anywhere"
+        for file, vault in _each(files, "Microsoft.KeyVault/vaults")
+        if vault.name not in audited
+    ]
 
 
 def role_assignment_names(files: list[BicepFile]) -> list[str]:
@@ -258,6 +280,7 @@ CHECKS: list[Check] = [
     publishing_credentials_off,
     always_ready_http,
     template_deployment_reads_the_vault,
+    vaults_are_audited,
     role_assignment_names,
     known_roles,
     no_secrets,

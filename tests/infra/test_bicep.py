@@ -58,7 +58,9 @@ def test_the_fixture_problems_are_the_ones_planted():
         "site: properties.siteConfig.ftpsState is 'AllAllowed'",
         "site: properties.functionAppConfig.runtime.version is '3.9'",
         "site: identity.type is 'SystemAssigned'",
-        "no Microsoft.KeyVault/vaults is declared",
+        "no Microsoft.Web/serverfarms is declared",
+        "vault: properties.enableRbacAuthorization is False",
+        "vault: no diagnostic setting sends its audit log anywhere",
         "basic publishing credentials for ftp are not turned off",
         "site: alwaysReady is not the http group by parameter",
         "insecure.bicep calls getSecret(), but no vault allows template deployment",
@@ -92,4 +94,11 @@ def test_a_vault_closed_to_template_deployment_is_found():
     )
     assert checks.template_deployment_reads_the_vault(files) == [
         "infra/main.bicep calls getSecret(), but no vault allows template deployment"
+    ]
+
+
+def test_a_vault_without_its_audit_log_is_found():
+    files = replaced(INFRA / "app" / "keyvault.bicep", b"categoryGroup: 'audit'", b"category: 'x'")
+    assert checks.vaults_are_audited(files) == [
+        "infra/app/keyvault.bicep vault: no diagnostic setting sends its audit log anywhere"
     ]
