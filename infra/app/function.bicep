@@ -124,7 +124,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption has no FTP endpoint and lists the property among those
+      // it does not take (functions-app-settings, "Flex Consumption plan deprecations"). FTP
+      // publishing is off below (basicPublishingCredentialsPolicies ftp).
       http20Enabled: true
       ipSecurityRestrictionsDefaultAction: empty(frontDoorId) ? 'Allow' : 'Deny'
       ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules

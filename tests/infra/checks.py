@@ -30,7 +30,6 @@ REQUIRED: dict[str, list[tuple[str, Any]]] = {
         ("properties.httpsOnly", True),
         ("properties.siteConfig.minTlsVersion", "1.2"),
         ("properties.siteConfig.scmMinTlsVersion", "1.2"),
-        ("properties.siteConfig.ftpsState", "Disabled"),
         ("properties.publicNetworkAccess", PARAM),
         ("identity.type", "UserAssigned"),
         ("properties.keyVaultReferenceIdentity", PARAM),
@@ -156,6 +155,41 @@ def vaults_are_audited(files: list[BicepFile]) -> list[str]:
     ]
 
 
+# Site properties the Flex Consumption plan does not take ("Flex Consumption plan deprecations"
+# in the Functions app settings reference): each has moved to functionAppConfig or has no
+# meaning there, and Resource Manager may refuse the site that carries one.
+FLEX_REFUSED = {
+    "ftpsState": "FTPS not supported; FTP is off by basicPublishingCredentialsPolicies ftp",
+    "use32BitWorkerProcess": "32-bit not supported",
+    "alwaysOn": "not valid: use always-ready instances",
+    "isXenon": "not valid",
+    "windowsFxVersion": "not valid",
+    "linuxFxVersion": "functionAppConfig.runtime",
+    "javaVersion": "functionAppConfig.runtime.version",
+    "powerShellVersion": "functionAppConfig.runtime.version",
+    "netFrameworkVersion": "functionAppConfig.runtime.version",
+    "preWarmedInstanceCount": "functionAppConfig.scaleAndConcurrency.alwaysReady",
+    "functionAppScaleLimit": "functionAppConfig.scaleAndConcurrency.maximumInstanceCount",
+    "containerSize": "functionAppConfig.scaleAndConcurrency.instanceMemoryMB",
+}
+
+
+def nothing_flex_refuses(files: list[BicepFile]) -> list[str]:
+    problems = []
+    for file, decl in _each(files, "Microsoft.Web/sites"):
+        values = body(decl)
+        if not isinstance(prop(values, "properties.functionAppConfig"), dict):
+            continue
+        for where in ("properties", "properties.siteConfig"):
+            found = prop(values, where)
+            for key in sorted(set(found) & FLEX_REFUSED.keys() if isinstance(found, dict) else ()):
+                problems.append(
+                    f"{file.name} {decl.name}: {where}.{key} is not for Flex Consumption "
+                    f"({FLEX_REFUSED[key]})"
+                )
+    return problems
+
+
 def role_assignment_names(files: list[BicepFile]) -> list[str]:
     """guid(scope, principal, role): stable across re-deployments, unique per grant."""
     problems = []
@@ -279,6 +313,7 @@ CHECKS: list[Check] = [
     required_resources,
     publishing_credentials_off,
     always_ready_http,
+    nothing_flex_refuses,
     template_deployment_reads_the_vault,
     vaults_are_audited,
     role_assignment_names,

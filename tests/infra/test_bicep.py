@@ -55,7 +55,7 @@ def test_the_fixture_problems_are_the_ones_planted():
         "storage: properties.minimumTlsVersion is 'TLS1_0'",
         "storage: properties.publicNetworkAccess is 'Enabled', not a parameter",
         "site: properties.httpsOnly is False",
-        "site: properties.siteConfig.ftpsState is 'AllAllowed'",
+        "site: properties.siteConfig.ftpsState is not for Flex Consumption (FTPS not supported",
         "site: properties.functionAppConfig.runtime.version is '3.9'",
         "site: identity.type is 'SystemAssigned'",
         "no Microsoft.Web/serverfarms is declared",
