@@ -79,9 +79,7 @@ def replaced(path, old: bytes, new: bytes) -> list[BicepFile]:
     """The infra files with one of them changed in memory (a fault planted in the real file)."""
     source = path.read_bytes()
     assert old in source, f"{old!r} is not in {path.name}"
-    return [
-        BicepFile(path, source.replace(old, new, 1)) if f.path == path else f for f in FILES
-    ]
+    return [BicepFile(path, source.replace(old, new, 1)) if f.path == path else f for f in FILES]
 
 
 def test_a_vault_closed_to_template_deployment_is_found():

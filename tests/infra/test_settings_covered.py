@@ -190,7 +190,7 @@ def test_no_doc_sets_an_app_setting_by_hand():
 
 def test_a_hand_set_setting_in_a_doc_is_found(tmp_path: Path):
     doc = tmp_path / "guide.md"
-    doc.write_text("Then:\n\n    az functionapp config appsettings set -g rg -n app --settings X=1\n")
+    doc.write_text("Then:\n\n    az functionapp config appsettings set -n app --settings X=1\n")
     assert hand_set_settings([doc]) == ["guide.md:3"]
 
 
