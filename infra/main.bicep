@@ -56,6 +56,9 @@ param ehrFrameOrigins string = ''
 @description('Comma-separated EHR client secret settings to create as Key Vault references: EPIC,CERNER gives EHR_SECRET_EPIC (secret ehr-secret-epic) and EHR_SECRET_CERNER.')
 param ehrSecretNames string = ''
 
+@description('The Key Vault certificate (content type PEM) Graph encrypts meeting call events to, read as GRAPH_NOTIFICATION_CERTIFICATE. Empty: no meeting subscriptions. Set here, not by hand: provisioning replaces every app setting.')
+param graphNotificationCertificateName string = ''
+
 @allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
 param logLevel string = 'INFO'
 
@@ -85,6 +88,9 @@ param httpPerInstanceConcurrency int = 16
 
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
+
+@description('Spread the app\'s instances over availability zones (the platform then keeps at least two always-ready HTTP instances, billed as such). Only in regions that offer it (az functionapp list-flexconsumption-locations --zone-redundant=true), and with zone-redundant storage (storageSku ZRS or GZRS).')
+param zoneRedundant bool = false
 
 // --- network and data ----------------------------------------------------------------------------
 @description('The app must be reachable by EHRs and browsers; Disabled only behind a private Front Door origin.')
@@ -217,6 +223,7 @@ module keyVault 'app/keyvault.bicep' = {
     tags: tags
     publicNetworkAccess: keyVaultPublicNetworkAccess
     purgeProtection: keyVaultPurgeProtection
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -255,9 +262,11 @@ module function 'app/function.bicep' = {
     keyVaultUri: keyVault.outputs.uri
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     secretNames: secretNames
+    graphNotificationCertificateName: graphNotificationCertificateName
     ehrSecretNames: filter(map(split(ehrSecretNames, ','), name => trim(name)), name => !empty(name))
     publicNetworkAccess: appPublicNetworkAccess
     instanceMemoryMB: instanceMemoryMB
+    zoneRedundant: zoneRedundant
     maximumInstanceCount: maximumInstanceCount
     alwaysReadyHttpInstances: alwaysReadyHttpInstances
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
@@ -311,7 +320,10 @@ module smsEvents 'app/sms-events.bicep' = if (smsEventsEnabled) {
 
 // What azd keeps in .azure/<env>/.env, the hook reads, and docs/deploy.md refers to. No secrets.
 output AZURE_LOCATION string = location
-output AZURE_TENANT_ID string = entraTenantId
+// The tenant of the subscription deployed to, which azd and the Azure SDKs read AZURE_TENANT_ID
+// as; the connector's Entra tenant may be another one (ENTRA_TENANT_ID).
+output AZURE_TENANT_ID string = tenant().tenantId
+output ENTRA_TENANT_ID string = entraTenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_NAME string = function.outputs.name
 output SERVICE_API_NAME string = function.outputs.name

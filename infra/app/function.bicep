@@ -21,6 +21,9 @@ param applicationInsightsConnectionString string
 @description('Key Vault secret names, by what they hold (main.bicep secretNames).')
 param secretNames object
 
+@description('Key Vault certificate for GRAPH_NOTIFICATION_CERTIFICATE (its PEM secret has the same name). Empty: unset.')
+param graphNotificationCertificateName string
+
 @description('EHR client secret settings: EPIC gives EHR_SECRET_EPIC from secret ehr-secret-epic.')
 param ehrSecretNames array
 
@@ -29,6 +32,9 @@ param publicNetworkAccess string
 
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int
+
+@description('Availability zones for the plan\'s instances (main.bicep zoneRedundant).')
+param zoneRedundant bool
 
 @description('Flex Consumption accepts 40 to 1000.')
 @minValue(40)
@@ -93,6 +99,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
   properties: {
     reserved: true
+    zoneRedundant: zoneRedundant
   }
 }
 
@@ -117,7 +124,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+      // No ftpsState: Flex Consumption has no FTP endpoint and lists the property among those
+      // it does not take (functions-app-settings, "Flex Consumption plan deprecations"). FTP
+      // publishing is off below (basicPublishingCredentialsPolicies ftp).
       http20Enabled: true
       ipSecurityRestrictionsDefaultAction: empty(frontDoorId) ? 'Allow' : 'Deny'
       ipSecurityRestrictions: empty(frontDoorId) ? [] : frontDoorRules
@@ -218,6 +227,13 @@ var connectorSettings = {
 // Only when the API has a registration of its own (ENTRA_API_CLIENT_ID is optional).
 var apiClientSettings = empty(entraApiClientId) ? {} : { ENTRA_API_CLIENT_ID: entraApiClientId }
 
+// Meeting call events (docs/deploy.md step 4): a certificate's private key and certificate are
+// its secret of the same name. Declared here because every provisioning replaces the whole set
+// of app settings: one set by hand would be gone after the next `azd provision`.
+var graphSettings = empty(graphNotificationCertificateName)
+  ? {}
+  : { GRAPH_NOTIFICATION_CERTIFICATE: keyVaultReference(keyVaultUri, graphNotificationCertificateName) }
+
 // Communication Services: its connection string is in Key Vault already (communication.bicep);
 // the events secret (the webhook's ?secret=) is made by the postprovision hook.
 var smsSettings = {
@@ -236,7 +252,14 @@ var ehrSecretSettings = toObject(
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
-  properties: union(hostSettings, connectorSettings, apiClientSettings, smsSettings, ehrSecretSettings)
+  properties: union(
+    hostSettings,
+    connectorSettings,
+    apiClientSettings,
+    graphSettings,
+    smsSettings,
+    ehrSecretSettings
+  )
 }
 
 output name string = site.name

@@ -6,7 +6,7 @@ param keyVaultName string
 param applicationInsightsName string
 param appPrincipalId string
 
-@description('The person running azd (AZURE_PRINCIPAL_ID): may write the vault\'s secrets, so the postprovision hook can create the keys. Empty: none.')
+@description('The person running azd (AZURE_PRINCIPAL_ID): may write the vault\'s secrets and certificates, so the postprovision hook can create the keys and the deploy guide the Graph notification certificate. Empty: none.')
 param deployerPrincipalId string
 
 @allowed(['User', 'ServicePrincipal', 'Group'])
@@ -19,6 +19,7 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // the connector's tables
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // Key Vault references (read)
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // the deployer writes secrets
+  keyVaultCertificatesOfficer: 'a4417e6f-fecd-4de8-b567-7b0420556985' // ...and certificates
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // telemetry with Entra ID
 }
 
@@ -77,6 +78,18 @@ resource deployerSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+  }
+}
+
+// Secrets Officer cannot create a certificate (the Graph notification certificate,
+// docs/deploy.md): certificates are their own data actions.
+resource deployerCertificates 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(vault.id, deployerPrincipalId, roles.keyVaultCertificatesOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultCertificatesOfficer)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
   }

@@ -77,3 +77,10 @@ if [ -n "$missing" ]; then
     echo "  az keyvault secret set --vault-name $vault --name $name --file <file holding it>"
   done
 fi
+# The Graph notification certificate the deployment names (GRAPH_NOTIFICATION_CERTIFICATE_NAME):
+# a certificate's key and certificate are listed as its secret of the same name.
+cert="${GRAPH_NOTIFICATION_CERTIFICATE_NAME:-}"
+if [ -n "$cert" ] && ! has "$cert"; then
+  echo "Still to create in $vault (docs/deploy.md, the notification certificate):"
+  echo "  az keyvault certificate create --vault-name $vault -n $cert -p <PEM policy>"
+fi

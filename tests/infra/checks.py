@@ -30,7 +30,6 @@ REQUIRED: dict[str, list[tuple[str, Any]]] = {
         ("properties.httpsOnly", True),
         ("properties.siteConfig.minTlsVersion", "1.2"),
         ("properties.siteConfig.scmMinTlsVersion", "1.2"),
-        ("properties.siteConfig.ftpsState", "Disabled"),
         ("properties.publicNetworkAccess", PARAM),
         ("identity.type", "UserAssigned"),
         ("properties.keyVaultReferenceIdentity", PARAM),
@@ -54,7 +53,11 @@ REQUIRED: dict[str, list[tuple[str, Any]]] = {
     ],
     "Microsoft.Insights/components": [("properties.DisableLocalAuth", True)],
     "Microsoft.OperationalInsights/workspaces": [("properties.features.disableLocalAuth", True)],
-    "Microsoft.Web/serverfarms": [("sku.tier", "FlexConsumption"), ("sku.name", "FC1")],
+    "Microsoft.Web/serverfarms": [
+        ("sku.tier", "FlexConsumption"),
+        ("sku.name", "FC1"),
+        ("properties.zoneRedundant", PARAM),
+    ],
 }
 # Resources that must exist somewhere in infra/ (a check over an empty tree must not pass).
 MUST_EXIST = [
@@ -64,6 +67,7 @@ MUST_EXIST = [
     "Microsoft.EventGrid/systemTopics",
     "Microsoft.EventGrid/systemTopics/eventSubscriptions",
     "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Insights/diagnosticSettings",
 ]
 
 
@@ -114,6 +118,78 @@ def always_ready_http(files: list[BicepFile]) -> list[str]:
     return problems
 
 
+def template_deployment_reads_the_vault(files: list[BicepFile]) -> list[str]:
+    """getSecret() is a Key Vault reference that Resource Manager resolves at deployment, and
+    only from a vault with enabledForTemplateDeployment: without it the deployment fails."""
+    users = [f.name for f in files if "getSecret" in calls(f.tree.root_node)]
+    if not users:
+        return []
+    allowing = [
+        d
+        for _, d in _each(files, "Microsoft.KeyVault/vaults")
+        if prop(body(d), "properties.enabledForTemplateDeployment") is True
+    ]
+    if allowing:
+        return []
+    return [f"{', '.join(users)} calls getSecret(), but no vault allows template deployment"]
+
+
+def vaults_are_audited(files: list[BicepFile]) -> list[str]:
+    """Each vault sends its audit log (who read which secret) to Log Analytics."""
+    audited = set()
+    for _, setting in _each(files, "Microsoft.Insights/diagnosticSettings"):
+        values = body(setting)
+        scope = values.get("scope")
+        logs = prop(values, "properties.logs")
+        groups = {
+            (log.get("categoryGroup") or log.get("category"))
+            for log in (logs if isinstance(logs, list) else [])
+            if isinstance(log, dict) and log.get("enabled") is True
+        }
+        if isinstance(scope, Expr) and groups & {"audit", "allLogs", "AuditEvent"}:
+            audited.add(scope.text)
+    return [
+        f"{file.name} {vault.name}: no diagnostic setting sends its audit log anywhere"
+        for file, vault in _each(files, "Microsoft.KeyVault/vaults")
+        if vault.name not in audited
+    ]
+
+
+# Site properties the Flex Consumption plan does not take ("Flex Consumption plan deprecations"
+# in the Functions app settings reference): each has moved to functionAppConfig or has no
+# meaning there, and Resource Manager may refuse the site that carries one.
+FLEX_REFUSED = {
+    "ftpsState": "FTPS not supported; FTP is off by basicPublishingCredentialsPolicies ftp",
+    "use32BitWorkerProcess": "32-bit not supported",
+    "alwaysOn": "not valid: use always-ready instances",
+    "isXenon": "not valid",
+    "windowsFxVersion": "not valid",
+    "linuxFxVersion": "functionAppConfig.runtime",
+    "javaVersion": "functionAppConfig.runtime.version",
+    "powerShellVersion": "functionAppConfig.runtime.version",
+    "netFrameworkVersion": "functionAppConfig.runtime.version",
+    "preWarmedInstanceCount": "functionAppConfig.scaleAndConcurrency.alwaysReady",
+    "functionAppScaleLimit": "functionAppConfig.scaleAndConcurrency.maximumInstanceCount",
+    "containerSize": "functionAppConfig.scaleAndConcurrency.instanceMemoryMB",
+}
+
+
+def nothing_flex_refuses(files: list[BicepFile]) -> list[str]:
+    problems = []
+    for file, decl in _each(files, "Microsoft.Web/sites"):
+        values = body(decl)
+        if not isinstance(prop(values, "properties.functionAppConfig"), dict):
+            continue
+        for where in ("properties", "properties.siteConfig"):
+            found = prop(values, where)
+            for key in sorted(set(found) & FLEX_REFUSED.keys() if isinstance(found, dict) else ()):
+                problems.append(
+                    f"{file.name} {decl.name}: {where}.{key} is not for Flex Consumption "
+                    f"({FLEX_REFUSED[key]})"
+                )
+    return problems
+
+
 def role_assignment_names(files: list[BicepFile]) -> list[str]:
     """guid(scope, principal, role): stable across re-deployments, unique per grant."""
     problems = []
@@ -132,6 +208,32 @@ def role_assignment_names(files: list[BicepFile]) -> list[str]:
         principal = prop(body(decl), "properties.principalId")
         if not isinstance(principal, Expr) or principal.text not in args[1].text.decode():
             problems.append(f"{file.name} {decl.name}: guid()'s second part is not its principalId")
+    return problems
+
+
+# Built-in role definition ids (the same in every tenant), as `az role definition list` names
+# them: a role id in infra/ that is not one of these is a typo or a role nobody reviewed.
+BUILT_IN_ROLES = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "a4417e6f-fecd-4de8-b567-7b0420556985": "Key Vault Certificates Officer",
+    "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+}
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+def known_roles(files: list[BicepFile]) -> list[str]:
+    """Every role id in a file that assigns roles is a reviewed built-in role."""
+    problems = []
+    for file in files:
+        if not file.resources("Microsoft.Authorization/roleAssignments"):
+            continue
+        for text in _strings(file.tree.root_node):
+            if _GUID.match(text) and text.lower() not in BUILT_IN_ROLES:
+                problems.append(f"{file.name}: role {text} is not a reviewed built-in role")
     return problems
 
 
@@ -211,7 +313,11 @@ CHECKS: list[Check] = [
     required_resources,
     publishing_credentials_off,
     always_ready_http,
+    nothing_flex_refuses,
+    template_deployment_reads_the_vault,
+    vaults_are_audited,
     role_assignment_names,
+    known_roles,
     no_secrets,
 ]
 

@@ -78,6 +78,35 @@ def test_parameter_variables_do_not_read_back_an_output():
         assert output is None or output.value.text.decode() == name, output.name
 
 
+def azd_output_problems(main: BicepFile) -> list[str]:
+    """The outputs azd itself reads back into the environment, with what they must be."""
+    wanted = {"AZURE_LOCATION": "location", "AZURE_TENANT_ID": "tenant().tenantId"}
+    problems = []
+    for name, value in wanted.items():
+        output = main.outputs.get(name)
+        found = output.value.text.decode() if output is not None else None
+        if found != value:
+            problems.append(f"output {name} is {found!r}, not {value!r}")
+    return problems
+
+
+def test_azd_outputs_are_the_deployment_s_own():
+    assert azd_output_problems(MAIN) == []
+
+
+def test_a_tenant_output_from_a_parameter_is_found():
+    # The connector's Entra tenant may differ from the subscription's: azd, `az` in the hooks
+    # and the SDKs' EnvironmentCredential would then sign in to the wrong tenant.
+    source = MAIN.source.replace(
+        b"output AZURE_TENANT_ID string = tenant().tenantId",
+        b"output AZURE_TENANT_ID string = entraTenantId",
+    )
+    assert source != MAIN.source
+    assert azd_output_problems(BicepFile(MAIN.path, source)) == [
+        "output AZURE_TENANT_ID is 'entraTenantId', not 'tenant().tenantId'"
+    ]
+
+
 def test_modules_are_called_with_the_parameters_they_declare():
     for name, module in MAIN.modules.items():
         target = BicepFile(INFRA / module.type)

@@ -55,13 +55,17 @@ def test_the_fixture_problems_are_the_ones_planted():
         "storage: properties.minimumTlsVersion is 'TLS1_0'",
         "storage: properties.publicNetworkAccess is 'Enabled', not a parameter",
         "site: properties.httpsOnly is False",
-        "site: properties.siteConfig.ftpsState is 'AllAllowed'",
+        "site: properties.siteConfig.ftpsState is not for Flex Consumption (FTPS not supported",
         "site: properties.functionAppConfig.runtime.version is '3.9'",
         "site: identity.type is 'SystemAssigned'",
-        "no Microsoft.KeyVault/vaults is declared",
+        "no Microsoft.Web/serverfarms is declared",
+        "vault: properties.enableRbacAuthorization is False",
+        "vault: no diagnostic setting sends its audit log anywhere",
         "basic publishing credentials for ftp are not turned off",
         "site: alwaysReady is not the http group by parameter",
+        "insecure.bicep calls getSecret(), but no vault allows template deployment",
         "grant: name is not guid(scope, principal, role)",
+        "role b7e6dc6d-f1e8-4753-8033-0f276bb0955d is not a reviewed built-in role",
         "param clientSecret: looks secret but is not @secure()",
         "param adminPassword: a @secure() parameter has a default",
         "param signingKeyDefault: its default looks like key material",
@@ -69,3 +73,30 @@ def test_the_fixture_problems_are_the_ones_planted():
         "output adminPasswordOut: returns a @secure() parameter",
     ]:
         assert planted in problems, planted
+
+
+def replaced(path, old: bytes, new: bytes) -> list[BicepFile]:
+    """The infra files with one of them changed in memory (a fault planted in the real file)."""
+    source = path.read_bytes()
+    assert old in source, f"{old!r} is not in {path.name}"
+    return [BicepFile(path, source.replace(old, new, 1)) if f.path == path else f for f in FILES]
+
+
+def test_a_vault_closed_to_template_deployment_is_found():
+    # Without it, provisioning with SMS_EVENTS_ENABLED=true fails: Resource Manager refuses to
+    # resolve the events secret for the Event Grid subscription (main.bicep getSecret).
+    files = replaced(
+        INFRA / "app" / "keyvault.bicep",
+        b"enabledForTemplateDeployment: true",
+        b"enabledForTemplateDeployment: false",
+    )
+    assert checks.template_deployment_reads_the_vault(files) == [
+        "infra/main.bicep calls getSecret(), but no vault allows template deployment"
+    ]
+
+
+def test_a_vault_without_its_audit_log_is_found():
+    files = replaced(INFRA / "app" / "keyvault.bicep", b"categoryGroup: 'audit'", b"category: 'x'")
+    assert checks.vaults_are_audited(files) == [
+        "infra/app/keyvault.bicep vault: no diagnostic setting sends its audit log anywhere"
+    ]

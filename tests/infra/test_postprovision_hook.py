@@ -86,6 +86,18 @@ def test_creates_keys_the_app_accepts(vault):
         assert not (vault / name).exists()
 
 
+def test_names_the_graph_certificate_until_it_exists(vault):
+    done = run(vault, GRAPH_NOTIFICATION_CERTIFICATE_NAME="graph-notifications")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "certificate create --vault-name" in done.stdout
+        and "-n graph-notifications " in done.stdout
+    )
+    (vault / "graph-notifications").write_text("-----BEGIN PRIVATE KEY-----")
+    again = run(vault, GRAPH_NOTIFICATION_CERTIFICATE_NAME="graph-notifications")
+    assert "certificate create" not in again.stdout
+
+
 def test_never_replaces_a_secret(vault):
     assert run(vault).returncode == 0
     before = {p.name: p.read_text() for p in vault.iterdir()}

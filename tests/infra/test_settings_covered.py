@@ -8,11 +8,14 @@ secret) or a line to OPTIONAL_IN_AZURE below: this test names the one that is mi
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from pydantic import AliasChoices, SecretStr
 
 from lib.endpoints.secrets import SECRET_PREFIX
 from lib.settings import Settings
-from tests.infra.bicep import INFRA, BicepFile, Expr, literal
+from tests.infra.bicep import INFRA, ROOT, BicepFile, Expr, literal
 
 # Settings of the model that the Bicep leaves unset on purpose. One line each, with why.
 OPTIONAL_IN_AZURE = {
@@ -26,9 +29,6 @@ OPTIONAL_IN_AZURE = {
     "CONNECTOR_BACKGROUND_STORAGE_READ_TIMEOUT_SECONDS": "20 s suits Table Storage in Azure",
     "CONNECTOR_BACKGROUND_STORAGE_RETRIES": "3 retries suit Table Storage in Azure",
     "CONNECTOR_DEMO_VISIT_DAYS": "demo visits are for the local run only; never seeded in Azure",
-    "GRAPH_NOTIFICATION_CERTIFICATE": "the operator makes the certificate in Key Vault and "
-    "references it (docs/deploy.md); unset, meeting subscriptions are off and call records and "
-    "attendance reports still come",
     "GRAPH_RECONCILE_DELAY_SECONDS": "300 s: Graph publishes attendance reports minutes later",
     "CONNECTOR_WRITEBACK_TIMEOUT_SECONDS": "10 s per EHR call suits Epic and Oracle Health",
 }
@@ -167,3 +167,35 @@ def test_no_setting_flex_consumption_refuses():
 
 def _is_secret(annotation) -> bool:
     return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
+
+
+# infra/app/function.bicep declares the app settings as one `appsettings` resource, which
+# Resource Manager PUTs whole: a setting made by hand is deleted by the next `azd provision`.
+HAND_SET = re.compile(r"az (functionapp|webapp) config appsettings (set|delete)")
+
+
+def hand_set_settings(docs: list[Path]) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name}:{number}"
+        for path in docs
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if HAND_SET.search(line)
+    ]
+
+
+def test_no_doc_sets_an_app_setting_by_hand():
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    assert hand_set_settings(docs) == [], "give it a parameter in infra/ instead"
+
+
+def test_a_hand_set_setting_in_a_doc_is_found(tmp_path: Path):
+    doc = tmp_path / "guide.md"
+    doc.write_text("Then:\n\n    az functionapp config appsettings set -n app --settings X=1\n")
+    assert hand_set_settings([doc]) == ["guide.md:3"]
+
+
+def test_the_graph_certificate_is_a_key_vault_reference_when_named():
+    settings, _ = bicep_settings()
+    value = settings["GRAPH_NOTIFICATION_CERTIFICATE"]
+    assert isinstance(value, Expr) and value.text.startswith("keyVaultReference(")
+    assert "graphNotificationCertificateName" in value.text
