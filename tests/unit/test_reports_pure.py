@@ -24,6 +24,17 @@ from lib.web.errors import AppError
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tcmd", "'\tcmd"),
         ("\rcmd", "'\rcmd"),
+        # what a spreadsheet still runs after folding full-width forms and skipping blanks
+        (" =1+1", "' =1+1"),
+        ("\u00a0\u3000=1+1", "'\u00a0\u3000=1+1"),
+        ("\n=cmd", "'\n=cmd"),
+        ("\uff1dHYPERLINK(\"http://x\")", "'\uff1dHYPERLINK(\"http://x\")"),
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
+        ("|cmd", "'|cmd"),
+        ("\uff5ccmd", "'\uff5ccmd"),
+        ("Dr. Ada Reyes", "Dr. Ada Reyes"),
+        ("a=b", "a=b"),
         ("Cardiology", "Cardiology"),
         (-3, "-3"),  # our own numbers stay numbers
         (1.5, "1.5"),
