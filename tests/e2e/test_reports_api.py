@@ -102,6 +102,21 @@ def test_the_appointment_reference_column_is_the_admins(app, seeded):
     assert kept and all(r.startswith("Appointment/demo-") for r in kept)  # yesterday's visits
 
 
+def test_a_continuation_from_another_range_reads_nothing_outside_this_one(app, seeded):
+    """A token resuming at a seeded day, sent with a range of 2020: refused, not the seeded
+    visits in a report of 2020."""
+    from datetime import date
+
+    from lib.reports.ranges import Position
+
+    day = date.fromisoformat(seeded[0]["day"])
+    token = Position(day, EP, "00000000T000000-00000000").token()
+    params = {"endpoint": EP, "from": "2020-01-01", "to": "2020-01-31", "continuation": token}
+    answer = app.session("reader").get(app.api("reports/visits"), params=params)
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["code"] == "RPT-BAD-CONTINUATION"
+
+
 @pytest.mark.parametrize(
     ("params", "code"),
     [

@@ -52,7 +52,7 @@ def reports(
     try:
         scope = _scope(visit, query)
         token = visit.request.query.get("continuation")
-        after = Position.parse(token) if token else None
+        after = Position.parse(token, scope) if token else None
     except AppError as err:
         if err.code not in ("CFG-BAD-QUERY", "RPT-BAD-RANGE", "RPT-BAD-CONTINUATION"):
             raise
