@@ -124,6 +124,12 @@ def test_clearing_expires_the_cookie_now(cookies):
         ("//evil.example/api/portal", "/api/portal"),
         ("/api/portal//evil.example", "/api/portal"),
         ("/api/config/endpoints", "/api/portal"),
+        # dot segments: the browser resolves them, out of the portal
+        ("/api/portal/../../evil", "/api/portal"),
+        ("/api/portal/./../config/endpoints", "/api/portal"),
+        ("/api/portal/reports/..", "/api/portal"),
+        ("/api/portal/.", "/api/portal"),
+        ("/api/portal/reports/.csv", "/api/portal/reports/.csv"),  # a dot in a name is a name
         (None, "/api/portal"),
     ],
 )
