@@ -204,6 +204,21 @@ def test_admin_changes_the_poor_call_thresholds_on_the_reports_page(app, people)
         assert back.status_code == 303
 
 
+@pytest.mark.parametrize("typed", ["1_000", "\u0663\u0660", "nan", "inf", "1e309", "0x10", "30 ms"])
+def test_a_threshold_typed_as_no_plain_decimal_is_named_and_changes_nothing(app, people, typed):
+    """Python's float() reads "1_000" as 1000 and Arabic-Indic "٣٠" as 30: the form takes plain
+    decimals only, so what is saved is what the admin sees."""
+    admin = people["admin"]
+    page = admin.get("reports")
+    etag = html.unescape(ETAG.search(page.text).group(1))
+    form = {"round_trip_ms": "500", "packet_loss": "0.1", "jitter_ms": typed, "media": "audio"}
+    refused = admin.post("reports/thresholds", {**form, "etag": etag})
+    assert refused.status_code == 422, (typed, refused.status_code)
+    assert "Average jitter" in refused.text
+    assert f'name="jitter_ms" value="{html.escape(typed)}"' in refused.text  # kept to correct
+    assert app.session("reader").get(app.api("config/reports/thresholds")).json()["jitter_ms"] == 30
+
+
 def test_posts_need_the_sessions_csrf_token(app, people):
     admin = people["admin"]
     admin.get("endpoints")

@@ -96,6 +96,21 @@ def test_thresholds_change_only_with_the_admin_role_and_the_etag_and_are_audited
     assert [e["after"]["jitter_ms"] for e in audit["items"][:2]] == [body["jitter_ms"], 1]
 
 
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e309"])
+def test_a_threshold_that_is_no_finite_number_is_named_so(app, raw):
+    """Python's JSON reader takes NaN, Infinity and 1e309 (as inf): each is refused as what it
+    is, not as "less than or equal to 1" (a NaN is not more than anything)."""
+    admin, url = app.session("admin"), app.api("config/reports/thresholds")
+    etag = admin.get(url).headers["ETag"]
+    answer = admin.put(url, data=f'{{"packet_loss": {raw}}}',
+                       headers={"If-Match": etag, "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 422, answer.text[:300]
+    problem = answer.json()
+    assert problem["code"] == "REQ-VALIDATION"
+    assert problem["errors"][0]["field"] == "packet_loss"
+    assert problem["errors"][0]["type"] == "finite_number"
+
+
 def test_the_appointment_reference_column_is_the_admins(app, seeded):
     items = app.session("admin").get(app.api("reports/visits"), params=_range()).json()["items"]
     kept = [v["appointment_reference"] for v in items if v["appointment_reference"]]
