@@ -224,6 +224,8 @@ def test_posts_need_the_sessions_csrf_token(app, people):
     admin.get("endpoints")
     missing = admin.post("new-endpoint", {}, csrf="")
     assert missing.status_code == 403 and error_code(missing) == "PORTAL-CSRF"
+    typed = admin.post("new-endpoint", {}, csrf="\u00e9")  # not even ASCII
+    assert typed.status_code == 403 and error_code(typed) == "PORTAL-CSRF"
     people["reader"].get()
     theirs = admin.post("new-endpoint", {}, csrf=people["reader"].csrf)  # another session's
     assert theirs.status_code == 403 and error_code(theirs) == "PORTAL-CSRF"
