@@ -159,6 +159,17 @@ def test_report_filters_that_make_no_range_are_named_on_the_page(people):
     assert page.status_code == 422 and "RPT-BAD-RANGE" in page.text
 
 
+def test_a_next_page_link_of_another_range_is_named_on_the_page(people):
+    from datetime import date
+
+    from lib.reports.ranges import Position
+
+    token = Position(date(2026, 3, 2), "rpt-portal", "20260302T150200-vkabcdefgh").token()
+    page = people["reader"].get("reports", params={"preset": "custom", "from": "2020-01-01",
+                                                  "to": "2020-01-31", "continuation": token})
+    assert page.status_code == 422 and "RPT-BAD-CONTINUATION" in page.text
+
+
 def test_admin_changes_the_poor_call_thresholds_on_the_reports_page(app, people):
     """The same service as PUT /api/config/reports/thresholds: a typo is named and kept on the
     form, a change under an old ETag is refused with the current values shown, and a change is
