@@ -165,8 +165,8 @@ def test_a_next_page_link_of_another_range_is_named_on_the_page(people):
     from lib.reports.ranges import Position
 
     token = Position(date(2026, 3, 2), "rpt-portal", "20260302T150200-vkabcdefgh").token()
-    page = people["reader"].get("reports", params={"preset": "custom", "from": "2020-01-01",
-                                                  "to": "2020-01-31", "continuation": token})
+    other = {"preset": "custom", "from": "2020-01-01", "to": "2020-01-31"}
+    page = people["reader"].get("reports", params={**other, "continuation": token})
     assert page.status_code == 422 and "RPT-BAD-CONTINUATION" in page.text
 
 

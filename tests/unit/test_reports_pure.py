@@ -28,7 +28,7 @@ from lib.web.errors import AppError
         (" =1+1", "' =1+1"),
         ("\u00a0\u3000=1+1", "'\u00a0\u3000=1+1"),
         ("\n=cmd", "'\n=cmd"),
-        ("\uff1dHYPERLINK(\"http://x\")", "'\uff1dHYPERLINK(\"http://x\")"),
+        ('\uff1dHYPERLINK("http://x")', '\'\uff1dHYPERLINK("http://x")'),
         ("\uff0b1", "'\uff0b1"),
         ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
         ("|cmd", "'|cmd"),
