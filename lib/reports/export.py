@@ -6,7 +6,7 @@ spreadsheet could run as a formula is kept as text with a leading apostrophe (OW
 injection"): department labels, directory names and media labels come from outside. A cell runs
 when it starts with = + - @ (OWASP's list), a tab or a line break, or `|` (a DDE link's
 separator, `=cmd|' /C calc'!A0`); and it is judged as a spreadsheet may read it, after leading
-blanks (import options trim them) and with full-width forms folded (NFKC: `＝` is `=`).
+blanks (import options trim them) and with full-width forms folded (NFKC: U+FF1D is `=`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def cell(value: Any) -> str:
 
 def _runs(text: str) -> bool:
     """Whether a spreadsheet could take `text` for a formula: by its first character, or its
-    first after blanks once full-width forms are folded (NFKC: `＝` is `=`)."""
+    first after blanks once full-width forms are folded (NFKC: U+FF1D is `=`)."""
     if text.startswith(FORMULA_STARTS):
         return True
     first = text.lstrip()[:1]  # the blanks skipped, however many

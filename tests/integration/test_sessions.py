@@ -148,7 +148,7 @@ def test_a_binding_cookie_that_unquotes_to_non_ascii_is_a_mismatch_not_a_crash(s
         odd = Request("GET", "https://app/cb",
                       Headers({"cookie": name.split("=")[0] + '="\\351x"'}))  # fmt: skip
         check = binding.session if in_browser else binding.check
-        assert code(lambda: check(odd, s.state)) == "LAUNCH-BROWSER-MISMATCH"  # noqa: B023
+        assert code(lambda: check(odd, s.state)) == "LAUNCH-BROWSER-MISMATCH"
 
 
 def test_an_old_launch_session_is_expired_and_its_marker_purged(sessions, binding):
