@@ -6,7 +6,6 @@ audit) as PUT /api/config/reports/thresholds."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -113,18 +112,12 @@ def _limit_values(limits: Any) -> dict[str, str]:
     }
 
 
-# A plain decimal as a person types one. Not float()'s grammar: it also reads "1_000", "nan",
-# "inf" and other scripts' digits ("٣٠" is 30), which would save a value the form never showed.
-DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?", re.ASCII)
-
-
 def _limits_body(form: dict[str, str]) -> dict[str, Any]:
     """A ThresholdFields body from the form: numbers as numbers, text left for the model to name
     (the model is strict, so "abc" is refused as "not a number", never read as something)."""
 
     def number(name: str) -> Any:
-        text = form.get(name, "").strip()
-        return float(text) if DECIMAL.fullmatch(text) else text
+        return forms.decimal(form.get(name, ""))
 
     words = [w.strip().lower() for w in form.get("media", "").split(",") if w.strip()]
     return {"round_trip_ms": number("round_trip_ms"), "packet_loss": number("packet_loss"),
