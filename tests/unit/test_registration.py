@@ -76,6 +76,7 @@ EXPECTED = {
     "portal_writeback_failure_replay": _http("portal/writeback/{failure}/replay", "POST"),
     "portal_reports": _http("portal/reports", "GET"),
     "portal_reports_csv": _http("portal/reports/csv", "GET"),
+    "portal_reports_thresholds": _http("portal/reports/thresholds", "POST"),
     "portal_sms": _http("portal/sms", "GET"),
     "portal_sms_consent": _http("portal/sms/consent", "POST"),
     "portal_sms_orders": _http("portal/sms/orders", "POST"),
