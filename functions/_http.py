@@ -12,6 +12,7 @@ a person is waiting, so every call it makes shares that many seconds.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -87,6 +88,16 @@ def _failure(exc: Exception, request: Request, request_id: str, started: float) 
     return AppError("SRV-INTERNAL")
 
 
+# A caller's X-Request-Id is kept (a gateway's trace id: a GUID, hex, `host:counter`); anything
+# else would be echoed into every error answer and log line as sent, so it gets one of ours.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id") or ""
+    return given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+
+
 # The error page's framing origins come from storage: a short look, after the request's budget.
 FRAMING_LOOKUP = 1.5
 
@@ -119,7 +130,7 @@ def handler(
         def _run(req: func.HttpRequest) -> func.HttpResponse:
             request = to_request(req)
             as_page = pages or request.wants_html()
-            request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+            request_id = _request_id(request)
             started = time.monotonic()
             storage_down = False
             try:

@@ -44,7 +44,7 @@ def visits(call: Call) -> Response:
     scope = _scope(call)
     size = _page_size(query.get("pageSize"))
     token = query.get("continuation")
-    after = Position.parse(token) if token is not None else None
+    after = Position.parse(token, scope) if token is not None else None
     admin = call.principal.has(AppRole.ADMIN)
     reports = call.svc.reports
     if fmt == "csv":

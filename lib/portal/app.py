@@ -4,7 +4,8 @@ Order for a request to a page that needs a sign-in:
 1. the session cookie (session.py): none, expired or forged, and a GET is sent to the sign-in
    (and back afterwards); anything else gets PORTAL-SIGNED-OUT;
 2. a POST must come from our own origin (Origin / Sec-Fetch-Site, when the browser sends them)
-   and carry the session's CSRF token (PORTAL-CSRF); the portal changes nothing on a GET;
+   and carry the session's CSRF token (PORTAL-CSRF); the portal changes nothing on a GET (but
+   a number order's page, which polls the order a POST started);
 3. the page's roles (AUTH-FORBIDDEN-ROLE), on every page and every action;
 4. the page's handler, which calls the same services as the config API (lib/admin/api.py);
 5. the cookie re-sealed with the new last-seen time (the idle limit slides; the absolute one

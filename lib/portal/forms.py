@@ -7,6 +7,7 @@ one origin a line).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lib.web.errors import AppError
@@ -45,6 +46,25 @@ LABELS = {
     "jitter_ms": "Average jitter",
     "media": "Streams judged",
 }
+
+
+# Numbers as a person types them, in ASCII: not int() / float()'s grammar, which also reads
+# "1_000", "nan", "inf" and other scripts' digits ("٣٠" is 30), saving what the form never showed
+# (and str.isdigit() is true of "²", which int() then refuses).
+WHOLE = re.compile(r"[0-9]{1,9}")
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+
+def whole(text: str) -> Any:
+    """A whole number typed in a field, or the text for the (strict) model to name."""
+    text = text.strip()
+    return int(text) if WHOLE.fullmatch(text) else text
+
+
+def decimal(text: str) -> Any:
+    """A decimal number typed in a field, or the text for the (strict) model to name."""
+    text = text.strip()
+    return float(text) if DECIMAL.fullmatch(text) else text
 
 
 def lines(text: str | None) -> list[str]:

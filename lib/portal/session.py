@@ -102,7 +102,10 @@ class PortalSessions:
         return self._privacy.keyed_hash(session.sid, purpose="portal-csrf")
 
     def check_csrf(self, session: PortalSession, token: str | None) -> None:
-        if not token or not hmac.compare_digest(token, self.csrf(session)):
+        # As bytes: compare_digest refuses (TypeError) a str with non-ASCII, and the form's
+        # field is whatever was sent.
+        expected = self.csrf(session).encode()
+        if not token or not hmac.compare_digest(token.encode(), expected):
             raise AppError("PORTAL-CSRF")
 
     def read(self, request: Request, now: datetime | None = None) -> PortalSession | None:

@@ -25,12 +25,16 @@ from lib.web.urls import Urls
 KIND = "portal"
 FAILED = "PORTAL-SIGNIN-FAILED"  # what the person is told when the sign-in fails
 HOME = "/api/portal"
-# Where the sign-in may send the browser back to: a portal page of ours, nothing else.
+# Where the sign-in may send the browser back to: a portal page of ours, nothing else. No empty,
+# `.` or `..` segment: a browser resolves `/api/portal/../../x` to `/x`, out of the portal.
 NEXT = re.compile(r"^/api/portal(?:/[A-Za-z0-9._~/-]{0,200})?$")
 
 
 def safe_next(value: str | None) -> str:
-    return value if value and NEXT.fullmatch(value) and "//" not in value else HOME
+    if not value or not NEXT.fullmatch(value):
+        return HOME
+    segments = value.split("/")[1:]
+    return HOME if any(s in ("", ".", "..") for s in segments) else value
 
 
 class PortalSignIn:

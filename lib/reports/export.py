@@ -2,21 +2,24 @@
 
 Opens cleanly in a spreadsheet: UTF-8 with a byte order mark (Excel reads the encoding from it),
 CRLF line ends and RFC 4180 quoting (the csv module), ISO 8601 times. A text cell that a
-spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return) is kept as
-text with a leading apostrophe (OWASP "CSV injection"): department labels and directory names
-come from outside.
+spreadsheet could run as a formula is kept as text with a leading apostrophe (OWASP "CSV
+injection"): department labels, directory names and media labels come from outside. A cell runs
+when it starts with = + - @ (OWASP's list), a tab or a line break, or `|` (a DDE link's
+separator, `=cmd|' /C calc'!A0`); and it is judged as a spreadsheet may read it, after leading
+blanks (import options trim them) and with full-width forms folded (NFKC: U+FF1D is `=`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 BOM = "\ufeff"
 CHUNK = 32 * 1024  # bytes handed on at a time
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "|")
 COLUMNS = (
     "visit", "endpoint", "department", "day", "time_zone", "scheduled_at", "start_utc",
     "start_local", "end_utc", "duration_seconds", "organizer_oid", "organizer_name",
@@ -37,7 +40,16 @@ def cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         value = "; ".join(str(v) for v in value)
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if _runs(text) else text
+
+
+def _runs(text: str) -> bool:
+    """Whether a spreadsheet could take `text` for a formula: by its first character, or its
+    first after blanks once full-width forms are folded (NFKC: U+FF1D is `=`)."""
+    if text.startswith(FORMULA_STARTS):
+        return True
+    first = text.lstrip()[:1]  # the blanks skipped, however many
+    return unicodedata.normalize("NFKC", first).startswith(FORMULA_STARTS)
 
 
 def csv_chunks(

@@ -50,7 +50,9 @@ class Position:
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     @classmethod
-    def parse(cls, token: str) -> Position:
+    def parse(cls, token: str, scope: Range) -> Position:
+        """The position in `token`, which must lie in `scope`: the rows resume in the token's
+        partition, so a token of another report's days or endpoint would read outside this one."""
         try:
             if not re.fullmatch(CONTINUATION, token):
                 raise ValueError(token)
@@ -58,9 +60,13 @@ class Position:
             version, day, endpoint, row_key = text.split("|")
             if version != "v1" or not re.fullmatch(SLUG, endpoint) or not _ROW_KEY.match(row_key):
                 raise ValueError(text)
-            return cls(date.fromisoformat(day), endpoint, row_key)
+            found = cls(date.fromisoformat(day), endpoint, row_key)
         except (ValueError, UnicodeDecodeError, binascii.Error):
             raise AppError("RPT-BAD-CONTINUATION") from None
+        if not scope.first <= found.day <= scope.last or scope.endpoint not in (None, endpoint):
+            raise AppError("RPT-BAD-CONTINUATION", "The token is from a report of other days "
+                           "or another endpoint.")  # fmt: skip
+        return found
 
 
 def parse_range(query: Mapping[str, str], today: date) -> Range:

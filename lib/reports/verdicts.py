@@ -32,16 +32,17 @@ POOR, GOOD, UNMEASURED = "poor", "good", "unmeasured"
 
 
 class ThresholdFields(BaseModel):
-    # strict: `true` is not a threshold (lax mode would read it as 1.0); numbers stay numbers
+    # strict: `true` is not a threshold (lax mode would read it as 1.0); numbers stay numbers.
+    # Finite: the JSON reader takes NaN, Infinity and 1e309, which no comparison would name.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    packet_loss: Annotated[float, Field(ge=0, le=1)] = Field(
+    packet_loss: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         default=0.1, description="Poor above this average packet loss rate (0.1 = 10 %)."
     )
-    jitter_ms: Annotated[float, Field(ge=0, le=10_000)] = Field(
+    jitter_ms: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = Field(
         default=30.0, description="Poor above this average jitter, in milliseconds."
     )
-    round_trip_ms: Annotated[float, Field(ge=0, le=60_000)] = Field(
+    round_trip_ms: Annotated[float, Field(ge=0, le=60_000, allow_inf_nan=False)] = Field(
         default=500.0, description="Poor above this average round trip, in milliseconds."
     )
     media: Annotated[

@@ -78,7 +78,8 @@ class BrowserBinding:
     def check(self, request: Request, state: str) -> None:
         """A stored session's sign-in must come back to the browser that started it."""
         found = self._cookie(request, state)
-        if found is None or not hmac.compare_digest(found, self._value(state)):
+        # As bytes: a quoted cookie may unquote to non-ASCII, which compare_digest refuses on str.
+        if found is None or not hmac.compare_digest(found.encode(), self._value(state).encode()):
             raise AppError("LAUNCH-BROWSER-MISMATCH")
 
     def session(self, request: Request, state: str | None) -> SignInSession:

@@ -159,6 +159,17 @@ def test_report_filters_that_make_no_range_are_named_on_the_page(people):
     assert page.status_code == 422 and "RPT-BAD-RANGE" in page.text
 
 
+def test_a_next_page_link_of_another_range_is_named_on_the_page(people):
+    from datetime import date
+
+    from lib.reports.ranges import Position
+
+    token = Position(date(2026, 3, 2), "rpt-portal", "20260302T150200-vkabcdefgh").token()
+    other = {"preset": "custom", "from": "2020-01-01", "to": "2020-01-31"}
+    page = people["reader"].get("reports", params={**other, "continuation": token})
+    assert page.status_code == 422 and "RPT-BAD-CONTINUATION" in page.text
+
+
 def test_admin_changes_the_poor_call_thresholds_on_the_reports_page(app, people):
     """The same service as PUT /api/config/reports/thresholds: a typo is named and kept on the
     form, a change under an old ETag is refused with the current values shown, and a change is
@@ -204,11 +215,28 @@ def test_admin_changes_the_poor_call_thresholds_on_the_reports_page(app, people)
         assert back.status_code == 303
 
 
+@pytest.mark.parametrize("typed", ["1_000", "\u0663\u0660", "nan", "inf", "1e309", "0x10", "30 ms"])
+def test_a_threshold_typed_as_no_plain_decimal_is_named_and_changes_nothing(app, people, typed):
+    """Python's float() reads "1_000" as 1000 and Arabic-Indic "٣٠" as 30: the form takes plain
+    decimals only, so what is saved is what the admin sees."""
+    admin = people["admin"]
+    page = admin.get("reports")
+    etag = html.unescape(ETAG.search(page.text).group(1))
+    form = {"round_trip_ms": "500", "packet_loss": "0.1", "jitter_ms": typed, "media": "audio"}
+    refused = admin.post("reports/thresholds", {**form, "etag": etag})
+    assert refused.status_code == 422, (typed, refused.status_code)
+    assert "Average jitter" in refused.text
+    assert f'name="jitter_ms" value="{html.escape(typed)}"' in refused.text  # kept to correct
+    assert app.session("reader").get(app.api("config/reports/thresholds")).json()["jitter_ms"] == 30
+
+
 def test_posts_need_the_sessions_csrf_token(app, people):
     admin = people["admin"]
     admin.get("endpoints")
     missing = admin.post("new-endpoint", {}, csrf="")
     assert missing.status_code == 403 and error_code(missing) == "PORTAL-CSRF"
+    typed = admin.post("new-endpoint", {}, csrf="\u00e9")  # not even ASCII
+    assert typed.status_code == 403 and error_code(typed) == "PORTAL-CSRF"
     people["reader"].get()
     theirs = admin.post("new-endpoint", {}, csrf=people["reader"].csrf)  # another session's
     assert theirs.status_code == 403 and error_code(theirs) == "PORTAL-CSRF"

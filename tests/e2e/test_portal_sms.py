@@ -70,6 +70,16 @@ def test_consent_order_link_settings_and_certificate(app, admin):
     assert bad.status_code == 422, bad.status_code
     assert "<strong>Clinic time zone</strong>" in bad.text, bad.text.split("problems")[-1][:600]
     assert 'value="Portal Clinic"' in bad.text  # what was typed stays
+    # str.isdigit() is true of "²" (int() then raised: a 500) and of Arabic-Indic "٣٠" (int()
+    # read 30): whole numbers are ASCII digits, anything else is named
+    for name, typed, label in (
+        ("join_before", "\u00b2", "Join link: minutes before"),
+        ("join_after", "\u0663\u0660", "Join link: minutes after"),
+        ("reminder_offsets_minutes", "1440, \u0663\u0660", "Reminders"),
+    ):
+        odd = admin.post(f"sms/endpoints/{endpoint}", {**fields, name: typed})
+        assert odd.status_code == 422, (name, odd.status_code)
+        assert f"<strong>{label}" in odd.text, (name, odd.text.split("problems")[-1][:600])
     saved = admin.post(f"sms/endpoints/{endpoint}", fields)
     assert saved.status_code == 303, saved.text
     api = app.session("admin").get(app.api(f"config/sms/endpoints/{endpoint}")).json()

@@ -96,10 +96,40 @@ def test_thresholds_change_only_with_the_admin_role_and_the_etag_and_are_audited
     assert [e["after"]["jitter_ms"] for e in audit["items"][:2]] == [body["jitter_ms"], 1]
 
 
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e309"])
+def test_a_threshold_that_is_no_finite_number_is_named_so(app, raw):
+    """Python's JSON reader takes NaN, Infinity and 1e309 (as inf): each is refused as what it
+    is, not as "less than or equal to 1" (a NaN is not more than anything)."""
+    admin, url = app.session("admin"), app.api("config/reports/thresholds")
+    etag = admin.get(url).headers["ETag"]
+    answer = admin.put(url, data=f'{{"packet_loss": {raw}}}',
+                       headers={"If-Match": etag, "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 422, answer.text[:300]
+    problem = answer.json()
+    assert problem["code"] == "REQ-VALIDATION"
+    assert problem["errors"][0]["field"] == "packet_loss"
+    assert problem["errors"][0]["type"] == "finite_number"
+
+
 def test_the_appointment_reference_column_is_the_admins(app, seeded):
     items = app.session("admin").get(app.api("reports/visits"), params=_range()).json()["items"]
     kept = [v["appointment_reference"] for v in items if v["appointment_reference"]]
     assert kept and all(r.startswith("Appointment/demo-") for r in kept)  # yesterday's visits
+
+
+def test_a_continuation_from_another_range_reads_nothing_outside_this_one(app, seeded):
+    """A token resuming at a seeded day, sent with a range of 2020: refused, not the seeded
+    visits in a report of 2020."""
+    from datetime import date
+
+    from lib.reports.ranges import Position
+
+    day = date.fromisoformat(seeded[0]["day"])
+    token = Position(day, EP, "00000000T000000-00000000").token()
+    params = {"endpoint": EP, "from": "2020-01-01", "to": "2020-01-31", "continuation": token}
+    answer = app.session("reader").get(app.api("reports/visits"), params=params)
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["code"] == "RPT-BAD-CONTINUATION"
 
 
 @pytest.mark.parametrize(

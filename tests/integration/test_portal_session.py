@@ -104,7 +104,9 @@ def test_a_cookie_sealed_by_another_deployment_is_no_session(cookies, store):
 def test_csrf_token_belongs_to_one_session(cookies):
     one, two = cookies.new(ADMIN, T0), cookies.new(ADMIN, T0)
     cookies.check_csrf(one, cookies.csrf(one))
-    for wrong in (None, "", cookies.csrf(two)):
+    # a form field is any text: non-ASCII is refused like any other wrong token (hmac's str
+    # comparison raises on it, which was a 500)
+    for wrong in (None, "", cookies.csrf(two), "\u00e9", cookies.csrf(one)[:-1] + "\u0663"):
         with pytest.raises(AppError) as err:
             cookies.check_csrf(one, wrong)
         assert err.value.code == "PORTAL-CSRF"
@@ -124,6 +126,12 @@ def test_clearing_expires_the_cookie_now(cookies):
         ("//evil.example/api/portal", "/api/portal"),
         ("/api/portal//evil.example", "/api/portal"),
         ("/api/config/endpoints", "/api/portal"),
+        # dot segments: the browser resolves them, out of the portal
+        ("/api/portal/../../evil", "/api/portal"),
+        ("/api/portal/./../config/endpoints", "/api/portal"),
+        ("/api/portal/reports/..", "/api/portal"),
+        ("/api/portal/.", "/api/portal"),
+        ("/api/portal/reports/.csv", "/api/portal/reports/.csv"),  # a dot in a name is a name
         (None, "/api/portal"),
     ],
 )

@@ -261,7 +261,7 @@ def test_pages_follow_each_other_without_gaps_or_repeats(world):
         pages += 1
         if nxt is None:
             break
-        after = Position.parse(nxt.token())
+        after = Position.parse(nxt.token(), MARCH)
     everything = [r.visit_key for r in world.rows.rows(MARCH)]
     assert seen == everything and len(seen) == len(set(seen)) and pages >= 3
     # one endpoint (its day partitions) and every endpoint (one range) read the same rows here
@@ -273,7 +273,7 @@ def test_pages_follow_each_other_without_gaps_or_repeats(world):
         seen += [r.visit_key for r in found]
         if nxt is None:
             break
-        after = Position.parse(nxt.token())
+        after = Position.parse(nxt.token(), one)
     assert seen == everything
 
 

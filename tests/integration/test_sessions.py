@@ -139,6 +139,18 @@ def test_a_launch_cookie_from_another_state_or_tampered_is_refused(sessions, bin
     )
 
 
+def test_a_binding_cookie_that_unquotes_to_non_ascii_is_a_mismatch_not_a_crash(sessions, binding):
+    """A quoted cookie value may carry octal escapes ("\\351" is é); comparing such a str with
+    hmac raised TypeError (a 500) instead of naming the mismatch."""
+    for in_browser in (False, True):  # the stored sessions (the portal's) and the launch's
+        s = sessions.start("portal", redirect_uri="http://x/cb", in_browser=in_browser)
+        name = binding.bind(Response.redirect("https://ehr/a"), s).headers["Set-Cookie"]
+        odd = Request("GET", "https://app/cb",
+                      Headers({"cookie": name.split("=")[0] + '="\\351x"'}))  # fmt: skip
+        check = binding.session if in_browser else binding.check
+        assert code(lambda: check(odd, s.state)) == "LAUNCH-BROWSER-MISMATCH"
+
+
 def test_an_old_launch_session_is_expired_and_its_marker_purged(sessions, binding):
     old = sessions.start(
         "provider", redirect_uri="http://x/cb", in_browser=True,

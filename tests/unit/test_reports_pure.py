@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from lib.reports.export import COLUMNS, cell, csv_chunks
-from lib.reports.ranges import Position, parse_range
+from lib.reports.ranges import Position, Range, parse_range
 from lib.reports.rows import Stream, VisitReport
 from lib.reports.verdicts import GOOD, POOR, UNMEASURED, ThresholdFields, judge, reasons
 from lib.web.errors import AppError
@@ -24,6 +24,17 @@ from lib.web.errors import AppError
         ("@SUM(A1)", "'@SUM(A1)"),
         ("\tcmd", "'\tcmd"),
         ("\rcmd", "'\rcmd"),
+        # what a spreadsheet still runs after folding full-width forms and skipping blanks
+        (" =1+1", "' =1+1"),
+        ("\u00a0\u3000=1+1", "'\u00a0\u3000=1+1"),
+        ("\n=cmd", "'\n=cmd"),
+        ('\uff1dHYPERLINK("http://x")', '\'\uff1dHYPERLINK("http://x")'),
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
+        ("|cmd", "'|cmd"),
+        ("\uff5ccmd", "'\uff5ccmd"),
+        ("Dr. Ada Reyes", "Dr. Ada Reyes"),
+        ("a=b", "a=b"),
         ("Cardiology", "Cardiology"),
         (-3, "-3"),  # our own numbers stay numbers
         (1.5, "1.5"),
@@ -125,10 +136,31 @@ def test_presets_end_today_and_ranges_are_checked():
             parse_range(bad, TODAY)
 
 
+MARCH = Range(date(2026, 3, 1), date(2026, 3, 31))
+
+
 def test_a_continuation_token_round_trips_and_a_forged_one_is_refused():
     where = Position(date(2026, 3, 2), "clinic-a", "20260302T150200-vkabcdefgh")
-    assert Position.parse(where.token()) == where
+    assert Position.parse(where.token(), MARCH) == where
     for forged in ("nonsense!", "djF8MjAyNi0wMy0wMnxjbGluaWMtYXw", where.token()[:-4] + "AAAA"):
         with pytest.raises(AppError) as err:
-            Position.parse(forged)
+            Position.parse(forged, MARCH)
         assert err.value.code == "RPT-BAD-CONTINUATION"
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        Range(date(2026, 4, 1), date(2026, 4, 30)),  # a later range: it would resume in March
+        Range(date(2026, 2, 1), date(2026, 2, 28)),  # an earlier one
+        Range(date(2026, 3, 3), date(2026, 3, 31)),  # its day is just before this range
+        Range(MARCH.first, MARCH.last, "clinic-b"),  # another endpoint's report
+    ],
+)
+def test_a_token_of_another_report_is_refused(scope):
+    """A token names the partition it resumes in; from another report's range or endpoint it
+    would read rows outside this one (days the reader did not ask for)."""
+    token = Position(date(2026, 3, 2), "clinic-a", "20260302T150200-vkabcdefgh").token()
+    with pytest.raises(AppError) as err:
+        Position.parse(token, scope)
+    assert err.value.code == "RPT-BAD-CONTINUATION"

@@ -52,7 +52,7 @@ def reports(
     try:
         scope = _scope(visit, query)
         token = visit.request.query.get("continuation")
-        after = Position.parse(token) if token else None
+        after = Position.parse(token, scope) if token else None
     except AppError as err:
         if err.code not in ("CFG-BAD-QUERY", "RPT-BAD-RANGE", "RPT-BAD-CONTINUATION"):
             raise
@@ -117,11 +117,7 @@ def _limits_body(form: dict[str, str]) -> dict[str, Any]:
     (the model is strict, so "abc" is refused as "not a number", never read as something)."""
 
     def number(name: str) -> Any:
-        text = form.get(name, "").strip()
-        try:
-            return float(text)
-        except ValueError:
-            return text
+        return forms.decimal(form.get(name, ""))
 
     words = [w.strip().lower() for w in form.get("media", "").split(",") if w.strip()]
     return {"round_trip_ms": number("round_trip_ms"), "packet_loss": number("packet_loss"),

@@ -131,13 +131,11 @@ def _values(settings: Any) -> dict[str, str]:
 def _settings_body(form: dict[str, str]) -> dict[str, Any]:
     """A SmsSettingsUpdate body from the form (every field: the page shows them all)."""
 
-    def whole(text: str) -> Any:  # the model names what is not a whole number
-        return int(text) if text.strip().isdigit() else text.strip()
-
     def number(name: str) -> Any:
-        return whole(form.get(name, ""))
+        return forms.whole(form.get(name, ""))
 
-    offsets = [whole(p) for p in form.get("reminder_offsets_minutes", "").split(",") if p.strip()]
+    typed = form.get("reminder_offsets_minutes", "").split(",")
+    offsets = [forms.whole(p) for p in typed if p.strip()]
     return {
         "enabled": form.get("enabled") == "on",
         "organization_name": form.get("organization_name", "").strip() or None,
