@@ -45,6 +45,7 @@ from lib.net.guard import (
 )
 from lib.net.retry import EHR_RETRIES, RetryPolicy
 from lib.web.errors import AppError
+from lib.web.http import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -358,8 +359,8 @@ class OutboundHttp:
     def _read_capped(self, raw: Any, cap: int, deadline: Deadline, host: str) -> bytes:
         import requests
 
-        declared = raw.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
+        declared = whole_number(raw.headers.get("Content-Length"), 18)
+        if declared is not None and declared > cap:
             raise AppError("DISC-TOO-LARGE", f"{host} sent more than {cap} bytes")
         chunks: list[bytes] = []
         size = 0

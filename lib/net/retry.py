@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
+from lib.web.http import whole_number
+
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
     """Parse Retry-After: delta-seconds or an HTTP date; None when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if (seconds := whole_number(value)) is not None:
+        return float(seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

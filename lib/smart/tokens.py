@@ -8,6 +8,7 @@ a failure says the OAuth `error` code and the HTTP status, nothing the server wr
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lib.net.http import NotServing
 from lib.smart import scopes as scope_tools
 from lib.web.errors import AppError
+from lib.web.http import whole_number
 
 if TYPE_CHECKING:
     from lib.net.http import HttpResponse, OutboundHttp
@@ -75,11 +77,11 @@ class TokenResponse(BaseModel):
     def _lenient_int(cls, value: Any) -> int | None:
         if isinstance(value, bool):
             return None
-        if isinstance(value, int | float):
-            return int(value)
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
-        return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):  # JSON as Python reads it: Infinity and NaN included
+            return int(value) if math.isfinite(value) else None
+        return whole_number(value) if isinstance(value, str) else None
 
     @field_validator(*_STRING_FIELDS, mode="before")
     @classmethod

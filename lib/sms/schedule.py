@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lib.web.errors import AppError
+from lib.web.http import whole_number
 
 PHONE_EXTENSION = "https://evc-connector.org/fhir/StructureDefinition/sms-phone"
 HL7_EVENTS = {
@@ -83,12 +84,10 @@ def _siu(message: Any, event: str, zone: ZoneInfo) -> ScheduleMessage:
     start = _hl7_time(start_text, zone) if start_text else None
     duration = (_field(ais, 6) if ais else "") or _field(sch, 9)
     units = ((_field(ais, 7) if ais else "") or _field(sch, 10) or "min").lower()
-    end = None
-    if start and duration.isdigit():
-        end = (
-            start + timedelta(hours=int(duration))
-            if units.startswith("h")
-            else (start + timedelta(minutes=int(duration)))
+    end, length = None, whole_number(duration, 6)  # a visit of up to 999,999 units
+    if start and length is not None:
+        end = start + (
+            timedelta(hours=length) if units.startswith("h") else timedelta(minutes=length)
         )
     pid = _segment(message, "PID", required=False)
     phones = _xtn_phones(pid) if pid else ()

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lib.web.http import whole_number
+
 TIMEOUTS = {"connection_timeout": 5, "read_timeout": 15, "retry_total": 0}  # retries are ours
 BLOCKED = "blocked for given recipient"
 
@@ -80,7 +82,7 @@ class SmsSender:
 
 def _retry_after(exc: Any) -> int | None:
     value = exc.response.headers.get("Retry-After") if exc.response is not None else None
-    return int(value) if value and value.isdigit() else None
+    return whole_number(value)
 
 
 def _message(exc: Any) -> str:

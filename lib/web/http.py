@@ -17,6 +17,18 @@ MAX_JSON_DEPTH = 32
 MAX_JSON_BODY = 64 * 1024  # configuration documents are small; anything larger is a mistake
 
 
+def whole_number(text: str | None, most_digits: int = 9) -> int | None:
+    """A whole number someone else sent (a header, an HL7 field, a token response), or None.
+
+    ASCII digits only: `str.isdigit()` also takes '²' and '٣', which `int()` then refuses (a
+    500) or reads as 3; and at most `most_digits` of them, so no caller meets a 10,000-digit int.
+    """
+    text = (text or "").strip()
+    if not text or len(text) > most_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 class Headers(dict):
     """Case-insensitive header map (keys stored lower-case)."""
 

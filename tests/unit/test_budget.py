@@ -98,3 +98,11 @@ def test_the_storage_hook_cuts_each_try_to_the_budget():
         time.sleep(0.02)
         with pytest.raises(StorageUnavailable):
             hook(request_with())
+
+
+@pytest.mark.parametrize("sent", ["²", "٣", "9" * 40, "-1", "1.5"])
+def test_a_retry_after_that_is_no_plain_number_or_date_is_none(sent):
+    from lib.net.retry import retry_after_seconds
+
+    assert retry_after_seconds(sent) is None
+    assert retry_after_seconds(" 7 ") == 7.0

@@ -45,6 +45,20 @@ def test_an_siu_is_read_in_the_clinics_zone_with_mllp_framing():
     assert message.control_id == "MSG1"
 
 
+@pytest.mark.parametrize("length", ["²", "٤٥", "9" * 40, "-5", "45.5", ""])
+def test_a_length_that_is_no_plain_number_leaves_the_end_open(length):
+    """'²' and '٤٥' pass str.isdigit(), and int() then refused one and read the other: the
+    intake answered 500 or invented an end. An unreadable length is no length."""
+    message = siu().replace(b"|45|min", f"|{length}|min".encode())
+    _, read = schedule.read_hl7(message, CHICAGO)
+    assert read.start is not None and read.end is None
+
+
+def test_a_length_in_hours():
+    _, read = schedule.read_hl7(siu().replace(b"|45|min", b"|2|h"), CHICAGO)
+    assert read.end - read.start == dt.timedelta(hours=2)
+
+
 @pytest.mark.parametrize(
     ("local", "utc_hour"),
     [
