@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from lib.web.errors import AppError
+from lib.web.http import whole_number
 
 # What a model's field path is called on the form.
 LABELS = {
@@ -51,14 +52,13 @@ LABELS = {
 # Numbers as a person types them, in ASCII: not int() / float()'s grammar, which also reads
 # "1_000", "nan", "inf" and other scripts' digits ("٣٠" is 30), saving what the form never showed
 # (and str.isdigit() is true of "²", which int() then refuses).
-WHOLE = re.compile(r"[0-9]{1,9}")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def whole(text: str) -> Any:
     """A whole number typed in a field, or the text for the (strict) model to name."""
-    text = text.strip()
-    return int(text) if WHOLE.fullmatch(text) else text
+    found = whole_number(text)
+    return found if found is not None else text.strip()
 
 
 def decimal(text: str) -> Any:

@@ -99,17 +99,9 @@ def download(visit: Visit) -> Response:
 
 
 def _limit_values(limits: Any) -> dict[str, str]:
-    """The thresholds as the form's fields (whole numbers without a trailing .0)."""
-
-    def shown(value: float) -> str:
-        return f"{value:g}"
-
-    return {
-        "round_trip_ms": shown(limits.round_trip_ms),
-        "packet_loss": shown(limits.packet_loss),
-        "jitter_ms": shown(limits.jitter_ms),
-        "media": ", ".join(limits.media),
-    }
+    """The thresholds as the form's fields (`:g`: whole numbers without a trailing .0)."""
+    numbers = {k: f"{getattr(limits, k):g}" for k in ("round_trip_ms", "packet_loss", "jitter_ms")}
+    return {**numbers, "media": ", ".join(limits.media)}
 
 
 def _limits_body(form: dict[str, str]) -> dict[str, Any]:
